@@ -1,0 +1,706 @@
+/* postgate-po.c - the reference legacy postoffice, as a command.
+ *
+ * Owns: the command line of postgate-po (docs/postgate-po.1) and the text it
+ * prints.  The postoffice itself lives in po_store.c, the bundle format in
+ * bundle.c.  Exit codes come from sysexits.h.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sysexits.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+
+#include "address.h"
+#include "bundle.h"
+#include "codepage.h"
+#include "keyfile.h"
+#include "pg_log.h"
+#include "po_store.h"
+
+static const char usage_text[] =
+    "usage: postgate-po -d DIR COMMAND [OPTIONS]\n"
+    "       postgate-po dump BUNDLE [--key-file F]\n"
+    "\n"
+    "commands:\n"
+    "  init --net NET --po PO --codepage CP --key-file F [--gateway NET/PO]\n"
+    "  adduser MAILBOX --name \"Full Name\"\n"
+    "  deluser MAILBOX\n"
+    "  users\n"
+    "  send --from MAILBOX --to ADDR[,ADDR] [--cc ADDR,...] --subject S\n"
+    "       [--body-file F] [--attach F]... [--receipt]\n"
+    "  deliver [--ignore-responsibility]\n"
+    "  list\n"
+    "  show MAILBOX [--extract DIR]\n"
+    "  status\n"
+    "  dump BUNDLE [--key-file F]\n"
+    "\n"
+    "ADDR is NET/PO/MAILBOX or SMTP:user@domain.  See postgate-po(1).\n";
+
+static int
+usage(const char *why)
+{
+	if (why)
+		fprintf(stderr, "postgate-po: %s\n", why);
+	fputs(usage_text, stderr);
+	return EX_USAGE;
+}
+
+static int
+exit_code(const GError *e)
+{
+	if (e->domain == PO_ERROR) {
+		switch (e->code) {
+		case PO_ERROR_USAGE: return EX_USAGE;
+		case PO_ERROR_NOUSER: return EX_NOUSER;
+		case PO_ERROR_STATE: return EX_NOINPUT;
+		case PO_ERROR_DATA: return EX_DATAERR;
+		default: return EX_IOERR;
+		}
+	}
+	if (e->domain == ADDR_ERROR || e->domain == MSG_ERROR || e->domain == G_CONVERT_ERROR)
+		return EX_DATAERR;
+	if (e->domain == KEYFILE_ERROR)
+		return e->code == KEYFILE_ERROR_CREATE ? EX_CANTCREAT : EX_NOINPUT;
+	if (e->domain == BUNDLE_ERROR)
+		return e->code == BUNDLE_ERROR_IO ? EX_NOINPUT : EX_DATAERR;
+	return EX_SOFTWARE;
+}
+
+static int
+fail(GError *e)
+{
+	int code = exit_code(e);
+
+	fprintf(stderr, "postgate-po: %s\n", e->message);
+	g_error_free(e);
+	return code;
+}
+
+/* Parse the options of one command; leaves positional arguments in argv.
+ * Every text argument is taken as UTF-8 whatever the locale (SPEC 4), so
+ * options are read as bytes (G_OPTION_ARG_FILENAME) and checked here. */
+static gboolean
+parse_options(const char *command, GOptionEntry *entries, int *argc, char ***argv)
+{
+	char *param = g_strdup_printf("%s", command);
+	GOptionContext *ctx = g_option_context_new(param);
+	GError *e = NULL;
+	gboolean ok;
+
+	g_option_context_add_main_entries(ctx, entries, NULL);
+	g_option_context_set_help_enabled(ctx, TRUE);
+	ok = g_option_context_parse(ctx, argc, argv, &e);
+	for (int i = 0; ok && i < *argc; i++)
+		if (!g_utf8_validate((*argv)[i], -1, NULL))
+			g_set_error(&e, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+			    "argument %d is not UTF-8", i);
+	ok = ok && !e;
+	if (!ok) {
+		fprintf(stderr, "postgate-po %s: %s\n", command, e->message);
+		g_error_free(e);
+	}
+	g_option_context_free(ctx);
+	g_free(param);
+	return ok;
+}
+
+static char *
+to_utf8(const char *codepage, const char *text)
+{
+	char *u = cp_to_utf8(codepage, text, strlen(text), NULL);
+	return u ? u : g_strdup("?");
+}
+
+/* ---- commands ------------------------------------------------------------ */
+
+static int
+cmd_init(const char *dir, int argc, char **argv)
+{
+	char *net = NULL, *po = NULL, *cp = NULL, *key = NULL, *gw = NULL;
+	GOptionEntry entries[] = {
+		{ "net", 0, 0, G_OPTION_ARG_FILENAME, &net, "network name", "NET" },
+		{ "po", 0, 0, G_OPTION_ARG_FILENAME, &po, "postoffice name", "PO" },
+		{ "codepage", 0, 0, G_OPTION_ARG_FILENAME, &cp, "codepage of the users' text", "CP" },
+		{ "key-file", 0, 0, G_OPTION_ARG_FILENAME, &key, "bundle key (created if missing)", "F" },
+		{ "gateway", 0, 0, G_OPTION_ARG_FILENAME, &gw, "gateway postoffice (default NET/GW)", "NET/PO" },
+		{ NULL },
+	};
+	GError *e = NULL;
+	int rc = EX_OK;
+
+	if (!parse_options("init", entries, &argc, &argv))
+		return EX_USAGE;
+	if (!net || !po || !cp || !key || argc != 1)
+		rc = usage("init needs --net, --po, --codepage and --key-file");
+	else if (!po_init(dir, net, po, cp, key, gw, &e))
+		rc = fail(e);
+	else {
+		char *n = g_ascii_strup(net, -1), *p = g_ascii_strup(po, -1);
+		printf("initialised postoffice %s/%s in %s\n", n, p, dir);
+		g_free(n);
+		g_free(p);
+	}
+	g_free(net);
+	g_free(po);
+	g_free(cp);
+	g_free(key);
+	g_free(gw);
+	return rc;
+}
+
+static int
+cmd_adduser(PoStore *s, int argc, char **argv)
+{
+	char *name = NULL;
+	GOptionEntry entries[] = {
+		{ "name", 0, 0, G_OPTION_ARG_FILENAME, &name, "full name", "NAME" },
+		{ NULL },
+	};
+	GError *e = NULL;
+	int rc = EX_OK;
+
+	if (!parse_options("adduser MAILBOX", entries, &argc, &argv))
+		return EX_USAGE;
+	if (argc != 2 || !name)
+		rc = usage("adduser needs MAILBOX and --name");
+	else if (!po_user_add(s, argv[1], name, &e))
+		rc = fail(e);
+	g_free(name);
+	return rc;
+}
+
+static int
+cmd_deluser(PoStore *s, int argc, char **argv)
+{
+	GError *e = NULL;
+
+	if (argc != 2)
+		return usage("deluser needs MAILBOX");
+	return po_user_del(s, argv[1], &e) ? EX_OK : fail(e);
+}
+
+static int
+cmd_users(PoStore *s)
+{
+	GError *e = NULL;
+	GPtrArray *u = po_users(s, &e);
+
+	if (!u)
+		return fail(e);
+	for (guint i = 0; i < u->len; i++) {
+		PoUser *x = u->pdata[i];
+		printf("%s/%s %s\n", po_name(s), x->mailbox, x->name);
+	}
+	g_ptr_array_unref(u);
+	return EX_OK;
+}
+
+static int
+cmd_list(PoStore *s)
+{
+	GError *e = NULL;
+	GPtrArray *a = po_mailbox_counts(s, &e);
+
+	if (!a)
+		return fail(e);
+	for (guint i = 0; i < a->len; i++)
+		printf("%s\n", (char *)a->pdata[i]);
+	g_ptr_array_unref(a);
+	return EX_OK;
+}
+
+/* Add each comma-separated address in list as a To/Cc party and recipient. */
+static gboolean
+add_addresses(PoStore *s, LegacyMessage *m, GPtrArray *display, const char *list,
+    GError **error)
+{
+	char **parts = g_strsplit(list, ",", -1);
+	char net[ADDR_PART_MAX + 1], po[ADDR_PART_MAX + 1];
+	gboolean ok = TRUE;
+
+	addr_parse_po(po_name(s), strlen(po_name(s)), net, po, NULL);
+	for (char **p = parts; ok && *p; p++) {
+		PgAddr a;
+		char *canon, *name = NULL, *lname;
+		if (!addr_parse(*p, strlen(*p), &a, error)) {
+			ok = FALSE;
+			break;
+		}
+		canon = addr_format(&a);
+		if (addr_same_po(&a, net, po))
+			name = po_user_name(s, a.mailbox);
+		lname = cp_from_utf8(po_codepage(s), name ? name : "", name ? strlen(name) : 0,
+		    NULL, NULL);
+		msg_add_party(display, canon, lname ? lname : "");
+		/* One envelope recipient per address, however often it is listed. */
+		gboolean dup = FALSE;
+		for (guint i = 0; i < m->recipients->len; i++)
+			dup |= strcmp(((MsgRecipient *)m->recipients->pdata[i])->addr, canon) == 0;
+		if (!dup)
+			msg_add_recipient(m, canon, lname ? lname : "", TRUE);
+		g_free(canon);
+		g_free(name);
+		g_free(lname);
+	}
+	g_strfreev(parts);
+	return ok;
+}
+
+static int
+cmd_send(PoStore *s, int argc, char **argv)
+{
+	char *from = NULL, *to = NULL, *cc = NULL, *subject = NULL, *body_file = NULL;
+	char **attach = NULL;
+	gboolean receipt = FALSE;
+	GOptionEntry entries[] = {
+		{ "from", 0, 0, G_OPTION_ARG_FILENAME, &from, "sending mailbox", "MAILBOX" },
+		{ "to", 0, 0, G_OPTION_ARG_FILENAME, &to, "recipients", "ADDR[,ADDR]" },
+		{ "cc", 0, 0, G_OPTION_ARG_FILENAME, &cc, "copy recipients", "ADDR[,ADDR]" },
+		{ "subject", 0, 0, G_OPTION_ARG_FILENAME, &subject, "subject (UTF-8)", "S" },
+		{ "body-file", 0, 0, G_OPTION_ARG_FILENAME, &body_file, "body text (UTF-8)", "F" },
+		{ "attach", 0, 0, G_OPTION_ARG_FILENAME_ARRAY, &attach, "attach a file", "F" },
+		{ "receipt", 0, 0, G_OPTION_ARG_NONE, &receipt, "ask for delivery receipts", NULL },
+		{ NULL },
+	};
+	LegacyMessage *m = NULL;
+	GError *e = NULL;
+	char mb[ADDR_PART_MAX + 1], *fname = NULL, *bundle = NULL;
+	char *text = NULL;
+	gsize tlen = 0;
+	size_t clen = 0;
+	int rc = EX_OK;
+	gint64 now = g_get_real_time() / G_USEC_PER_SEC;
+
+	if (!parse_options("send", entries, &argc, &argv))
+		return EX_USAGE;
+	if (!from || !to || !subject || argc != 1) {
+		rc = usage("send needs --from, --to and --subject");
+		goto out;
+	}
+	m = msg_new();
+	if (!addr_parse_part(from, strlen(from), "mailbox", mb, &e))
+		goto error;
+	fname = po_user_name(s, mb);
+	if (!fname) {
+		g_set_error(&e, PO_ERROR, PO_ERROR_NOUSER, "no mailbox %s at %s", mb, po_name(s));
+		goto error;
+	}
+	m->id = msg_new_id(po_name(s));
+	m->submit_time = m->date = now;
+	m->requests = receipt ? MSG_REQ_RECEIPT : 0;
+	m->originator.addr = g_strdup_printf("%s/%s", po_name(s), mb);
+	m->originator.name = cp_from_utf8(po_codepage(s), fname, strlen(fname), NULL, NULL);
+	if (!m->originator.name)
+		m->originator.name = g_strdup("");
+	m->from.addr = g_strdup(m->originator.addr);
+	m->from.name = g_strdup(m->originator.name);
+	m->codepage = g_strdup(po_codepage(s));
+	msg_add_hop(m, po_name(s), now);
+	if (!add_addresses(s, m, m->to, to, &e) || (cc && !add_addresses(s, m, m->cc, cc, &e)))
+		goto error;
+	m->subject = cp_from_utf8(po_codepage(s), subject, strlen(subject), &clen, &e);
+	if (!m->subject)
+		goto error;
+	if (body_file) {
+		if (!g_file_get_contents(body_file, &text, &tlen, &e))
+			goto error;
+		char *cp = cp_from_utf8(po_codepage(s), text, tlen, &clen, &e);
+		if (!cp) {
+			g_prefix_error(&e, "%s: ", body_file);
+			goto error;
+		}
+		m->body = g_bytes_new_take(cp, clen);
+	} else {
+		m->body = g_bytes_new("", 0);
+	}
+	for (char **a = attach; a && *a; a++) {
+		char *data = NULL, *base = g_path_get_basename(*a), *lbase;
+		gsize n = 0;
+		GBytes *bytes;
+		if (!g_file_get_contents(*a, &data, &n, &e)) {
+			g_free(base);
+			goto error;
+		}
+		lbase = cp_from_utf8(po_codepage(s), base, strlen(base), NULL, NULL);
+		bytes = g_bytes_new_take(data, n);
+		msg_add_attachment(m, lbase ? lbase : base, bytes);
+		g_bytes_unref(bytes);
+		g_free(lbase);
+		g_free(base);
+	}
+	if (!po_send(s, m, &bundle, &e))
+		goto error;
+	printf("sent %s%s%s\n", m->id, bundle ? "; bundle for the gateway: out/" : "",
+	    bundle ? bundle : "");
+	goto out;
+error:
+	rc = fail(e);
+out:
+	msg_free(m);
+	g_free(from);
+	g_free(to);
+	g_free(cc);
+	g_free(subject);
+	g_free(body_file);
+	g_strfreev(attach);
+	g_free(fname);
+	g_free(bundle);
+	g_free(text);
+	return rc;
+}
+
+static int
+cmd_deliver(PoStore *s, int argc, char **argv)
+{
+	gboolean ignore = FALSE;
+	GOptionEntry entries[] = {
+		{ "ignore-responsibility", 0, 0, G_OPTION_ARG_NONE, &ignore,
+		  "deliver to every local name, like an old postoffice (tests only)", NULL },
+		{ NULL },
+	};
+	PoDeliverStats st;
+	GError *e = NULL;
+
+	if (!parse_options("deliver", entries, &argc, &argv))
+		return EX_USAGE;
+	if (argc != 1)
+		return usage("deliver takes no arguments");
+	if (!po_deliver(s, ignore, &st, &e))
+		return fail(e);
+	printf("deliver: %u bundles applied, %u duplicates dropped, %u refused (in bad/), "
+	    "%u mailbox copies, %u reports\n", st.bundles_applied, st.bundles_duplicate,
+	    st.bundles_refused, st.messages_delivered, st.reports_made);
+	return st.bundles_refused > 0 ? EX_DATAERR : EX_OK;
+}
+
+static void
+print_party(const char *label, const char *codepage, const MsgParty *p)
+{
+	char *name = to_utf8(codepage, p->name);
+
+	if (*name)
+		printf("%-12s %s <%s>\n", label, name, p->addr);
+	else
+		printf("%-12s %s\n", label, p->addr);
+	g_free(name);
+}
+
+static char *
+format_time(gint64 t)
+{
+	GDateTime *dt = g_date_time_new_from_unix_utc(t);
+	char *s = dt ? g_date_time_format(dt, "%Y-%m-%d %H:%M:%S UTC") : g_strdup("?");
+
+	if (dt)
+		g_date_time_unref(dt);
+	return s;
+}
+
+static void
+sha256_hex(GBytes *data, char out[65])
+{
+	unsigned char md[32];
+	unsigned int n = 0;
+	gsize len;
+	const void *d = g_bytes_get_data(data, &len);
+
+	EVP_Digest(d, len, md, &n, EVP_sha256(), NULL);
+	for (unsigned i = 0; i < 32; i++)
+		g_snprintf(out + 2 * i, 3, "%02x", md[i]);
+}
+
+/* Print one message readably, in UTF-8 whatever its codepage. */
+static void
+print_message(const LegacyMessage *m, const char *here)
+{
+	char *t, *subject = to_utf8(m->codepage, m->subject);
+	static const char *prio[] = { "low", "normal", "high" };
+
+	printf("%-12s %s\n", "Id:", m->id);
+	printf("%-12s %s%s\n", "Class:", msg_class_name(m->class),
+	    m->no_report ? " (no report may be made about it)" : "");
+	if (m->about_id)
+		printf("%-12s %s\n", "About:", m->about_id);
+	print_party("Originator:", m->codepage, &m->originator);
+	if (m->from.addr)
+		print_party("From:", m->codepage, &m->from);
+	for (guint i = 0; i < m->to->len; i++)
+		print_party("To:", m->codepage, m->to->pdata[i]);
+	for (guint i = 0; i < m->cc->len; i++)
+		print_party("Cc:", m->codepage, m->cc->pdata[i]);
+	printf("%-12s %s\n", "Subject:", subject);
+	t = format_time(m->date);
+	printf("%-12s %s\n", "Date:", t);
+	g_free(t);
+	printf("%-12s %s\n", "Priority:", m->priority <= 2 ? prio[m->priority] : "?");
+	printf("%-12s %s\n", "Codepage:", m->codepage);
+	if (m->requests)
+		printf("%-12s%s%s\n", "Requests:", m->requests & MSG_REQ_RECEIPT ? " receipt" : "",
+		    m->requests & MSG_REQ_NO_NDR ? " no-non-delivery-report" : "");
+	for (guint i = 0; i < m->recipients->len; i++) {
+		MsgRecipient *r = m->recipients->pdata[i];
+		printf("%-12s %s%s\n", "Envelope:", r->addr,
+		    r->responsible ? " (responsible)" : " (listed for display)");
+	}
+	for (guint i = 0; i < m->hops->len; i++) {
+		MsgHop *h = m->hops->pdata[i];
+		t = format_time(h->time);
+		printf("%-12s %s at %s\n", "Hop:", h->node, t);
+		g_free(t);
+	}
+	for (guint i = 0; i < m->report_items->len; i++) {
+		MsgReportItem *r = m->report_items->pdata[i];
+		char *diag = to_utf8(m->codepage, r->diagnostic);
+		printf("%-12s %s: %s, %s%s%s\n", "Report:", r->recipient,
+		    r->status == MSG_REPORT_DELIVERED ? "delivered" : "not delivered",
+		    msg_reason_name(r->reason), *diag ? ": " : "", diag);
+		g_free(diag);
+	}
+	for (guint i = 0; i < m->attachments->len; i++) {
+		MsgAttachment *a = m->attachments->pdata[i];
+		char *name = to_utf8(m->codepage, a->name), hex[65];
+		sha256_hex(a->data, hex);
+		printf("%-12s %s (%zu bytes, sha256 %s)\n", "Attachment:", name,
+		    (size_t)g_bytes_get_size(a->data), hex);
+		g_free(name);
+	}
+	if (m->body && g_bytes_get_size(m->body) > 0) {
+		gsize n;
+		const char *d = g_bytes_get_data(m->body, &n);
+		char *body = cp_to_utf8(m->codepage, d, n, NULL);
+		printf("\n%s%s", body ? body : "", body && n && d[n - 1] != '\n' ? "\n" : "");
+		g_free(body);
+	}
+	(void)here;
+}
+
+/* Write the attachments of message number k into dir, never outside it. */
+static gboolean
+extract(const LegacyMessage *m, guint k, const char *dir, GError **error)
+{
+	for (guint i = 0; i < m->attachments->len; i++) {
+		MsgAttachment *a = m->attachments->pdata[i];
+		char *name = to_utf8(m->codepage, a->name);
+		char *file = g_strdup_printf("%u-%s", k, name);
+		char *path;
+		gsize n;
+		const void *d = g_bytes_get_data(a->data, &n);
+		int fd;
+		gboolean ok;
+		if (!msg_attachment_name_safe(file, strlen(file))) {
+			g_set_error(error, PO_ERROR, PO_ERROR_DATA, "unsafe attachment name");
+			g_free(name);
+			g_free(file);
+			return FALSE;
+		}
+		path = g_build_filename(dir, file, NULL);
+		fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0640);
+		ok = fd >= 0 && write(fd, d, n) == (ssize_t)n;
+		if (fd >= 0)
+			close(fd);
+		if (!ok)
+			g_set_error(error, PO_ERROR, PO_ERROR_IO, "cannot write %s: %s", path,
+			    g_strerror(errno));
+		else
+			printf("extracted %s\n", path);
+		g_free(path);
+		g_free(name);
+		g_free(file);
+		if (!ok)
+			return FALSE;
+	}
+	return TRUE;
+}
+
+static int
+cmd_show(PoStore *s, int argc, char **argv)
+{
+	char *dir = NULL;
+	GOptionEntry entries[] = {
+		{ "extract", 0, 0, G_OPTION_ARG_FILENAME, &dir,
+		  "write attachments into DIR as N-NAME", "DIR" },
+		{ NULL },
+	};
+	GError *e = NULL;
+	GPtrArray *msgs;
+	int rc = EX_OK;
+
+	if (!parse_options("show MAILBOX", entries, &argc, &argv))
+		return EX_USAGE;
+	if (argc != 2) {
+		g_free(dir);
+		return usage("show needs MAILBOX");
+	}
+	msgs = po_mailbox(s, argv[1], &e);
+	if (!msgs) {
+		g_free(dir);
+		return fail(e);
+	}
+	{
+		char *mb = g_ascii_strup(argv[1], -1);
+		printf("mailbox %s/%s: %u message%s\n", po_name(s), g_strstrip(mb), msgs->len,
+		    msgs->len == 1 ? "" : "s");
+		g_free(mb);
+	}
+	for (guint i = 0; i < msgs->len; i++) {
+		printf("\n--- message %u ---\n", i + 1);
+		print_message(msgs->pdata[i], po_name(s));
+		if (dir && !extract(msgs->pdata[i], i + 1, dir, &e)) {
+			rc = fail(e);
+			break;
+		}
+	}
+	g_ptr_array_unref(msgs);
+	g_free(dir);
+	return rc;
+}
+
+static int
+cmd_status(PoStore *s)
+{
+	GError *e = NULL;
+	char *text = po_status(s, &e);
+
+	if (!text)
+		return fail(e);
+	fputs(text, stdout);
+	g_free(text);
+	return EX_OK;
+}
+
+static int
+cmd_dump(int argc, char **argv)
+{
+	char *key_file = NULL, *t;
+	GOptionEntry entries[] = {
+		{ "key-file", 0, 0, G_OPTION_ARG_FILENAME, &key_file,
+		  "verify the HMAC with this key", "F" },
+		{ NULL },
+	};
+	GBytes *key = NULL;
+	GError *e = NULL;
+	Bundle *b;
+	int rc = EX_OK;
+
+	if (!parse_options("dump BUNDLE", entries, &argc, &argv))
+		return EX_USAGE;
+	if (argc != 2) {
+		g_free(key_file);
+		return usage("dump needs BUNDLE");
+	}
+	if (key_file && !(key = keyfile_load(key_file, &e))) {
+		g_free(key_file);
+		return fail(e);
+	}
+	b = bundle_read_file(argv[1], key, &e);
+	if (!b) {
+		fprintf(stderr, "postgate-po: %s: %s\n", argv[1], e->message);
+		rc = exit_code(e);
+		g_error_free(e);
+		goto out;
+	}
+	printf("bundle %s\n", argv[1]);
+	printf("%-12s %d\n", "version:", BUNDLE_VERSION);
+	printf("%-12s %s\n", "source:", b->source);
+	printf("%-12s %s\n", "dest:", b->dest);
+	printf("%-12s %" G_GUINT64_FORMAT "\n", "sequence:", b->seq);
+	t = format_time(b->created);
+	printf("%-12s %s\n", "created:", t);
+	g_free(t);
+	printf("%-12s %u\n", "entries:", b->entries->len);
+	printf("%-12s %" G_GUINT64_FORMAT " bytes, %" G_GUINT64_FORMAT " compressed\n",
+	    "payload:", b->payload_len, b->compressed_len);
+	printf("%-12s %08x (verified)\n", "crc32:", b->crc);
+	printf("%-12s %s\n", "hmac:", b->hmac_checked ? "verified with the key" :
+	    "NOT verified (give --key-file)");
+	for (guint i = 0; i < b->entries->len; i++) {
+		BundleEntry *en = b->entries->pdata[i];
+		printf("\n=== entry %u: %s ===\n", i + 1,
+		    en->kind == BUNDLE_ENTRY_MESSAGE ? "message" : "directory");
+		if (en->kind == BUNDLE_ENTRY_MESSAGE) {
+			LegacyMessage *m = bundle_message(b, i, NULL);
+			if (m)
+				print_message(m, NULL);
+			msg_free(m);
+		} else {
+			gsize n;
+			const char *d = g_bytes_get_data(en->data, &n);
+			printf("%.*s%s", (int)MIN(n, 4096), d, n > 4096 ? "\n[...]\n" : "");
+		}
+	}
+	bundle_free(b);
+out:
+	if (key)
+		g_bytes_unref(key);
+	g_free(key_file);
+	return rc;
+}
+
+int
+main(int argc, char **argv)
+{
+	const char *dir = NULL, *command;
+	PoStore *s;
+	GError *e = NULL;
+	int i = 1, rc;
+
+	pg_log_init("postgate-po", FALSE);
+	for (; i < argc && argv[i][0] == '-'; i++) {
+		if (strcmp(argv[i], "-d") == 0 && i + 1 < argc)
+			dir = argv[++i];
+		else if (g_str_has_prefix(argv[i], "--dir="))
+			dir = argv[i] + 6;
+		else if (strcmp(argv[i], "-q") == 0 || strcmp(argv[i], "--quiet") == 0)
+			pg_log_set_threshold(PG_LOG_WARNING);
+		else if (strcmp(argv[i], "-v") == 0 || strcmp(argv[i], "--verbose") == 0)
+			pg_log_set_threshold(PG_LOG_DEBUG);
+		else if (strcmp(argv[i], "--version") == 0) {
+			printf("postgate-po %s\n", PACKAGE_VERSION);
+			return EX_OK;
+		} else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+			fputs(usage_text, stdout);
+			return EX_OK;
+		} else
+			return usage("unknown option");
+	}
+	if (i >= argc)
+		return usage("no command given");
+	command = argv[i];
+	argc -= i;
+	argv += i;
+	if (strcmp(command, "dump") == 0)
+		return cmd_dump(argc, argv);
+	if (!dir)
+		return usage("-d DIR is needed");
+	if (strcmp(command, "init") == 0)
+		return cmd_init(dir, argc, argv);
+	if (!g_strv_contains((const char *[]){ "adduser", "deluser", "users", "send", "deliver",
+	    "list", "show", "status", NULL }, command))
+		return usage("unknown command");
+	s = po_open(dir, &e);
+	if (!s)
+		return fail(e);
+	if (strcmp(command, "adduser") == 0)
+		rc = cmd_adduser(s, argc, argv);
+	else if (strcmp(command, "deluser") == 0)
+		rc = cmd_deluser(s, argc, argv);
+	else if (strcmp(command, "users") == 0)
+		rc = argc == 1 ? cmd_users(s) : usage("users takes no arguments");
+	else if (strcmp(command, "send") == 0)
+		rc = cmd_send(s, argc, argv);
+	else if (strcmp(command, "deliver") == 0)
+		rc = cmd_deliver(s, argc, argv);
+	else if (strcmp(command, "list") == 0)
+		rc = argc == 1 ? cmd_list(s) : usage("list takes no arguments");
+	else if (strcmp(command, "show") == 0)
+		rc = cmd_show(s, argc, argv);
+	else
+		rc = argc == 1 ? cmd_status(s) : usage("status takes no arguments");
+	po_close(s);
+	return rc;
+}
