@@ -456,9 +456,10 @@ print_message(const LegacyMessage *m, const char *here)
 	for (guint i = 0; i < m->report_items->len; i++) {
 		MsgReportItem *r = m->report_items->pdata[i];
 		char *diag = to_utf8(m->codepage, r->diagnostic);
-		printf("%-12s %s: %s, %s%s%s\n", "Report:", r->recipient,
+		printf("%-12s %s: %s%s%s%s%s\n", "Report:", r->recipient,
 		    r->status == MSG_REPORT_DELIVERED ? "delivered" : "not delivered",
-		    msg_reason_name(r->reason), *diag ? ": " : "", diag);
+		    r->reason ? ", " : "", r->reason ? msg_reason_name(r->reason) : "",
+		    *diag ? ": " : "", diag);
 		g_free(diag);
 	}
 	for (guint i = 0; i < m->attachments->len; i++) {

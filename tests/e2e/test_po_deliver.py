@@ -1,0 +1,143 @@
+"""postgate-po deliver: responsibility, exactly once, the ledger, bad/, reports.
+
+Bundles are crafted by pgbundle.py, an independent implementation of
+docs/bundle-format.md, so this also checks the reader against the spec.
+"""
+import glob
+import os
+import shutil
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import pgbundle as pg  # noqa: E402
+
+t = pg.Tally("po-deliver")
+top = pg.scratch()
+hq, key = pg.make_po(top, "CORP", "HQ", users=[("ANNA", "Anna Alt"), ("BEN", "Ben Bär")])
+GW, HQ = "CORP/GW", "CORP/HQ"
+
+
+def deliver(*extra):
+    return pg.run("-d", hq, "deliver", *extra, check=False)
+
+
+def put(seq, entries, k=key, src=GW, dst=HQ):
+    data = pg.bundle(src, dst, seq, entries, k)
+    name = pg.bundle_name(src, dst, seq)
+    pg.drop(hq, name, data)
+    return name, data
+
+
+def msg(mid, rcpts, **kw):
+    return (1, pg.message(mid, kw.pop("originator", "SMTP:bob@example.com"), rcpts, **kw))
+
+
+def out_bundles():
+    return sorted(glob.glob(os.path.join(hq, "out", "*.bundle")))
+
+
+def dump(path):
+    return pg.run("dump", path, "--key-file", os.path.join(top, "hq.key")).out
+
+
+# 1. Only responsible local recipients get a copy.
+name1, data1 = put(1, [msg("m1", [("CORP/HQ/ANNA", True), ("CORP/HQ/BEN", False),
+                                  ("CORP/SALES/CARL", True)])])
+p = deliver()
+c = pg.counts(hq)
+t.check(p.returncode == 0, "deliver of a good bundle exits 0")
+t.check(c == {"ANNA": 1, "BEN": 0}, "responsible ANNA gets one copy, display-only BEN none: %s" % c)
+t.check(not os.listdir(os.path.join(hq, "in")), "the applied bundle is removed from in/")
+
+# 2. The same bundle again: dropped, still one copy.
+pg.drop(hq, name1, data1)
+p = deliver()
+t.check(pg.counts(hq)["ANNA"] == 1, "a bundle delivered twice leaves one copy")
+t.check("already applied" in p.err and "duplicate dropped" in p.err,
+        "the duplicate is dropped with an info line")
+t.check(not os.listdir(os.path.join(hq, "in")) and not os.listdir(os.path.join(hq, "bad")),
+        "the duplicate is removed, not moved to bad/")
+
+# 3. An old postoffice that ignores responsibility delivers display-only names.
+put(2, [msg("m2", [("CORP/HQ/ANNA", True), ("CORP/HQ/BEN", False)])])
+deliver("--ignore-responsibility")
+t.check(pg.counts(hq) == {"ANNA": 2, "BEN": 1}, "--ignore-responsibility delivers to BEN too")
+
+# 4. Same sequence number, different contents: a replay, refused into bad/.
+name4, _ = put(2, [msg("m2-forged", [("CORP/HQ/ANNA", True)])])
+p = deliver()
+why = open(os.path.join(hq, "bad", name4 + ".why")).read()
+t.check(p.returncode == 65, "deliver exits 65 (EX_DATAERR) when it refused a bundle")
+t.check(os.path.exists(os.path.join(hq, "bad", name4)) and "different contents" in why,
+        "a replayed sequence number with other contents goes to bad/ with a .why")
+t.check(pg.counts(hq)["ANNA"] == 2, "the replay delivered nothing")
+
+# 5. A gap is reported; a late bundle is still applied.
+put(5, [msg("m5", [("CORP/HQ/ANNA", True)])])
+p = deliver()
+t.check("gap: sequence numbers 3-4 from CORP/GW" in p.err, "a gap is logged")
+st = pg.run("-d", hq, "status").out
+t.check("received from CORP/GW: applied 1-2, 5; gaps: 3-4" in st, "status shows the gap:\n" + st)
+put(3, [msg("m3", [("CORP/HQ/ANNA", True)])])
+p = deliver()
+t.check(p.returncode == 0 and pg.counts(hq)["ANNA"] == 4, "a late bundle is applied")
+st = pg.run("-d", hq, "status").out
+t.check("applied 1-3, 5; gaps: 4" in st, "status after the late bundle shows gap 4 only")
+
+# 6. Wrong destination and wrong key are refused, with reasons.
+n6, _ = put(1, [msg("m6", [("CORP/HQ/ANNA", True)])], dst="CORP/SALES")
+n7, _ = put(6, [msg("m7", [("CORP/HQ/ANNA", True)])], k=b"k" * 32)
+deliver()
+t.check("addressed to CORP/SALES" in open(os.path.join(hq, "bad", n6 + ".why")).read(),
+        "a bundle for another postoffice goes to bad/")
+t.check("bad HMAC" in open(os.path.join(hq, "bad", n7 + ".why")).read(),
+        "a bundle with another key goes to bad/ as bad HMAC")
+t.check(pg.counts(hq)["ANNA"] == 4, "refused bundles delivered nothing")
+st = pg.run("-d", hq, "status").out
+t.check("bad/: 3 refused" in st and "bad HMAC" in st, "status lists bad/ with the reasons")
+
+# 7. Unknown recipient: a legacy NDR to the originator, bundled for the gateway.
+put(7, [msg("m8", [("CORP/HQ/NOBODY", True), ("CORP/HQ/ANNA", True)])])
+deliver()
+ob = out_bundles()
+t.check(len(ob) == 1, "one report bundle in out/")
+d = dump(ob[0]) if ob else ""
+t.check("Class:       non-delivery report (no report may be made about it)" in d and
+        "About:       m8" in d and "CORP/HQ/NOBODY: not delivered, unknown recipient" in d and
+        "Envelope:    SMTP:bob@example.com (responsible)" in d,
+        "the NDR names the message, the recipient and the reason, to the originator:\n" + d)
+t.check("dest:        CORP/GW" in d, "the NDR goes to the gateway")
+t.check(pg.counts(hq)["ANNA"] == 5, "the known recipient of the same message got it")
+for f in ob:
+    os.unlink(f)
+
+# 8. Never a report about a report.
+put(8, [msg("r1", [("CORP/HQ/NOBODY", True)], cls=1, no_report=True, about="m0")])
+deliver()
+t.check(out_bundles() == [], "an NDR to an unknown recipient makes no NDR")
+put(9, [msg("m9", [("CORP/HQ/NOBODY", True)], requests=2)])
+deliver()
+t.check(out_bundles() == [], "no NDR when the originator asked for none")
+
+# 9. A receipt when asked for.
+put(10, [msg("m10", [("CORP/HQ/BEN", True)], requests=1)])
+deliver()
+ob = out_bundles()
+d = dump(ob[0]) if ob else ""
+t.check(len(ob) == 1 and "Class:       receipt" in d and "CORP/HQ/BEN: delivered: delivered" in d,
+        "a receipt request makes a delivery receipt:\n" + d)
+for f in ob:
+    os.unlink(f)
+
+# 10. Dot-files are never read; directory entries are accepted.
+with open(os.path.join(hq, "in", ".half-written.bundle.tmp"), "wb") as f:
+    f.write(b"partial")
+put(11, [(2, b"<directory/>"), msg("m11", [("CORP/HQ/ANNA", True)])])
+p = deliver()
+t.check(p.returncode == 0 and os.path.exists(os.path.join(hq, "in", ".half-written.bundle.tmp")),
+        "a dot-file in in/ is left alone")
+t.check("1 bundles applied" in p.out and pg.counts(hq)["ANNA"] == 6,
+        "a bundle with a directory entry and a message is applied")
+
+shutil.rmtree(top)
+t.done()
