@@ -481,7 +481,7 @@ bundle_read_file(const char *path, GBytes *key, GError **error)
 	GError *e = NULL;
 	Bundle *b;
 
-	if (stat(path, &st) != 0) {
+	if (lstat(path, &st) != 0) {
 		set_error(error, BUNDLE_ERROR_IO, "%s: %s", path, g_strerror(errno));
 		return NULL;
 	}

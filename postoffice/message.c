@@ -431,6 +431,8 @@ msg_validate(const LegacyMessage *m, GError **error)
 			    "attachment %u has a name that is empty, too long, or holds "
 			    "a path separator or control character", i + 1);
 	}
+	if (m->class == MSG_CLASS_NORMAL && m->report_items->len > 0)
+		return bad(error, MSG_ERROR_INVALID, "a normal message carries report lines");
 	if (m->report_items->len > MSG_MAX_REPORT_ITEMS)
 		return bad(error, MSG_ERROR_LIMIT, "%u report lines, over the limit of %u",
 		    m->report_items->len, MSG_MAX_REPORT_ITEMS);
@@ -764,6 +766,9 @@ decode_field(LegacyMessage *m, const Field *f, guint32 *seen, GError **error)
 		    error);
 	case T_TO:
 	case T_CC:
+		if (m->to->len + m->cc->len >= MSG_MAX_DISPLAY)
+			return bad(error, MSG_ERROR_LIMIT, "more than %u To and Cc entries",
+			    MSG_MAX_DISPLAY);
 		if (!decode_party(f, &addr, &name, NULL, "a To or Cc entry", error))
 			break;
 		msg_add_party(f->tag == T_TO ? m->to : m->cc, addr, name);
@@ -867,6 +872,7 @@ att_fail:
 		char *rcpt = NULL, *diag = NULL;
 		guint8 status = 0;
 		guint16 reason = 0;
+		gboolean have_status = FALSE;
 		if (m->report_items->len >= MSG_MAX_REPORT_ITEMS)
 			return bad(error, MSG_ERROR_LIMIT, "more than %u report lines",
 			    MSG_MAX_REPORT_ITEMS);
@@ -878,8 +884,13 @@ att_fail:
 				    error))
 					goto rep_fail;
 			} else if (r.tag == R_STATUS) {
+				if (have_status) {
+					bad(error, MSG_ERROR_INVALID, "a report line has two statuses");
+					goto rep_fail;
+				}
 				if (!get_u8(&r, &status, "a report status", error))
 					goto rep_fail;
+				have_status = TRUE;
 			} else if (r.tag == R_REASON) {
 				if (r.len != 2) {
 					bad(error, MSG_ERROR_INVALID, "a report reason must be 2 bytes");
@@ -893,8 +904,8 @@ att_fail:
 				goto rep_fail;
 			}
 		}
-		if (!rcpt) {
-			bad(error, MSG_ERROR_MISSING, "a report line has no recipient");
+		if (!rcpt || !have_status) {
+			bad(error, MSG_ERROR_MISSING, "a report line lacks its recipient or status");
 			goto rep_fail;
 		}
 		msg_add_report_item(m, rcpt, status, reason, diag);

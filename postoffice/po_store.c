@@ -70,7 +70,7 @@ static const char schema[] =
 static gboolean
 db_fail(PoStore *s, GError **error, const char *what)
 {
-	g_set_error(error, PO_ERROR, PO_ERROR_STATE, "%s/%s: %s: %s", s->dir, PO_DB, what,
+	g_set_error(error, PO_ERROR, PO_ERROR_IO, "%s/%s: %s: %s", s->dir, PO_DB, what,
 	    sqlite3_errmsg(s->db));
 	return FALSE;
 }
@@ -81,7 +81,7 @@ db_exec(PoStore *s, const char *sql, GError **error)
 	char *msg = NULL;
 
 	if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-		g_set_error(error, PO_ERROR, PO_ERROR_STATE, "%s/%s: %s", s->dir, PO_DB,
+		g_set_error(error, PO_ERROR, PO_ERROR_IO, "%s/%s: %s", s->dir, PO_DB,
 		    msg ? msg : "error");
 		sqlite3_free(msg);
 		return FALSE;
@@ -345,14 +345,7 @@ po_dir(const PoStore *s)
 static gboolean
 mailbox_norm(const char *mailbox, char out[ADDR_PART_MAX + 1], GError **error)
 {
-	GError *e = NULL;
-
-	if (!addr_parse_part(mailbox, strlen(mailbox), "mailbox", out, &e)) {
-		g_set_error_literal(error, PO_ERROR, PO_ERROR_USAGE, e->message);
-		g_error_free(e);
-		return FALSE;
-	}
-	return TRUE;
+	return addr_parse_part(mailbox, strlen(mailbox), "mailbox", out, error);
 }
 
 static gboolean
@@ -939,11 +932,19 @@ apply_bundle(PoStore *s, const Bundle *b, const char *name, gboolean ignore_resp
 		LegacyMessage *r = reports->pdata[i];
 		MsgRecipient *to = r->recipients->pdata[0];
 		if (is_local(s, to->addr, mb)) {
-			if (user_exists(s, mb) && !store_mail(s, mb, r, "report", error))
-				goto rollback;
-			g_ptr_array_remove_index(reports, i);
-			stats->reports_made++;
-			continue;
+			/* A report is never lost: with no such mailbox, the postmaster's. */
+			if (!user_exists(s, mb))
+				g_strlcpy(mb, POSTMASTER, sizeof mb);
+			if (user_exists(s, mb)) {
+				if (!store_mail(s, mb, r, "report", error))
+					goto rollback;
+				g_ptr_array_remove_index(reports, i);
+				stats->reports_made++;
+				continue;
+			}
+			/* No postmaster mailbox either: the gateway keeps it visible. */
+			pg_warn(r->id, "report for %s, who has no mailbox here, and no %s "
+			    "mailbox: sent to the gateway", to->addr, POSTMASTER);
 		}
 		i++;
 	}
@@ -1009,6 +1010,13 @@ po_deliver(PoStore *s, gboolean ignore_resp, PoDeliverStats *stats, GError **err
 				g_clear_error(&e);
 				continue;
 			}
+			if (g_error_matches(e, BUNDLE_ERROR, BUNDLE_ERROR_IO)) {
+				/* A fault of ours, not of the bundle: leave it for the next run. */
+				pg_error(name, "left in in/: %s", e->message);
+				stats->bundles_failed++;
+				g_clear_error(&e);
+				continue;
+			}
 			move_to_bad(s, name, e->message);
 			stats->bundles_refused++;
 			g_clear_error(&e);
@@ -1044,7 +1052,10 @@ po_deliver(PoStore *s, gboolean ignore_resp, PoDeliverStats *stats, GError **err
 			continue;
 		}
 		max = ledger_max(s, b);
-		if (b->seq > max + 1)
+		if (b->seq == max + 2)
+			pg_warn(name, "gap: sequence number %" G_GUINT64_FORMAT " from %s has not "
+			    "arrived", max + 1, b->source);
+		else if (b->seq > max + 2)
 			pg_warn(name, "gap: sequence numbers %" G_GUINT64_FORMAT "-%" G_GUINT64_FORMAT
 			    " from %s have not arrived", max + 1, b->seq - 1, b->source);
 		else if (b->seq < max)

@@ -37,6 +37,7 @@ typedef struct {
 	guint bundles_applied;
 	guint bundles_duplicate;  /* already applied, same HMAC: dropped */
 	guint bundles_refused;    /* moved to bad/ */
+	guint bundles_failed;     /* could not be read: left in in/ */
 	guint messages_delivered; /* mailbox copies made */
 	guint reports_made;       /* non-delivery reports and receipts */
 } PoDeliverStats;

@@ -64,6 +64,9 @@ exit_code(const GError *e)
 	}
 	if (e->domain == ADDR_ERROR || e->domain == MSG_ERROR || e->domain == G_CONVERT_ERROR)
 		return EX_DATAERR;
+	if (e->domain == G_FILE_ERROR)
+		return e->code == G_FILE_ERROR_NOENT || e->code == G_FILE_ERROR_ACCES ?
+		    EX_NOINPUT : EX_IOERR;
 	if (e->domain == KEYFILE_ERROR)
 		return e->code == KEYFILE_ERROR_CREATE ? EX_CANTCREAT : EX_NOINPUT;
 	if (e->domain == BUNDLE_ERROR)
@@ -375,6 +378,11 @@ cmd_deliver(PoStore *s, int argc, char **argv)
 	printf("deliver: %u bundles applied, %u duplicates dropped, %u refused (in bad/), "
 	    "%u mailbox copies, %u reports\n", st.bundles_applied, st.bundles_duplicate,
 	    st.bundles_refused, st.messages_delivered, st.reports_made);
+	if (st.bundles_failed > 0) {
+		fprintf(stderr, "postgate-po: %u bundles could not be read and stay in in/\n",
+		    st.bundles_failed);
+		return EX_IOERR;
+	}
 	return st.bundles_refused > 0 ? EX_DATAERR : EX_OK;
 }
 
@@ -650,6 +658,7 @@ main(int argc, char **argv)
 	GError *e = NULL;
 	int i = 1, rc;
 
+	g_set_prgname("postgate-po");
 	pg_log_init("postgate-po", FALSE);
 	for (; i < argc && argv[i][0] == '-'; i++) {
 		if (strcmp(argv[i], "-d") == 0 && i + 1 < argc)

@@ -139,5 +139,21 @@ t.check(p.returncode == 0 and os.path.exists(os.path.join(hq, "in", ".half-writt
 t.check("1 bundles applied" in p.out and pg.counts(hq)["ANNA"] == 6,
         "a bundle with a directory entry and a message is applied")
 
+# 11. A report for a local originator without a mailbox goes to POSTMASTER.
+pg.run("-d", hq, "adduser", "POSTMASTER", "--name", "Postmaster")
+put(12, [msg("m12", [("CORP/HQ/NOBODY", True)], originator="CORP/HQ/GONE")])
+deliver()
+t.check(pg.counts(hq)["POSTMASTER"] == 1 and out_bundles() == [],
+        "an NDR for a local originator with no mailbox lands with POSTMASTER, not lost")
+
+# 12. What cannot be read is a fault of ours: left in in/, exit 74, not bad/.
+os.mkdir(os.path.join(hq, "in", "CORP.GW+CORP.HQ+0000000099.bundle"))
+nbad = len(os.listdir(os.path.join(hq, "bad")))
+p = deliver()
+t.check(p.returncode == 74 and "stay in in/" in p.err and
+        os.path.isdir(os.path.join(hq, "in", "CORP.GW+CORP.HQ+0000000099.bundle")) and
+        len(os.listdir(os.path.join(hq, "bad"))) == nbad,
+        "an unreadable entry in in/ stays there and deliver exits 74 (EX_IOERR)")
+
 shutil.rmtree(top)
 t.done()
