@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <openssl/rand.h>
@@ -15,29 +16,50 @@ G_DEFINE_QUARK(postgate-keyfile-error-quark, keyfile_error)
 GBytes *
 keyfile_load(const char *path, GError **error)
 {
-	char *data = NULL;
-	gsize len = 0;
-	GError *e = NULL;
+	char *data;
+	size_t len = 0;
+	struct stat st = { 0 };
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 
-	if (!g_file_get_contents(path, &data, &len, &e)) {
+	if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+		const char *why = fd >= 0 && st.st_mode && !S_ISREG(st.st_mode) ?
+		    "not a regular file" : g_strerror(errno);
 		g_set_error(error, KEYFILE_ERROR, KEYFILE_ERROR_UNREADABLE,
-		    "key file %s is unreadable: %s", path, e->message);
-		g_error_free(e);
+		    "key file %s is unreadable: %s", path, why);
+		if (fd >= 0)
+			close(fd);
 		return NULL;
 	}
+	/* Never read more than a key can be, whatever the file claims. */
+	data = g_malloc(KEY_MAX_LEN + 2);
+	while (len < KEY_MAX_LEN + 2) {
+		ssize_t n = read(fd, data + len, KEY_MAX_LEN + 2 - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			g_set_error(error, KEYFILE_ERROR, KEYFILE_ERROR_UNREADABLE,
+			    "key file %s is unreadable: %s", path, g_strerror(errno));
+			close(fd);
+			g_free(data);
+			return NULL;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	close(fd);
 	if (len > 0 && data[len - 1] == '\n')
 		len--;
 	if (len < KEY_MIN_LEN) {
 		g_set_error(error, KEYFILE_ERROR, KEYFILE_ERROR_TOO_SHORT,
 		    "key file %s is too short: %zu bytes, at least %u needed",
-		    path, (size_t)len, KEY_MIN_LEN);
+		    path, len, KEY_MIN_LEN);
 		g_free(data);
 		return NULL;
 	}
 	if (len > KEY_MAX_LEN) {
 		g_set_error(error, KEYFILE_ERROR, KEYFILE_ERROR_TOO_LONG,
-		    "key file %s is too long: %zu bytes, at most %u allowed",
-		    path, (size_t)len, KEY_MAX_LEN);
+		    "key file %s is too long: more than %u bytes", path, KEY_MAX_LEN);
 		g_free(data);
 		return NULL;
 	}

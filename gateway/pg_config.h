@@ -1,4 +1,4 @@
-/* config.h - postgate.conf: one INI file, one key table.
+/* pg_config.h - postgate.conf: one INI file, one key table.
  *
  * Owns: reading the configuration file with our own line-based reader, so
  * that every error names FILE:LINE (GKeyFile cannot); the one key table
@@ -134,7 +134,10 @@ void config_free(PgConfig *cfg);
 /* config_file_name - the name given to config_parse or config_load_file */
 const char *config_file_name(const PgConfig *cfg);
 
-/* config_string - text of a key of a fixed group; "" when empty */
+/* Getters take a key of a fixed group ([site], [smtpd], [delivery],
+ * [directory]); a key of another group or type aborts: a bug, not bad input. */
+
+/* config_string - canonical text of a key of a fixed group; "" when empty */
 const char *config_string(const PgConfig *cfg, ConfigKey key);
 /* config_int - an integer, size (bytes) or duration (seconds) key */
 gint64 config_int(const PgConfig *cfg, ConfigKey key);
@@ -162,7 +165,7 @@ gboolean config_hostport_parse(const char *text, size_t len, guint16 default_por
 /* config_hostport_clear - free what config_hostport_parse stored in hp */
 void config_hostport_clear(PgHostPort *hp);
 
-/* config_print_nondefault - every setting that differs from its default, as a config file */
+/* config_print_nondefault - settings that differ from their defaults, as a file */
 gboolean config_print_nondefault(const PgConfig *cfg, FILE *out);
 /* config_write_manpage - docs/postgate.conf.5, generated from the key table */
 gboolean config_write_manpage(FILE *out);
