@@ -51,31 +51,41 @@ fail(GError **error, const char *text, size_t len, const char *why)
 	return FALSE;
 }
 
+/* Why one part of a legacy address is wrong, into why; NULL when it is fine. */
+static const char *
+part_problem(const char *text, size_t len, const char *what, char out[ADDR_PART_MAX + 1],
+    char *why, size_t whylen)
+{
+	if (len == 0) {
+		g_snprintf(why, whylen, "the %s is empty", what);
+		return why;
+	}
+	if (len > ADDR_PART_MAX) {
+		g_snprintf(why, whylen, "the %s is longer than %d characters", what,
+		    ADDR_PART_MAX);
+		return why;
+	}
+	for (size_t i = 0; i < len; i++) {
+		char c = text[i];
+		if (!g_ascii_isalnum(c) && c != '-' && c != '_') {
+			g_snprintf(why, whylen, "the %s may hold only A-Z 0-9 - _ "
+			    "(character %zu is not one)", what, i + 1);
+			return why;
+		}
+		out[i] = g_ascii_toupper(c);
+	}
+	out[len] = '\0';
+	return NULL;
+}
+
 gboolean
 addr_parse_part(const char *text, size_t len, const char *what,
     char out[ADDR_PART_MAX + 1], GError **error)
 {
 	char why[128];
 
-	if (len == 0) {
-		g_snprintf(why, sizeof why, "the %s is empty", what);
+	if (part_problem(text, len, what, out, why, sizeof why))
 		return fail(error, text, len, why);
-	}
-	if (len > ADDR_PART_MAX) {
-		g_snprintf(why, sizeof why, "the %s is longer than %d characters",
-		    what, ADDR_PART_MAX);
-		return fail(error, text, len, why);
-	}
-	for (size_t i = 0; i < len; i++) {
-		char c = text[i];
-		if (!g_ascii_isalnum(c) && c != '-' && c != '_') {
-			g_snprintf(why, sizeof why, "the %s may hold only A-Z 0-9 - _ "
-			    "(character %zu is not one)", what, i + 1);
-			return fail(error, text, len, why);
-		}
-		out[i] = g_ascii_toupper(c);
-	}
-	out[len] = '\0';
 	return TRUE;
 }
 
@@ -105,19 +115,15 @@ addr_parse_po(const char *text, size_t len, char net[ADDR_PART_MAX + 1],
 {
 	const char *part[2];
 	size_t plen[2];
-	GError *e = NULL;
+	char why[128];
 
 	trim(&text, &len);
 	if (split_slash(text, len, part, plen, 2) != 2)
 		return fail(error, text, len, "a postoffice is written NET/PO");
-	if (!addr_parse_part(part[0], plen[0], "network", net, &e) ||
-	    !addr_parse_part(part[1], plen[1], "postoffice", po, &e)) {
-		/* Name the whole text, not just the part. */
-		const char *why = strchr(e->message, ':');
-		fail(error, text, len, why ? why + 2 : e->message);
-		g_error_free(e);
-		return FALSE;
-	}
+	/* The error names the whole text, not just the part. */
+	if (part_problem(part[0], plen[0], "network", net, why, sizeof why) ||
+	    part_problem(part[1], plen[1], "postoffice", po, why, sizeof why))
+		return fail(error, text, len, why);
 	return TRUE;
 }
 
@@ -193,7 +199,7 @@ addr_parse(const char *text, size_t len, PgAddr *out, GError **error)
 {
 	const char *part[3];
 	size_t plen[3];
-	GError *e = NULL;
+	char why[128];
 
 	memset(out, 0, sizeof *out);
 	trim(&text, &len);
@@ -208,14 +214,10 @@ addr_parse(const char *text, size_t len, PgAddr *out, GError **error)
 	if (split_slash(text, len, part, plen, 3) != 3)
 		return fail(error, text, len,
 		    "a legacy address is written NET/PO/MAILBOX");
-	if (!addr_parse_part(part[0], plen[0], "network", out->net, &e) ||
-	    !addr_parse_part(part[1], plen[1], "postoffice", out->po, &e) ||
-	    !addr_parse_part(part[2], plen[2], "mailbox", out->mailbox, &e)) {
-		const char *why = strchr(e->message, ':');
-		fail(error, text, len, why ? why + 2 : e->message);
-		g_error_free(e);
-		return FALSE;
-	}
+	if (part_problem(part[0], plen[0], "network", out->net, why, sizeof why) ||
+	    part_problem(part[1], plen[1], "postoffice", out->po, why, sizeof why) ||
+	    part_problem(part[2], plen[2], "mailbox", out->mailbox, why, sizeof why))
+		return fail(error, text, len, why);
 	return TRUE;
 }
 

@@ -476,30 +476,51 @@ Bundle *
 bundle_read_file(const char *path, GBytes *key, GError **error)
 {
 	struct stat st;
-	char *data = NULL;
-	gsize len = 0;
-	GError *e = NULL;
+	guint8 *data;
+	size_t len = 0;
 	Bundle *b;
+	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
 
-	if (lstat(path, &st) != 0) {
+	if (fd < 0 || fstat(fd, &st) != 0) {
 		set_error(error, BUNDLE_ERROR_IO, "%s: %s", path, g_strerror(errno));
+		if (fd >= 0)
+			close(fd);
 		return NULL;
 	}
 	if (!S_ISREG(st.st_mode)) {
 		set_error(error, BUNDLE_ERROR_IO, "%s is not a regular file", path);
+		close(fd);
 		return NULL;
 	}
 	if ((guint64)st.st_size > BUNDLE_MAX_FILE_SIZE) {
 		set_error(error, BUNDLE_ERROR_LIMIT, "%s is %lld bytes, over the limit of %u",
 		    path, (long long)st.st_size, BUNDLE_MAX_FILE_SIZE);
+		close(fd);
 		return NULL;
 	}
-	if (!g_file_get_contents(path, &data, &len, &e)) {
-		set_error(error, BUNDLE_ERROR_IO, "%s", e->message);
-		g_error_free(e);
+	/* Read what fstat saw, and one byte more to notice a file still growing. */
+	data = g_malloc((size_t)st.st_size + 1);
+	while (len < (size_t)st.st_size + 1) {
+		ssize_t n = read(fd, data + len, (size_t)st.st_size + 1 - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			set_error(error, BUNDLE_ERROR_IO, "%s: %s", path, g_strerror(errno));
+			close(fd);
+			g_free(data);
+			return NULL;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	close(fd);
+	if (len > (size_t)st.st_size) {
+		set_error(error, BUNDLE_ERROR_IO, "%s grew while it was read", path);
+		g_free(data);
 		return NULL;
 	}
-	b = bundle_decode((const guint8 *)data, len, key, error);
+	b = bundle_decode(data, len, key, error);
 	g_free(data);
 	return b;
 }
@@ -507,14 +528,15 @@ bundle_read_file(const char *path, GBytes *key, GError **error)
 char *
 bundle_file_name(const char *source, const char *dest, guint64 seq)
 {
-	char *s = g_strdup(source), *d = g_strdup(dest), *name;
+	char sn[ADDR_PART_MAX + 1], sp[ADDR_PART_MAX + 1];
+	char dn[ADDR_PART_MAX + 1], dp[ADDR_PART_MAX + 1];
 
-	g_strdelimit(s, "/", '.');
-	g_strdelimit(d, "/", '.');
-	name = g_strdup_printf("%s+%s+%010" G_GUINT64_FORMAT BUNDLE_SUFFIX, s, d, seq);
-	g_free(s);
-	g_free(d);
-	return name;
+	/* Canonical names only: one pair, one spelling, nothing from content. */
+	if (!addr_parse_po(source, strlen(source), sn, sp, NULL) ||
+	    !addr_parse_po(dest, strlen(dest), dn, dp, NULL))
+		return NULL;
+	return g_strdup_printf("%s.%s+%s.%s+%010" G_GUINT64_FORMAT BUNDLE_SUFFIX, sn, sp,
+	    dn, dp, seq);
 }
 
 gboolean
@@ -530,6 +552,11 @@ bundle_write(const char *dir, Bundle *b, GBytes *key, int level, char **name_out
 	if (!bytes)
 		return FALSE;
 	name = bundle_file_name(b->source, b->dest, b->seq);
+	if (!name) {
+		set_error(error, BUNDLE_ERROR_PAYLOAD, "bad source or destination name");
+		g_bytes_unref(bytes);
+		return FALSE;
+	}
 	d = g_bytes_get_data(bytes, &n);
 	ok = atomic_write_file(dir, name, d, n, 0640, error);
 	g_bytes_unref(bytes);

@@ -79,7 +79,8 @@ GBytes *bundle_encode(Bundle *b, GBytes *key, int level, GError **error);
 Bundle *bundle_decode(const guint8 *data, size_t len, GBytes *key, GError **error);
 /* bundle_read_file - bundle_decode of a file, refusing oversized files unread */
 Bundle *bundle_read_file(const char *path, GBytes *key, GError **error);
-/* bundle_file_name - SRCNET.SRCPO+DSTNET.DSTPO+SEQ.bundle; g_free it */
+/* bundle_file_name - SRCNET.SRCPO+DSTNET.DSTPO+SEQ.bundle in canonical form;
+ * NULL when a name is not NET/PO; g_free it */
 char *bundle_file_name(const char *source, const char *dest, guint64 seq);
 /* bundle_write - encode and atomically write into dir under bundle_file_name */
 gboolean bundle_write(const char *dir, Bundle *b, GBytes *key, int level,

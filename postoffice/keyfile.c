@@ -6,8 +6,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
 #include <openssl/rand.h>
 
+#include "atomic_write.h"
 #include "keyfile.h"
 #include "pg_limits.h"
 
@@ -70,9 +72,15 @@ gboolean
 keyfile_create(const char *path, GError **error)
 {
 	unsigned char raw[32];
-	char text[65 + 1];
-	int fd;
+	char text[65 + 1], *dir, *base;
+	GError *e = NULL;
+	gboolean ok;
 
+	if (g_file_test(path, G_FILE_TEST_EXISTS)) {
+		g_set_error(error, KEYFILE_ERROR, KEYFILE_ERROR_CREATE,
+		    "key file %s already exists", path);
+		return FALSE;
+	}
 	if (RAND_bytes(raw, sizeof raw) != 1) {
 		g_set_error(error, KEYFILE_ERROR, KEYFILE_ERROR_CREATE,
 		    "no random bytes for key file %s", path);
@@ -82,15 +90,18 @@ keyfile_create(const char *path, GError **error)
 		g_snprintf(text + 2 * i, 3, "%02x", raw[i]);
 	text[64] = '\n';
 	text[65] = '\0';
-	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (fd < 0 || write(fd, text, 65) != 65 || fsync(fd) != 0) {
-		int err = errno;
-		if (fd >= 0)
-			close(fd);
+	/* A crash never leaves an empty or partial key behind. */
+	dir = g_path_get_dirname(path);
+	base = g_path_get_basename(path);
+	ok = atomic_write_file(dir, base, text, 65, 0600, &e);
+	if (!ok) {
 		g_set_error(error, KEYFILE_ERROR, KEYFILE_ERROR_CREATE,
-		    "cannot create key file %s: %s", path, g_strerror(err));
-		return FALSE;
+		    "cannot create key file %s: %s", path, e->message);
+		g_error_free(e);
 	}
-	close(fd);
-	return TRUE;
+	OPENSSL_cleanse(raw, sizeof raw);
+	OPENSSL_cleanse(text, sizeof text);
+	g_free(dir);
+	g_free(base);
+	return ok;
 }

@@ -692,6 +692,7 @@ decode_party(const Field *g, char **addr, char **name, guint8 *responsible,
 {
 	Cursor c = { g->value, g->len };
 	Field f;
+	gboolean have_resp = FALSE;
 
 	while (c.left > 0) {
 		if (!next_field(&c, &f, what, error))
@@ -703,6 +704,11 @@ decode_party(const Field *g, char **addr, char **name, guint8 *responsible,
 			if (!get_str(&f, MSG_MAX_NAME_LEN, name, "a display name", error))
 				return FALSE;
 		} else if (f.tag == G_RESPONSIBLE && responsible) {
+			/* Two readers must never disagree on who delivers (SPEC 3.1). */
+			if (have_resp)
+				return bad(error, MSG_ERROR_INVALID,
+				    "%s has two responsibility flags", what);
+			have_resp = TRUE;
 			if (!get_u8(&f, responsible, "the responsibility flag", error))
 				return FALSE;
 			if (*responsible > 1)
@@ -791,6 +797,7 @@ decode_field(LegacyMessage *m, const Field *f, guint32 *seen, GError **error)
 		Field h;
 		char *node = NULL;
 		gint64 t = 0;
+		gboolean have_time = FALSE;
 		if (m->hops->len >= MSG_MAX_HOPS)
 			return bad(error, MSG_ERROR_LIMIT, "more than %u hops", MSG_MAX_HOPS);
 		while (c.left > 0) {
@@ -800,6 +807,11 @@ decode_field(LegacyMessage *m, const Field *f, guint32 *seen, GError **error)
 				if (!get_str(&h, MSG_MAX_TEXT_LEN, &node, "a hop name", error))
 					goto hop_fail;
 			} else if (h.tag == H_TIME) {
+				if (have_time) {
+					bad(error, MSG_ERROR_INVALID, "a hop has two times");
+					goto hop_fail;
+				}
+				have_time = TRUE;
 				if (!get_i64(&h, &t, "a hop time", error))
 					goto hop_fail;
 			} else if (!unknown(h.tag, "a hop", error)) {
@@ -872,7 +884,7 @@ att_fail:
 		char *rcpt = NULL, *diag = NULL;
 		guint8 status = 0;
 		guint16 reason = 0;
-		gboolean have_status = FALSE;
+		gboolean have_status = FALSE, have_reason = FALSE;
 		if (m->report_items->len >= MSG_MAX_REPORT_ITEMS)
 			return bad(error, MSG_ERROR_LIMIT, "more than %u report lines",
 			    MSG_MAX_REPORT_ITEMS);
@@ -892,6 +904,11 @@ att_fail:
 					goto rep_fail;
 				have_status = TRUE;
 			} else if (r.tag == R_REASON) {
+				if (have_reason) {
+					bad(error, MSG_ERROR_INVALID, "a report line has two reasons");
+					goto rep_fail;
+				}
+				have_reason = TRUE;
 				if (r.len != 2) {
 					bad(error, MSG_ERROR_INVALID, "a report reason must be 2 bytes");
 					goto rep_fail;

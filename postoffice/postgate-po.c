@@ -131,7 +131,7 @@ cmd_init(const char *dir, int argc, char **argv)
 		{ "codepage", 0, 0, G_OPTION_ARG_FILENAME, &cp, "codepage of the users' text", "CP" },
 		{ "key-file", 0, 0, G_OPTION_ARG_FILENAME, &key, "bundle key (created if missing)", "F" },
 		{ "gateway", 0, 0, G_OPTION_ARG_FILENAME, &gw, "gateway postoffice (default NET/GW)", "NET/PO" },
-		{ NULL },
+		G_OPTION_ENTRY_NULL,
 	};
 	GError *e = NULL;
 	int rc = EX_OK;
@@ -162,7 +162,7 @@ cmd_adduser(PoStore *s, int argc, char **argv)
 	char *name = NULL;
 	GOptionEntry entries[] = {
 		{ "name", 0, 0, G_OPTION_ARG_FILENAME, &name, "full name", "NAME" },
-		{ NULL },
+		G_OPTION_ENTRY_NULL,
 	};
 	GError *e = NULL;
 	int rc = EX_OK;
@@ -268,7 +268,7 @@ cmd_send(PoStore *s, int argc, char **argv)
 		{ "body-file", 0, 0, G_OPTION_ARG_FILENAME, &body_file, "body text (UTF-8)", "F" },
 		{ "attach", 0, 0, G_OPTION_ARG_FILENAME_ARRAY, &attach, "attach a file", "F" },
 		{ "receipt", 0, 0, G_OPTION_ARG_NONE, &receipt, "ask for delivery receipts", NULL },
-		{ NULL },
+		G_OPTION_ENTRY_NULL,
 	};
 	LegacyMessage *m = NULL;
 	GError *e = NULL;
@@ -364,7 +364,7 @@ cmd_deliver(PoStore *s, int argc, char **argv)
 	GOptionEntry entries[] = {
 		{ "ignore-responsibility", 0, 0, G_OPTION_ARG_NONE, &ignore,
 		  "deliver to every local name, like an old postoffice (tests only)", NULL },
-		{ NULL },
+		G_OPTION_ENTRY_NULL,
 	};
 	PoDeliverStats st;
 	GError *e = NULL;
@@ -485,6 +485,7 @@ print_message(const LegacyMessage *m, const char *here)
 		printf("\n%s%s", body ? body : "", body && n && d[n - 1] != '\n' ? "\n" : "");
 		g_free(body);
 	}
+	g_free(subject);
 	(void)here;
 }
 
@@ -533,7 +534,7 @@ cmd_show(PoStore *s, int argc, char **argv)
 	GOptionEntry entries[] = {
 		{ "extract", 0, 0, G_OPTION_ARG_FILENAME, &dir,
 		  "write attachments into DIR as N-NAME", "DIR" },
-		{ NULL },
+		G_OPTION_ENTRY_NULL,
 	};
 	GError *e = NULL;
 	GPtrArray *msgs;
@@ -589,7 +590,7 @@ cmd_dump(int argc, char **argv)
 	GOptionEntry entries[] = {
 		{ "key-file", 0, 0, G_OPTION_ARG_FILENAME, &key_file,
 		  "verify the HMAC with this key", "F" },
-		{ NULL },
+		G_OPTION_ENTRY_NULL,
 	};
 	GBytes *key = NULL;
 	GError *e = NULL;
