@@ -8,19 +8,28 @@
 gboolean
 cp_supported(const char *name)
 {
-	GIConv cd;
+	static const char probe[] = "AZaz09 -_.,;:!?()/@#";
+	char *out;
+	gsize n = 0;
+	gboolean ok;
 
-	if (!name || !*name)
+	if (!name || !*name || strlen(name) > 32)
 		return FALSE;
-	cd = g_iconv_open("UTF-8", name);
-	if (cd == (GIConv)-1)
+	/* A codepage name as a message carries it (docs/bundle-format.md). */
+	for (const char *c = name; *c; c++)
+		if (!g_ascii_isalnum(*c) && *c != '-' && *c != '_')
+			return FALSE;
+	/* Single-byte and ASCII-compatible: ASCII stays itself, byte for byte,
+	 * which keeps out UTF-16, EBCDIC and the like. */
+	out = g_convert(probe, -1, name, "UTF-8", NULL, &n, NULL);
+	ok = out && n == sizeof probe - 1 && memcmp(out, probe, n) == 0;
+	g_free(out);
+	if (!ok)
 		return FALSE;
-	g_iconv_close(cd);
-	cd = g_iconv_open(name, "UTF-8");
-	if (cd == (GIConv)-1)
-		return FALSE;
-	g_iconv_close(cd);
-	return TRUE;
+	out = g_convert(probe, -1, "UTF-8", name, NULL, &n, NULL);
+	ok = out && n == sizeof probe - 1 && memcmp(out, probe, n) == 0;
+	g_free(out);
+	return ok;
 }
 
 char *

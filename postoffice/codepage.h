@@ -12,7 +12,8 @@
 #include <stddef.h>
 #include <glib.h>
 
-/* cp_supported - whether name is a codepage postgate can convert */
+/* cp_supported - whether name is an ASCII-compatible single-byte codepage
+ * iconv converts, named with A-Z a-z 0-9 - _ only */
 gboolean cp_supported(const char *name);
 /* cp_from_utf8 - UTF-8 text to the codepage; NULL and error on bad UTF-8 */
 char *cp_from_utf8(const char *codepage, const char *text, size_t len,

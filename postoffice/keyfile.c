@@ -72,9 +72,10 @@ gboolean
 keyfile_create(const char *path, GError **error)
 {
 	unsigned char raw[32];
-	char text[65 + 1], *dir, *base;
+	char text[65 + 1], *dir, *base, *tmp;
 	GError *e = NULL;
 	gboolean ok;
+	int fd, err;
 
 	if (g_file_test(path, G_FILE_TEST_EXISTS)) {
 		g_set_error(error, KEYFILE_ERROR, KEYFILE_ERROR_CREATE,
@@ -90,15 +91,33 @@ keyfile_create(const char *path, GError **error)
 		g_snprintf(text + 2 * i, 3, "%02x", raw[i]);
 	text[64] = '\n';
 	text[65] = '\0';
-	/* A crash never leaves an empty or partial key behind. */
+	/* A crash never leaves an empty or partial key behind, and an existing
+	 * key is never replaced: written under a temporary name, then linked
+	 * (which fails if the name exists), then the directory fsynced. */
 	dir = g_path_get_dirname(path);
 	base = g_path_get_basename(path);
-	ok = atomic_write_file(dir, base, text, 65, 0600, &e);
-	if (!ok) {
-		g_set_error(error, KEYFILE_ERROR, KEYFILE_ERROR_CREATE,
-		    "cannot create key file %s: %s", path, e->message);
-		g_error_free(e);
+	tmp = g_strdup_printf("%s/.%s.tmp", dir, base);
+	unlink(tmp);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+	ok = fd >= 0 && write(fd, text, 65) == 65 && fsync(fd) == 0;
+	err = errno;
+	if (fd >= 0 && close(fd) != 0 && ok) {
+		ok = FALSE;
+		err = errno;
 	}
+	if (ok && link(tmp, path) != 0) {
+		ok = FALSE;
+		err = errno;
+	}
+	if (fd >= 0)
+		unlink(tmp);
+	if (ok)
+		ok = fsync_dir(dir, &e);
+	if (!ok)
+		g_set_error(error, KEYFILE_ERROR, KEYFILE_ERROR_CREATE,
+		    "cannot create key file %s: %s", path, e ? e->message : g_strerror(err));
+	g_clear_error(&e);
+	g_free(tmp);
 	OPENSSL_cleanse(raw, sizeof raw);
 	OPENSSL_cleanse(text, sizeof text);
 	g_free(dir);

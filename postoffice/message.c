@@ -421,11 +421,17 @@ msg_validate(const LegacyMessage *m, GError **error)
 			return FALSE;
 	if (!text_ok("the subject", m->subject, MSG_MAX_SUBJECT_LEN, TRUE, error))
 		return FALSE;
+	if (m->body && g_bytes_get_size(m->body) > MSG_MAX_SIZE)
+		return bad(error, MSG_ERROR_LIMIT, "the body is over the limit of %u bytes",
+		    MSG_MAX_SIZE);
 	if (m->attachments->len > MSG_MAX_ATTACHMENTS)
 		return bad(error, MSG_ERROR_LIMIT, "%u attachments, over the limit of %u",
 		    m->attachments->len, MSG_MAX_ATTACHMENTS);
 	for (guint i = 0; i < m->attachments->len; i++) {
 		MsgAttachment *a = m->attachments->pdata[i];
+		if (g_bytes_get_size(a->data) > MSG_MAX_SIZE)
+			return bad(error, MSG_ERROR_LIMIT, "attachment %u is over the limit of %u "
+			    "bytes", i + 1, MSG_MAX_SIZE);
 		if (!a->name || !msg_attachment_name_safe(a->name, strlen(a->name)))
 			return bad(error, MSG_ERROR_INVALID,
 			    "attachment %u has a name that is empty, too long, or holds "

@@ -54,21 +54,25 @@ void
 pg_log(PgLogLevel level, const char *id, const char *fmt, ...)
 {
 	va_list ap;
-	char *text;
+	char *text, *body, *line;
 
 	if (level < log_threshold)
 		return;
 	va_start(ap, fmt);
-	text = g_strdup_vprintf(fmt, ap);
+	text = g_strdup_printf("%s%s", id ? id : "", id ? ": " : "");
+	body = g_strdup_vprintf(fmt, ap);
 	va_end(ap);
-	/* One event, one line: never let a value split it. */
-	for (char *p = text; *p; p++)
-		if (*p == '\n' || *p == '\r')
+	line = g_strconcat(text, body, NULL);
+	/* One event, one line: never let a value, or an id taken from a file
+	 * name, split it. */
+	for (char *p = line; *p; p++)
+		if ((unsigned char)*p < 0x20)
 			*p = ' ';
 	if (log_syslog)
-		syslog(level_priority(level), "%s%s%s", id ? id : "", id ? ": " : "", text);
+		syslog(level_priority(level), "%s", line);
 	else
-		fprintf(stderr, "%s: %s: %s%s%s\n", log_prog, level_name(level),
-		    id ? id : "", id ? ": " : "", text);
+		fprintf(stderr, "%s: %s: %s\n", log_prog, level_name(level), line);
 	g_free(text);
+	g_free(body);
+	g_free(line);
 }

@@ -40,6 +40,8 @@ G_DEFINE_QUARK(postgate-po-error-quark, po_error)
 #define PO_LOCK "po.lock"
 #define POSTMASTER "POSTMASTER"
 #define PO_BUNDLE_LEVEL 6
+#define PO_BUNDLE_ENTRIES 1000                 /* per bundle this postoffice writes */
+#define PO_BUNDLE_PAYLOAD (64u * 1024 * 1024)  /* well below BUNDLE_MAX_PAYLOAD */
 
 struct PoStore {
 	char *dir, *in, *out, *bad;
@@ -243,8 +245,13 @@ po_init(const char *dir, const char *net, const char *po, const char *codepage,
 	abs_key = g_canonicalize_filename(key_file, NULL);
 	name = g_strdup_printf("%s/%s", n, p);
 	gw = g_strdup_printf("%s/%s", gn, gp);
+	/* Every postoffice has a postmaster: reports that have nowhere else to
+	 * go land there, so none is ever lost. */
 	st = db_prepare(s, "INSERT INTO settings VALUES ('name', ?1), ('codepage', ?2),"
-	    " ('key_file', ?3), ('gateway', ?4)", error);
+	    " ('key_file', ?3), ('gateway', ?4);", error);
+	if (st && !db_exec(s, "INSERT INTO users(mailbox, name) VALUES ('" POSTMASTER
+	    "', 'Postmaster')", error))
+		g_clear_pointer(&st, sqlite3_finalize);
 	if (st) {
 		sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
 		sqlite3_bind_text(st, 2, codepage, -1, SQLITE_STATIC);
@@ -382,11 +389,15 @@ po_user_add(PoStore *s, const char *mailbox, const char *name, GError **error)
 
 	if (!mailbox_norm(mailbox, mb, error))
 		return FALSE;
-	if (!g_utf8_validate(name, -1, NULL) || strlen(name) > MSG_MAX_NAME_LEN ||
-	    strpbrk(name, "\r\n\t")) {
+	for (const char *c = name; *c; c++)
+		if ((unsigned char)*c < 0x20 || *c == 0x7f) {
+			g_set_error(error, PO_ERROR, PO_ERROR_USAGE,
+			    "the name holds control character 0x%02x", (unsigned char)*c);
+			return FALSE;
+		}
+	if (!g_utf8_validate(name, -1, NULL) || strlen(name) > MSG_MAX_NAME_LEN) {
 		g_set_error(error, PO_ERROR, PO_ERROR_USAGE,
-		    "the name must be UTF-8 text of at most %u bytes on one line",
-		    MSG_MAX_NAME_LEN);
+		    "the name must be UTF-8 text of at most %u bytes", MSG_MAX_NAME_LEN);
 		return FALSE;
 	}
 	st = db_prepare(s, "INSERT INTO users(mailbox, name) VALUES (?, ?)", error);
@@ -417,6 +428,11 @@ po_user_del(PoStore *s, const char *mailbox, GError **error)
 		return FALSE;
 	if (!user_exists(s, mb)) {
 		g_set_error(error, PO_ERROR, PO_ERROR_NOUSER, "no mailbox %s at %s", mb, s->name);
+		return FALSE;
+	}
+	if (strcmp(mb, POSTMASTER) == 0) {
+		g_set_error(error, PO_ERROR, PO_ERROR_USAGE, "%s receives the reports that have "
+		    "nowhere else to go and cannot be deleted", POSTMASTER);
 		return FALSE;
 	}
 	if (!db_begin(s, error))
@@ -519,43 +535,65 @@ next_seq(PoStore *s, const char *dest, guint64 *seq, GError **error)
 	return ok;
 }
 
-/* Encode a bundle of msgs to the gateway and queue it in the outbox. */
+/* Queue one finished bundle b in the outbox. */
 static gboolean
-outbox_add(PoStore *s, GPtrArray *msgs, char **name_out, GError **error)
+outbox_put(PoStore *s, Bundle *b, char **name_out, GError **error)
 {
-	guint64 seq;
-	Bundle *b;
-	GBytes *bytes = NULL;
+	GBytes *bytes = bundle_encode(b, s->key, PO_BUNDLE_LEVEL, error);
+	char *name;
 	sqlite3_stmt *st;
-	char *name = NULL;
 	gboolean ok = FALSE;
 	gsize n;
 	const void *d;
 
-	if (!next_seq(s, s->gateway, &seq, error))
-		return FALSE;
-	b = bundle_new(s->name, s->gateway, seq);
-	for (guint i = 0; i < msgs->len; i++)
-		if (!bundle_add_message(b, msgs->pdata[i], error))
-			goto out;
-	bytes = bundle_encode(b, s->key, PO_BUNDLE_LEVEL, error);
 	if (!bytes)
-		goto out;
-	name = bundle_file_name(s->name, s->gateway, seq);
+		return FALSE;
+	name = bundle_file_name(b->source, b->dest, b->seq);
 	st = db_prepare(s, "INSERT INTO outbox(name, data) VALUES (?, ?)", error);
-	if (!st)
-		goto out;
-	d = g_bytes_get_data(bytes, &n);
-	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-	sqlite3_bind_blob(st, 2, d, (int)n, SQLITE_STATIC);
-	ok = sqlite3_step(st) == SQLITE_DONE || db_fail(s, error, "queue a bundle");
-	sqlite3_finalize(st);
-out:
-	if (ok && name_out)
+	if (st) {
+		d = g_bytes_get_data(bytes, &n);
+		sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+		sqlite3_bind_blob64(st, 2, d, n, SQLITE_STATIC);
+		ok = sqlite3_step(st) == SQLITE_DONE || db_fail(s, error, "queue a bundle");
+		sqlite3_finalize(st);
+	}
+	if (ok && name_out && !*name_out)
 		*name_out = g_strdup(name);
 	g_free(name);
-	if (bytes)
-		g_bytes_unref(bytes);
+	g_bytes_unref(bytes);
+	return ok;
+}
+
+/* Encode msgs into bundles to the gateway, each well inside the limits of
+ * docs/bundle-format.md, and queue them in the outbox (inside the caller's
+ * transaction).  name_out gets the first bundle's name. */
+static gboolean
+outbox_add(PoStore *s, GPtrArray *msgs, char **name_out, GError **error)
+{
+	Bundle *b = NULL;
+	guint64 seq, size = 0;
+	gboolean ok = TRUE;
+
+	for (guint i = 0; ok && i < msgs->len; i++) {
+		BundleEntry *last;
+		if (!b) {
+			if (!next_seq(s, s->gateway, &seq, error))
+				return FALSE;
+			b = bundle_new(s->name, s->gateway, seq);
+			size = 0;
+		}
+		if (!bundle_add_message(b, msgs->pdata[i], error)) {
+			ok = FALSE;
+			break;
+		}
+		last = b->entries->pdata[b->entries->len - 1];
+		size += g_bytes_get_size(last->data) + 5;
+		if (b->entries->len >= PO_BUNDLE_ENTRIES || size >= PO_BUNDLE_PAYLOAD ||
+		    i + 1 == msgs->len) {
+			ok = outbox_put(s, b, name_out, error);
+			g_clear_pointer(&b, bundle_free);
+		}
+	}
 	bundle_free(b);
 	return ok;
 }
@@ -655,7 +693,17 @@ po_send(PoStore *s, LegacyMessage *msg, char **bundle_name, GError **error)
 		goto rollback;
 	pg_info(msg->id, "sent: %u local, %s", g_hash_table_size(done),
 	    any_remote ? "bundled for the gateway" : "nothing for the gateway");
-	ok = outbox_flush(s, error);
+	/* Sent it is: a bundle that cannot be written now waits in the outbox
+	 * (status shows it), and the next send or deliver writes it. */
+	ok = TRUE;
+	{
+		GError *e = NULL;
+		if (!outbox_flush(s, &e)) {
+			pg_warn(msg->id, "bundle queued, not yet in out/ (the next send or deliver "
+			    "writes it): %s", e->message);
+			g_error_free(e);
+		}
+	}
 	goto out;
 rollback:
 	db_rollback(s);
@@ -704,7 +752,9 @@ report_new(PoStore *s, const LegacyMessage *m, MsgClass class)
 		MsgHop *h = m->hops->pdata[i];
 		msg_add_hop(r, h->node, h->time);
 	}
-	msg_add_hop(r, s->name, now);
+	/* Building a report must not fail: at the hop limit, add no hop. */
+	if (r->hops->len < MSG_MAX_HOPS)
+		msg_add_hop(r, s->name, now);
 	r->codepage = g_strdup(s->codepage);
 	subj_utf8 = g_strdup_printf("%s: %s", class == MSG_CLASS_NDR ? "Not delivered" :
 	    "Delivered", orig ? orig : "");
@@ -729,7 +779,8 @@ static gboolean
 move_to_bad(PoStore *s, const char *name, const char *why)
 {
 	char *from = g_build_filename(s->in, name, NULL);
-	char *target = g_strdup(name), *to, *why_name, *text;
+	/* Keep room for ".NAME.why.tmp" within a file name's 255 bytes. */
+	char *target = g_strndup(name, 200), *to, *why_name, *text;
 	GError *e = NULL;
 	gboolean ok;
 
@@ -740,10 +791,11 @@ move_to_bad(PoStore *s, const char *name, const char *why)
 			break;
 		g_free(to);
 		g_free(target);
-		target = g_strdup_printf("%s.%d", name, i);
+		target = g_strdup_printf("%.200s.%d", name, i);
 	}
 	why_name = g_strdup_printf("%s.why", target);
-	text = g_strdup_printf("%s\n", why);
+	text = strlen(name) > 200 ? g_strdup_printf("%s\n(in/ name: %s)\n", why, name) :
+	    g_strdup_printf("%s\n", why);
 	ok = atomic_write_file(s->bad, why_name, text, strlen(text), 0640, &e);
 	if (ok && rename(from, to) != 0) {
 		g_set_error(&e, PO_ERROR, PO_ERROR_IO, "rename %s to %s: %s", from, to,
@@ -764,6 +816,16 @@ move_to_bad(PoStore *s, const char *name, const char *why)
 	g_free(why_name);
 	g_free(text);
 	return ok;
+}
+
+/* Move a refused bundle to bad/; one that cannot be moved stays in in/. */
+static void
+refuse(PoStore *s, const char *name, const char *why, PoDeliverStats *stats)
+{
+	if (move_to_bad(s, name, why))
+		stats->bundles_refused++;
+	else
+		stats->bundles_failed++;
 }
 
 static gboolean
@@ -885,6 +947,16 @@ apply_bundle(PoStore *s, const Bundle *b, const char *name, gboolean ignore_resp
 			if (g_hash_table_contains(seen, mb))
 				continue;
 			g_hash_table_add(seen, g_strdup(mb));
+			/* A report is never lost: one for a mailbox that does not
+			 * exist goes to the postmaster's (SPEC 3.5). */
+			if (!user_exists(s, mb) && (m->no_report || m->class != MSG_CLASS_NORMAL)) {
+				pg_warn(m->id, "no mailbox %s at %s for this report; given to %s",
+				    mb, s->name, POSTMASTER);
+				g_strlcpy(mb, POSTMASTER, sizeof mb);
+				if (g_hash_table_contains(seen, mb))
+					continue;
+				g_hash_table_add(seen, g_strdup(mb));
+			}
 			if (user_exists(s, mb)) {
 				if (!store_mail(s, mb, m, origin, error)) {
 					g_hash_table_unref(seen);
@@ -895,14 +967,17 @@ apply_bundle(PoStore *s, const Bundle *b, const char *name, gboolean ignore_resp
 				pg_info(m->id, "delivered to %s/%s", s->name, mb);
 				if ((m->requests & MSG_REQ_RECEIPT) && !m->no_report &&
 				    m->class == MSG_CLASS_NORMAL) {
-					if (!receipt)
+					if (!receipt) {
 						receipt = report_new(s, m, MSG_CLASS_RECEIPT);
+						g_ptr_array_add(reports, receipt);
+					}
 					msg_add_report_item(receipt, r->addr, MSG_REPORT_DELIVERED,
 					    MSG_REASON_NONE, "delivered");
 				}
 			} else if (m->no_report || m->class != MSG_CLASS_NORMAL) {
-				pg_warn(m->id, "no mailbox %s at %s; no report is made about a "
-				    "report", mb, s->name);
+				/* Only when POSTMASTER itself was deleted by hand. */
+				pg_error(m->id, "no mailbox %s at %s, not even %s: the report is "
+				    "dropped", mb, s->name, POSTMASTER);
 			} else if (m->requests & MSG_REQ_NO_NDR) {
 				pg_warn(m->id, "no mailbox %s at %s; the originator asked for no "
 				    "non-delivery report", mb, s->name);
@@ -910,8 +985,10 @@ apply_bundle(PoStore *s, const Bundle *b, const char *name, gboolean ignore_resp
 				char *diag = g_strdup_printf("no mailbox %s at postoffice %s",
 				    mb, s->name);
 				char *ldiag = local_text(s, diag);
-				if (!ndr)
+				if (!ndr) {
 					ndr = report_new(s, m, MSG_CLASS_NDR);
+					g_ptr_array_add(reports, ndr);
+				}
 				msg_add_report_item(ndr, r->addr, MSG_REPORT_NOT_DELIVERED,
 				    MSG_REASON_UNKNOWN_RECIPIENT, ldiag);
 				pg_warn(m->id, "%s; non-delivery report to %s", diag,
@@ -921,10 +998,6 @@ apply_bundle(PoStore *s, const Bundle *b, const char *name, gboolean ignore_resp
 			}
 		}
 		g_hash_table_unref(seen);
-		if (ndr)
-			g_ptr_array_add(reports, ndr);
-		if (receipt)
-			g_ptr_array_add(reports, receipt);
 		msg_free(m);
 	}
 	/* Reports to a local originator go straight into its mailbox. */
@@ -935,16 +1008,11 @@ apply_bundle(PoStore *s, const Bundle *b, const char *name, gboolean ignore_resp
 			/* A report is never lost: with no such mailbox, the postmaster's. */
 			if (!user_exists(s, mb))
 				g_strlcpy(mb, POSTMASTER, sizeof mb);
-			if (user_exists(s, mb)) {
-				if (!store_mail(s, mb, r, "report", error))
-					goto rollback;
-				g_ptr_array_remove_index(reports, i);
-				stats->reports_made++;
-				continue;
-			}
-			/* No postmaster mailbox either: the gateway keeps it visible. */
-			pg_warn(r->id, "report for %s, who has no mailbox here, and no %s "
-			    "mailbox: sent to the gateway", to->addr, POSTMASTER);
+			if (!store_mail(s, mb, r, "report", error))
+				goto rollback;
+			g_ptr_array_remove_index(reports, i);
+			stats->reports_made++;
+			continue;
 		}
 		i++;
 	}
@@ -1017,15 +1085,13 @@ po_deliver(PoStore *s, gboolean ignore_resp, PoDeliverStats *stats, GError **err
 				g_clear_error(&e);
 				continue;
 			}
-			move_to_bad(s, name, e->message);
-			stats->bundles_refused++;
+			refuse(s, name, e->message, stats);
 			g_clear_error(&e);
 			continue;
 		}
 		if (strcmp(b->dest, s->name) != 0) {
 			char *why = g_strdup_printf("addressed to %s, this is %s", b->dest, s->name);
-			move_to_bad(s, name, why);
-			stats->bundles_refused++;
+			refuse(s, name, why, stats);
 			g_free(why);
 			bundle_free(b);
 			continue;
@@ -1044,8 +1110,7 @@ po_deliver(PoStore *s, gboolean ignore_resp, PoDeliverStats *stats, GError **err
 				char *why = g_strdup_printf("sequence number %" G_GUINT64_FORMAT
 				    " from %s was already applied with different contents (replay)",
 				    b->seq, b->source);
-				move_to_bad(s, name, why);
-				stats->bundles_refused++;
+				refuse(s, name, why, stats);
 				g_free(why);
 			}
 			bundle_free(b);
@@ -1061,8 +1126,22 @@ po_deliver(PoStore *s, gboolean ignore_resp, PoDeliverStats *stats, GError **err
 		else if (b->seq < max)
 			pg_info(name, "late bundle %" G_GUINT64_FORMAT " from %s applied",
 			    b->seq, b->source);
-		ok = apply_bundle(s, b, name, ignore_resp, stats, error) &&
-		    outbox_flush(s, error) && remove_applied(s, name, error);
+		if (!apply_bundle(s, b, name, ignore_resp, stats, &e)) {
+			if (e->domain == PO_ERROR || e->domain == G_FILE_ERROR) {
+				g_propagate_error(error, e);
+				ok = FALSE;
+			} else {
+				/* What this bundle holds cannot be applied, now or ever:
+				 * set it aside so that the bundles after it still go. */
+				char *why = g_strdup_printf("cannot be applied: %s", e->message);
+				refuse(s, name, why, stats);
+				g_free(why);
+				g_clear_error(&e);
+			}
+			bundle_free(b);
+			continue;
+		}
+		ok = outbox_flush(s, error) && remove_applied(s, name, error);
 		if (ok) {
 			stats->bundles_applied++;
 			pg_info(name, "applied: %u entries from %s, sequence number %"
@@ -1221,6 +1300,14 @@ po_status(PoStore *s, GError **error)
 	}
 	g_string_append_printf(out, "in/: %u waiting\nout/: %u waiting for the gateway\n",
 	    nin, nout);
+	st = db_prepare(s, "SELECT count(*) FROM outbox", error);
+	if (!st)
+		goto fail;
+	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int64(st, 0) > 0)
+		g_string_append_printf(out, "outbox: %lld bundles not yet written to out/ "
+		    "(the next send or deliver writes them)\n",
+		    (long long)sqlite3_column_int64(st, 0));
+	sqlite3_finalize(st);
 	if ((d = g_dir_open(s->bad, 0, NULL))) {
 		GPtrArray *names = g_ptr_array_new_with_free_func(g_free);
 		while ((ent = g_dir_read_name(d)))

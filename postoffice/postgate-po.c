@@ -13,6 +13,7 @@
 #include <sysexits.h>
 #include <unistd.h>
 
+#include <glib/gstdio.h>
 #include <openssl/evp.h>
 
 #include "address.h"
@@ -110,6 +111,25 @@ parse_options(const char *command, GOptionEntry *entries, int *argc, char ***arg
 	g_option_context_free(ctx);
 	g_free(param);
 	return ok;
+}
+
+/* Read a file of at most max bytes, refusing a larger one before reading. */
+static gboolean
+read_file(const char *path, gsize max, char **data, gsize *len, GError **error)
+{
+	GStatBuf st;
+
+	if (g_stat(path, &st) != 0) {
+		g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(errno), "%s: %s", path,
+		    g_strerror(errno));
+		return FALSE;
+	}
+	if ((guint64)st.st_size > max) {
+		g_set_error(error, MSG_ERROR, MSG_ERROR_LIMIT, "%s is %lld bytes, over the "
+		    "limit of %zu", path, (long long)st.st_size, (size_t)max);
+		return FALSE;
+	}
+	return g_file_get_contents(path, data, len, error);
 }
 
 static char *
@@ -310,7 +330,7 @@ cmd_send(PoStore *s, int argc, char **argv)
 	if (!m->subject)
 		goto error;
 	if (body_file) {
-		if (!g_file_get_contents(body_file, &text, &tlen, &e))
+		if (!read_file(body_file, MSG_MAX_SIZE, &text, &tlen, &e))
 			goto error;
 		char *cp = cp_from_utf8(po_codepage(s), text, tlen, &clen, &e);
 		if (!cp) {
@@ -325,7 +345,7 @@ cmd_send(PoStore *s, int argc, char **argv)
 		char *data = NULL, *base = g_path_get_basename(*a), *lbase;
 		gsize n = 0;
 		GBytes *bytes;
-		if (!g_file_get_contents(*a, &data, &n, &e)) {
+		if (!read_file(*a, MSG_MAX_SIZE, &data, &n, &e)) {
 			g_free(base);
 			goto error;
 		}
@@ -510,13 +530,23 @@ extract(const LegacyMessage *m, guint k, const char *dir, GError **error)
 		}
 		path = g_build_filename(dir, file, NULL);
 		fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0640);
-		ok = fd >= 0 && write(fd, d, n) == (ssize_t)n;
-		if (fd >= 0)
-			close(fd);
-		if (!ok)
+		ok = fd >= 0;
+		for (gsize done = 0; ok && done < n;) {
+			ssize_t w = write(fd, (const char *)d + done, n - done);
+			if (w < 0 && errno == EINTR)
+				continue;
+			ok = w > 0;
+			done += ok ? (gsize)w : 0;
+		}
+		if (fd >= 0 && close(fd) != 0)
+			ok = FALSE;
+		if (!ok) {
+			int err = errno;
+			if (fd >= 0)
+				unlink(path);
 			g_set_error(error, PO_ERROR, PO_ERROR_IO, "cannot write %s: %s", path,
-			    g_strerror(errno));
-		else
+			    g_strerror(err));
+		} else
 			printf("extracted %s\n", path);
 		g_free(path);
 		g_free(name);

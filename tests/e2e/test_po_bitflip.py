@@ -43,13 +43,13 @@ t.check(not wrong, "every flip is refused with the predicted error, exit 65, int
 print("refusals by check: %s" % seen)
 for kind in ("truncated", "bad magic", "unknown version", "over a limit", "bad HMAC"):
     t.check(seen.get(kind, 0) > 0, "some flip reaches the '%s' check" % kind)
-t.check(pg.counts(hq) == {"ANNA": 0}, "no flipped bundle delivered anything")
+t.check(pg.counts(hq) == {"ANNA": 0, "POSTMASTER": 0}, "no flipped bundle delivered anything")
 t.check(len([n for n in os.listdir(bad) if not n.endswith(".why")]) == len(good),
         "every flipped bundle is kept in bad/, none deleted")
 
 # The undamaged bundle still goes through: the flips were the only problem.
 pg.drop(hq, name, good)
 p = pg.run("-d", hq, "deliver", check=False)
-t.check(p.returncode == 0 and pg.counts(hq) == {"ANNA": 1}, "the intact bundle delivers one copy")
+t.check(p.returncode == 0 and pg.counts(hq)["ANNA"] == 1, "the intact bundle delivers one copy")
 shutil.rmtree(top)
 t.done()
