@@ -12,6 +12,24 @@
 #include "atomic_write.h"
 #include "fault.h"
 
+gssize
+read_upto(int fd, void *buf, size_t cap)
+{
+	size_t len = 0;
+
+	while (len < cap) {
+		ssize_t n = read(fd, (char *)buf + len, cap - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -1;
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	return (gssize)len;
+}
+
 gboolean
 fsync_dir(const char *dir, GError **error)
 {

@@ -477,7 +477,8 @@ bundle_read_file(const char *path, GBytes *key, GError **error)
 {
 	struct stat st;
 	guint8 *data;
-	size_t len = 0;
+	size_t len;
+	gssize n;
 	Bundle *b;
 	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
 
@@ -500,20 +501,14 @@ bundle_read_file(const char *path, GBytes *key, GError **error)
 	}
 	/* Read what fstat saw, and one byte more to notice a file still growing. */
 	data = g_malloc((size_t)st.st_size + 1);
-	while (len < (size_t)st.st_size + 1) {
-		ssize_t n = read(fd, data + len, (size_t)st.st_size + 1 - len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			set_error(error, BUNDLE_ERROR_IO, "%s: %s", path, g_strerror(errno));
-			close(fd);
-			g_free(data);
-			return NULL;
-		}
-		if (n == 0)
-			break;
-		len += (size_t)n;
+	n = read_upto(fd, data, (size_t)st.st_size + 1);
+	if (n < 0) {
+		set_error(error, BUNDLE_ERROR_IO, "%s: %s", path, g_strerror(errno));
+		close(fd);
+		g_free(data);
+		return NULL;
 	}
+	len = (size_t)n;
 	close(fd);
 	if (len > (size_t)st.st_size) {
 		set_error(error, BUNDLE_ERROR_IO, "%s grew while it was read", path);

@@ -19,7 +19,8 @@ GBytes *
 keyfile_load(const char *path, GError **error)
 {
 	char *data;
-	size_t len = 0;
+	size_t len;
+	gssize n;
 	struct stat st = { 0 };
 	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 
@@ -34,21 +35,15 @@ keyfile_load(const char *path, GError **error)
 	}
 	/* Never read more than a key can be, whatever the file claims. */
 	data = g_malloc(KEY_MAX_LEN + 2);
-	while (len < KEY_MAX_LEN + 2) {
-		ssize_t n = read(fd, data + len, KEY_MAX_LEN + 2 - len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			g_set_error(error, KEYFILE_ERROR, KEYFILE_ERROR_UNREADABLE,
-			    "key file %s is unreadable: %s", path, g_strerror(errno));
-			close(fd);
-			g_free(data);
-			return NULL;
-		}
-		if (n == 0)
-			break;
-		len += (size_t)n;
+	n = read_upto(fd, data, KEY_MAX_LEN + 2);
+	if (n < 0) {
+		g_set_error(error, KEYFILE_ERROR, KEYFILE_ERROR_UNREADABLE,
+		    "key file %s is unreadable: %s", path, g_strerror(errno));
+		close(fd);
+		g_free(data);
+		return NULL;
 	}
+	len = (size_t)n;
 	close(fd);
 	if (len > 0 && data[len - 1] == '\n')
 		len--;

@@ -7,9 +7,33 @@
 #ifndef PG_CU_RUN_H
 #define PG_CU_RUN_H
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <glib.h>
 #include <CUnit/Basic.h>
+
+/* EXPECT(cond, fmt, ...) - an assertion recorded at the caller's line, with
+ * a message naming the case; expect_at() for helpers that pass a line on. */
+#define EXPECT(cond, ...) cu_expect_at(!!(cond), __FILE__, __LINE__, __VA_ARGS__)
+#define expect_at(ok, line, ...) cu_expect_at((ok), __FILE__, (line), __VA_ARGS__)
+
+static inline void cu_expect_at(int ok, const char *file, int line, const char *fmt, ...)
+    G_GNUC_PRINTF(4, 5);
+
+static inline void
+cu_expect_at(int ok, const char *file, int line, const char *fmt, ...)
+{
+	va_list ap;
+	char *what;
+
+	va_start(ap, fmt);
+	what = g_strdup_vprintf(fmt, ap);
+	va_end(ap);
+	CU_assertImplementation(ok ? CU_TRUE : CU_FALSE, (unsigned)line, what, file, "",
+	    CU_FALSE);
+	g_free(what);
+}
 
 typedef struct {
 	const char *name;

@@ -17,25 +17,6 @@
 #include "address.h"
 #include "cu_run.h"
 
-/* Record an assertion at the caller's line, with a message naming the input. */
-#define EXPECT(cond, ...) expect_at(!!(cond), __LINE__, __VA_ARGS__)
-
-static void expect_at(int ok, int line, const char *fmt, ...) G_GNUC_PRINTF(3, 4);
-
-static void
-expect_at(int ok, int line, const char *fmt, ...)
-{
-	va_list ap;
-	char *what;
-
-	va_start(ap, fmt);
-	what = g_strdup_vprintf(fmt, ap);
-	va_end(ap);
-	CU_assertImplementation(ok ? CU_TRUE : CU_FALSE, (unsigned)line, what, __FILE__, "",
-	    CU_FALSE);
-	g_free(what);
-}
-
 /* An exact-size heap copy of text without a terminating NUL. */
 static char *
 unterminated(const char *text, size_t len)

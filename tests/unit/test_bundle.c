@@ -39,25 +39,6 @@ enum {
 #define NO_ERROR (-1)
 #define CREATED 1704164645
 
-/* Record an assertion at the caller's line, with a message naming the case. */
-#define EXPECT(cond, ...) expect_at(!!(cond), __LINE__, __VA_ARGS__)
-
-static void expect_at(int ok, int line, const char *fmt, ...) G_GNUC_PRINTF(3, 4);
-
-static void
-expect_at(int ok, int line, const char *fmt, ...)
-{
-	va_list ap;
-	char *what;
-
-	va_start(ap, fmt);
-	what = g_strdup_vprintf(fmt, ap);
-	va_end(ap);
-	CU_assertImplementation(ok ? CU_TRUE : CU_FALSE, (unsigned)line, what, __FILE__, "",
-	    CU_FALSE);
-	g_free(what);
-}
-
 /* ---- keys, messages, bundles ----------------------------------------------- */
 
 static GBytes *

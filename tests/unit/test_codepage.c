@@ -16,25 +16,6 @@
 #include "codepage.h"
 #include "cu_run.h"
 
-/* Record an assertion at the caller's line, with a message naming the case. */
-#define EXPECT(cond, ...) expect_at(!!(cond), __LINE__, __VA_ARGS__)
-
-static void expect_at(int ok, int line, const char *fmt, ...) G_GNUC_PRINTF(3, 4);
-
-static void
-expect_at(int ok, int line, const char *fmt, ...)
-{
-	va_list ap;
-	char *what;
-
-	va_start(ap, fmt);
-	what = g_strdup_vprintf(fmt, ap);
-	va_end(ap);
-	CU_assertImplementation(ok ? CU_TRUE : CU_FALSE, (unsigned)line, what, __FILE__, "",
-	    CU_FALSE);
-	g_free(what);
-}
-
 #define SAMPLE      "Gr\xc3\xbc\xc3\x9f" "e, caf\xc3\xa9, \xc3\x86\xc3\xb8\xc3\xa5, \xc2\xbd"
 #define SAMPLE_437  "Gr\xc3\xbc\xc3\x9f" "e, caf\xc3\xa9, \xc3\x86\xc3\xa5, \xc2\xbd"
 

@@ -27,25 +27,6 @@ enum {
 	T_CC, T_SUBJECT, T_DATE, T_BODY, T_ATTACHMENT, T_REPORT_ITEM,
 };
 
-/* Record an assertion at the caller's line, with a message naming the case. */
-#define EXPECT(cond, ...) expect_at(!!(cond), __LINE__, __VA_ARGS__)
-
-static void expect_at(int ok, int line, const char *fmt, ...) G_GNUC_PRINTF(3, 4);
-
-static void
-expect_at(int ok, int line, const char *fmt, ...)
-{
-	va_list ap;
-	char *what;
-
-	va_start(ap, fmt);
-	what = g_strdup_vprintf(fmt, ap);
-	va_end(ap);
-	CU_assertImplementation(ok ? CU_TRUE : CU_FALSE, (unsigned)line, what, __FILE__, "",
-	    CU_FALSE);
-	g_free(what);
-}
-
 /* ---- building messages and encodings -------------------------------------- */
 
 static GBytes *
