@@ -17,6 +17,7 @@
 
 #include <glib.h>
 
+#include "dir_cmd.h"
 #include "pg_config.h"
 #include "pg_log.h"
 
@@ -36,6 +37,8 @@ static const Command commands[] = {
 	    cmd_check_config },
 	{ "config-manpage", "", "print the postgate.conf(5) man page",
 	    cmd_config_manpage },
+	{ "dir", "import|export|lookup|route|list|stats ...",
+	    "the replicated directory (see postgate(8), DIRECTORY)", dir_cmd_main },
 };
 
 static int

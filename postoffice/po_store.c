@@ -67,7 +67,9 @@ static const char schema[] =
     "CREATE TABLE IF NOT EXISTS seqs(dest TEXT PRIMARY KEY, last INTEGER NOT NULL);"
     "CREATE TABLE IF NOT EXISTS outbox(name TEXT PRIMARY KEY, data BLOB NOT NULL);"
     "CREATE TABLE IF NOT EXISTS directory(id INTEGER PRIMARY KEY, source TEXT NOT NULL,"
-    "  seq INTEGER NOT NULL, received INTEGER NOT NULL, data BLOB NOT NULL);";
+    "  seq INTEGER NOT NULL, received INTEGER NOT NULL, data BLOB NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS gal(address TEXT PRIMARY KEY, name TEXT NOT NULL,"
+    "  smtp TEXT NOT NULL);";
 
 static gboolean
 db_fail(PoStore *s, GError **error, const char *what)
@@ -633,6 +635,79 @@ outbox_flush(PoStore *s, GError **error)
 	}
 	g_ptr_array_unref(names);
 	return ok;
+}
+
+gboolean
+po_send_directory(PoStore *s, GBytes *document, char **bundle_name, GError **error)
+{
+	guint64 seq;
+	Bundle *b;
+	gboolean ok;
+
+	if (!db_begin(s, error))
+		return FALSE;
+	if (!next_seq(s, s->gateway, &seq, error)) {
+		db_rollback(s);
+		return FALSE;
+	}
+	b = bundle_new(s->name, s->gateway, seq);
+	bundle_add_entry(b, BUNDLE_ENTRY_DIRECTORY, document);
+	ok = outbox_put(s, b, bundle_name, error) && db_commit(s, error);
+	bundle_free(b);
+	if (!ok) {
+		db_rollback(s);
+		return FALSE;
+	}
+	return outbox_flush(s, error);
+}
+
+gboolean
+po_gal_replace(PoStore *s, GPtrArray *addresses, GPtrArray *names, GPtrArray *smtps,
+    GError **error)
+{
+	sqlite3_stmt *st;
+
+	if (!db_begin(s, error))
+		return FALSE;
+	if (!db_exec(s, "DELETE FROM gal", error))
+		goto rollback;
+	st = db_prepare(s, "INSERT OR REPLACE INTO gal(address, name, smtp) VALUES (?, ?, ?)",
+	    error);
+	if (!st)
+		goto rollback;
+	for (guint i = 0; i < addresses->len; i++) {
+		sqlite3_reset(st);
+		sqlite3_bind_text(st, 1, addresses->pdata[i], -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, names->pdata[i], -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 3, smtps->pdata[i], -1, SQLITE_STATIC);
+		if (sqlite3_step(st) != SQLITE_DONE) {
+			db_fail(s, error, "global address list");
+			sqlite3_finalize(st);
+			goto rollback;
+		}
+	}
+	sqlite3_finalize(st);
+	return db_commit(s, error);
+rollback:
+	db_rollback(s);
+	return FALSE;
+}
+
+GPtrArray *
+po_gal(PoStore *s, GError **error)
+{
+	sqlite3_stmt *st = db_prepare(s, "SELECT address, smtp, name FROM gal ORDER BY address",
+	    error);
+	GPtrArray *a;
+
+	if (!st)
+		return NULL;
+	a = g_ptr_array_new_with_free_func(g_free);
+	while (sqlite3_step(st) == SQLITE_ROW)
+		g_ptr_array_add(a, g_strdup_printf("%s\t%s\t%s", sqlite3_column_text(st, 0),
+		    sqlite3_column_text(st, 1), sqlite3_column_text(st, 2)));
+	sqlite3_finalize(st);
+	return a;
 }
 
 /* ---- send ---------------------------------------------------------------- */

@@ -76,6 +76,14 @@ gboolean po_deliver(PoStore *s, gboolean ignore_responsibility, PoDeliverStats *
 GPtrArray *po_mailbox(PoStore *s, const char *mailbox, GError **error);
 /* po_mailbox_counts - (mailbox, count) for every user, as "MAILBOX COUNT" lines */
 GPtrArray *po_mailbox_counts(PoStore *s, GError **error);
+/* po_send_directory - queue a directory sync document for the gateway in a
+ * bundle (an entry of kind directory) and write it to out/ */
+gboolean po_send_directory(PoStore *s, GBytes *document, char **bundle_name, GError **error);
+/* po_gal_replace - make (address, name, smtp) triples the global address list */
+gboolean po_gal_replace(PoStore *s, GPtrArray *addresses, GPtrArray *names,
+    GPtrArray *smtps, GError **error);
+/* po_gal - the global address list as "ADDRESS<TAB>SMTP<TAB>NAME" lines, sorted */
+GPtrArray *po_gal(PoStore *s, GError **error);
 /* po_status - the ledger, gaps, sequence numbers handed out and bad/, as text */
 char *po_status(PoStore *s, GError **error);
 

@@ -22,6 +22,7 @@
 #include "keyfile.h"
 #include "pg_log.h"
 #include "po_store.h"
+#include "sync_xml.h"
 
 static const char usage_text[] =
     "usage: postgate-po -d DIR COMMAND [OPTIONS]\n"
@@ -38,6 +39,9 @@ static const char usage_text[] =
     "  list\n"
     "  show MAILBOX [--extract DIR]\n"
     "  status\n"
+    "  export-dir [-o FILE | --send]\n"
+    "  import-gal FILE\n"
+    "  gal\n"
     "  dump BUNDLE [--key-file F]\n"
     "\n"
     "ADDR is NET/PO/MAILBOX or SMTP:user@domain.  See postgate-po(1).\n";
@@ -72,6 +76,8 @@ exit_code(const GError *e)
 		return e->code == KEYFILE_ERROR_CREATE ? EX_CANTCREAT : EX_NOINPUT;
 	if (e->domain == BUNDLE_ERROR)
 		return e->code == BUNDLE_ERROR_IO ? EX_NOINPUT : EX_DATAERR;
+	if (e->domain == SYNC_ERROR)
+		return e->code == SYNC_ERROR_IO ? EX_IOERR : EX_DATAERR;
 	return EX_SOFTWARE;
 }
 
@@ -613,6 +619,137 @@ cmd_status(PoStore *s)
 	return EX_OK;
 }
 
+/* This postoffice's users as a postoffice sync document (docs/sync-format.md);
+ * POSTMASTER stays home: every postoffice has one. */
+static SyncDoc *
+users_doc(PoStore *s, GError **error)
+{
+	GPtrArray *users = po_users(s, error);
+	SyncDoc *doc;
+
+	if (!users)
+		return NULL;
+	doc = sync_doc_new(SYNC_POSTOFFICE);
+	doc->postoffice = g_strdup(po_name(s));
+	for (guint i = 0; i < users->len; i++) {
+		PoUser *u = users->pdata[i];
+		DirEntry *e;
+		if (strcmp(u->mailbox, "POSTMASTER") == 0)
+			continue;
+		e = dir_entry_new(DIR_MAILBOX);
+		e->legacy = g_strdup_printf("%s/%s", po_name(s), u->mailbox);
+		e->name = g_strdup(u->name);
+		g_ptr_array_add(doc->entries, e);
+	}
+	g_ptr_array_unref(users);
+	return doc;
+}
+
+static int
+cmd_export_dir(PoStore *s, int argc, char **argv)
+{
+	char *out = NULL, *bundle = NULL;
+	gboolean send = FALSE;
+	GOptionEntry entries[] = {
+		{ "output", 'o', 0, G_OPTION_ARG_FILENAME, &out, "write FILE (default stdout)", "F" },
+		{ "send", 0, 0, G_OPTION_ARG_NONE, &send,
+		  "send it to the gateway in a bundle, in out/", NULL },
+		G_OPTION_ENTRY_NULL,
+	};
+	GError *e = NULL;
+	SyncDoc *doc;
+	int rc = EX_OK;
+
+	if (!parse_options("export-dir", entries, &argc, &argv))
+		return EX_USAGE;
+	if (argc != 1 || (out && send)) {
+		g_free(out);
+		return usage("export-dir takes -o FILE or --send");
+	}
+	doc = users_doc(s, &e);
+	if (!doc)
+		rc = fail(e);
+	else if (send) {
+		GString *xml = g_string_new(NULL);
+		GBytes *bytes;
+		if (!sync_write(doc, xml, &e)) {
+			g_string_free(xml, TRUE);
+			rc = fail(e);
+		} else {
+			bytes = g_string_free_to_bytes(xml);
+			if (!po_send_directory(s, bytes, &bundle, &e))
+				rc = fail(e);
+			else
+				printf("directory of %u users sent: out/%s\n", doc->entries->len, bundle);
+			g_bytes_unref(bytes);
+		}
+	} else if (!sync_write_file(doc, out, &e)) {
+		rc = fail(e);
+	}
+	sync_doc_free(doc);
+	g_free(out);
+	g_free(bundle);
+	return rc;
+}
+
+static int
+cmd_import_gal(PoStore *s, int argc, char **argv)
+{
+	GError *e = NULL;
+	SyncDoc *doc;
+	GPtrArray *addrs, *names, *smtps;
+	int rc = EX_OK;
+
+	if (argc != 2)
+		return usage("import-gal needs FILE");
+	doc = sync_read_file(argv[1], &e);
+	if (!doc) {
+		fprintf(stderr, "%s\n", e->message);
+		g_error_free(e);
+		return EX_DATAERR;
+	}
+	if (doc->kind != SYNC_GAL || strcmp(doc->postoffice, po_name(s)) != 0) {
+		fprintf(stderr, "%s: not a global address list for %s (a %s file%s%s)\n", argv[1],
+		    po_name(s), sync_kind_name(doc->kind), doc->postoffice ? " for " : "",
+		    doc->postoffice ? doc->postoffice : "");
+		sync_doc_free(doc);
+		return EX_DATAERR;
+	}
+	addrs = g_ptr_array_new();
+	names = g_ptr_array_new();
+	smtps = g_ptr_array_new();
+	for (guint i = 0; i < doc->entries->len; i++) {
+		DirEntry *x = doc->entries->pdata[i];
+		const char *p = dir_primary(x);
+		g_ptr_array_add(addrs, x->legacy);
+		g_ptr_array_add(names, x->name ? x->name : (char *)"");
+		g_ptr_array_add(smtps, p ? (char *)p : (char *)"");
+	}
+	if (!po_gal_replace(s, addrs, names, smtps, &e))
+		rc = fail(e);
+	else
+		printf("global address list: %u entries\n", addrs->len);
+	g_ptr_array_unref(addrs);
+	g_ptr_array_unref(names);
+	g_ptr_array_unref(smtps);
+	sync_doc_free(doc);
+	return rc;
+}
+
+static int
+cmd_gal(PoStore *s)
+{
+	GError *e = NULL;
+	GPtrArray *a = po_gal(s, &e);
+
+	if (!a)
+		return fail(e);
+	for (guint i = 0; i < a->len; i++)
+		printf("%s\n", (char *)a->pdata[i]);
+	g_ptr_array_unref(a);
+	return EX_OK;
+}
+
 static int
 cmd_dump(int argc, char **argv)
 {
@@ -721,7 +858,7 @@ main(int argc, char **argv)
 	if (strcmp(command, "init") == 0)
 		return cmd_init(dir, argc, argv);
 	if (!g_strv_contains((const char *[]){ "adduser", "deluser", "users", "send", "deliver",
-	    "list", "show", "status", NULL }, command))
+	    "list", "show", "status", "export-dir", "import-gal", "gal", NULL }, command))
 		return usage("unknown command");
 	s = po_open(dir, &e);
 	if (!s)
@@ -740,6 +877,12 @@ main(int argc, char **argv)
 		rc = argc == 1 ? cmd_list(s) : usage("list takes no arguments");
 	else if (strcmp(command, "show") == 0)
 		rc = cmd_show(s, argc, argv);
+	else if (strcmp(command, "export-dir") == 0)
+		rc = cmd_export_dir(s, argc, argv);
+	else if (strcmp(command, "import-gal") == 0)
+		rc = cmd_import_gal(s, argc, argv);
+	else if (strcmp(command, "gal") == 0)
+		rc = argc == 1 ? cmd_gal(s) : usage("gal takes no arguments");
 	else
 		rc = argc == 1 ? cmd_status(s) : usage("status takes no arguments");
 	po_close(s);

@@ -1,0 +1,206 @@
+/* dir_store.h - the replicated address directory in SQLite (state_dir/directory.db).
+ *
+ * Owns: the entries (mailboxes, custom recipients, distribution lists) with
+ * their immutable ids, proxy addresses and replication stamps; tombstones;
+ * this site's update sequence number (USN) and up-to-dateness vector; the
+ * vectors peers reported; the schema and its migrations.  Applies sync
+ * documents (SPEC 2, "Directory sync"): a postoffice export is authoritative
+ * for that postoffice's entries; a replication document is applied change by
+ * change, idempotently and in any order.  Exports the global address list,
+ * replication documents and the canonical directory.
+ * Never: XML (sync_xml.h), routing decisions (dir_route.h), configuration
+ * files.  Works on SyncDoc / DirEntry in memory only.
+ *
+ * Rules (docs/sync-format.md has the user's view):
+ *  - Proxies are compared with the domain case-insensitive and the local
+ *    part as given (key: local@domain, domain lower case).  A proxy is
+ *    claimed by every live entry that lists it; its effective owner is the
+ *    claimant whose current state has the lowest (origin site, USN) (byte
+ *    order of the site name, then the number).  That is a pure function of
+ *    the set of entry states, so every site that holds the same states
+ *    agrees.  Lookups and routing use effective ownership only.
+ *  - A postoffice import refuses a proxy that it adds to an entry when
+ *    another live entry claims it (naming both); a replication import never
+ *    refuses a clash: the loser keeps its claim stored, the loss is logged
+ *    and counted (DirStats.proxy_losses).
+ *  - Conflicts between two states of one entry id: the higher version wins;
+ *    at equal version the lexicographically lower origin site wins; at equal
+ *    origin the higher USN wins.  Tombstones are states like any other.
+ *  - Templates ([site] proxy_templates) only ever add: an entry keeps every
+ *    proxy it has and its primary.  A new entry gets every template's
+ *    address, the first SMTP: one as primary.  An existing entry gets, on
+ *    the next import of its postoffice, the template addresses it lacks as
+ *    secondaries (smtp:) -- or, when it has no primary at all, the first
+ *    SMTP: template as primary; each such entry is a change, counted in
+ *    DirImportStats.templated and logged.  Removing or changing a template
+ *    removes nothing.  An entry of a postoffice export that lists proxies
+ *    itself gets exactly those (the administrator's explicit choice).
+ *
+ * One DirStore is one SQLite connection: use it from one thread.
+ */
+#ifndef PG_DIR_STORE_H
+#define PG_DIR_STORE_H
+
+#include <glib.h>
+
+#include "address.h"
+#include "dir_types.h"
+
+#define DIR_ERROR (dir_error_quark())
+GQuark dir_error_quark(void);
+
+typedef enum {
+	DIR_ERROR_IO,            /* the database failed */
+	DIR_ERROR_CLASH,         /* a proxy clash inside one import */
+	DIR_ERROR_INVALID,       /* an entry or document breaks a rule */
+	DIR_ERROR_NOT_OURS,      /* a postoffice this site does not serve, or entries
+	                          * of another postoffice in a postoffice export */
+	DIR_ERROR_SCHEMA_VERSION,/* directory.db is newer than this program */
+} DirError;
+
+/* The schema version this code creates and understands. */
+#define DIR_SCHEMA_VERSION 1
+
+/* A peer site: [site-link NAME] domains = ... */
+typedef struct {
+	const char *name;
+	const char *const *domains;          /* lower case, NULL-terminated */
+} DirPeer;
+
+/* What the directory needs to know of this site's configuration. */
+typedef struct {
+	const char *site;                    /* [site] name */
+	const char *const *domains;          /* [site] domains, lower case, NULL-terminated */
+	const char *const *templates;        /* [site] proxy_templates, NULL-terminated:
+	                                      * "SMTP:%m@example.com" ... (%m mailbox,
+	                                      * %p postoffice, %n network, lower case;
+	                                      * %% a percent sign) */
+	const char *const *postoffices;      /* NET/PO this site serves, gateway_po
+	                                      * included, NULL-terminated */
+	const DirPeer *peers;                /* [site-link NAME] groups */
+	guint n_peers;
+	gint64 tombstone_lifetime;           /* seconds; 0: never purge */
+} DirContext;
+
+typedef struct {
+	guint added;         /* new entries (replication: also a live state for a tombstone) */
+	guint changed;       /* entries whose state changed */
+	guint deleted;       /* entries that became tombstones */
+	guint unchanged;     /* postoffice export: entries already as the file says */
+	guint ignored;       /* replication: changes already seen, older, or our own */
+	guint proxy_losses;  /* replication: claims that lost a clash between origins */
+	guint templated;     /* postoffice export: existing entries given proxies from
+	                      * templates they lacked (a template change) */
+	guint purged;        /* tombstones older than tombstone_lifetime removed */
+} DirImportStats;
+
+typedef struct DirStore DirStore;
+
+/* dir_open - open or create the directory database at path, migrating it */
+DirStore *dir_open(const char *path, GError **error);
+/* dir_close - close the database; NULL is fine */
+void dir_close(DirStore *d);
+
+/* dir_import - apply one sync document in one transaction; on error nothing changes */
+gboolean dir_import(DirStore *d, const DirContext *ctx, const SyncDoc *doc,
+    DirImportStats *stats, GError **error);
+
+/* The same import in steps, for a streaming reader that never holds a whole
+ * document (sync_read_file_each): begin with the document's head (kind,
+ * postoffice, from_site, for_site, vector; head->entries is not read; the
+ * head is copied), give each entry, then commit.  ctx must live until
+ * commit or abort.  After a failed dir_import_entry call dir_import_abort;
+ * dir_import_commit frees the import whatever it returns. */
+typedef struct DirImport DirImport;
+/* dir_import_begin - start an import transaction for a document's head */
+DirImport *dir_import_begin(DirStore *d, const DirContext *ctx, const SyncDoc *head,
+    GError **error);
+/* dir_import_entry - apply one entry of the document being imported */
+gboolean dir_import_entry(DirImport *im, const DirEntry *e, GError **error);
+/* dir_import_commit - finish (tombstones, clash checks, vectors, purge) and commit */
+gboolean dir_import_commit(DirImport *im, DirImportStats *stats, GError **error);
+/* dir_import_abort - roll the import back and free it; NULL is fine */
+void dir_import_abort(DirImport *im);
+
+/* dir_export_gal - every live entry with its primary proxy (when it owns it), by legacy */
+SyncDoc *dir_export_gal(DirStore *d, const DirContext *ctx, const char *postoffice,
+    GError **error);
+/* dir_export_replication - the entry states for_site has not seen, tombstones included */
+SyncDoc *dir_export_replication(DirStore *d, const DirContext *ctx, const char *for_site,
+    GError **error);
+/* dir_export_canonical - every live entry by id, proxies and members sorted, no stamps */
+SyncDoc *dir_export_canonical(DirStore *d, GError **error);
+
+/* A callback given each entry of an export in order; FALSE (and error) stops it. */
+typedef gboolean (*DirEntryFunc)(const DirEntry *e, gpointer data, GError **error);
+/* dir_export_each - an export as dir_export_* builds it, entry by entry: no
+ * whole directory in memory.  Returns the document's head (entries empty)
+ * or NULL and error.  kind SYNC_GAL takes arg = postoffice, SYNC_REPLICATION
+ * arg = for_site, SYNC_CANONICAL no arg (ctx may be NULL). */
+SyncDoc *dir_export_each(DirStore *d, const DirContext *ctx, SyncKind kind,
+    const char *arg, DirEntryFunc func, gpointer data, GError **error);
+
+/* dir_lookup - the entry an address reaches (SMTP with or without SMTP:, or legacy) */
+DirEntry *dir_lookup(DirStore *d, const char *address, GError **error);
+/* dir_address_parse - an address as lookups take it: local@domain (SMTP:/smtp:
+ * prefix optional) or NET/PO/MAILBOX; DIR_ERROR_INVALID when bad */
+gboolean dir_address_parse(const char *address, PgAddr *out, GError **error);
+/* dir_lookup_addr - dir_lookup of an address already parsed */
+DirEntry *dir_lookup_addr(DirStore *d, const PgAddr *a, GError **error);
+/* What routing needs of an entry, read with one index lookup and no allocation. */
+typedef struct {
+	gint64 rid;                          /* the entry's row, for dir_brief_entry */
+	DirType type;
+	char legacy[ADDR_LEGACY_MAX + 1];
+	char home_site[DIR_SITE_MAX + 1];
+	char target[ADDR_SMTP_MAX + 6];      /* custom: SMTP:local@domain; else "" */
+	gboolean proxies_known;              /* whether proxies holds them all */
+	char proxies[1024];                  /* the entry's proxies, '\n'-joined, when
+	                                      * known (found by its primary or its
+	                                      * legacy address, and short enough) */
+} DirBrief;
+
+/* dir_brief - the entry a parsed address reaches, in brief; *found FALSE when none */
+gboolean dir_brief(DirStore *d, const PgAddr *a, DirBrief *out, gboolean *found,
+    GError **error);
+/* dir_brief_entry - the whole live entry of a brief; NULL when it is gone */
+DirEntry *dir_brief_entry(DirStore *d, const DirBrief *b, GError **error);
+/* dir_get - the stored state of an entry id, tombstone included; NULL when unknown */
+DirEntry *dir_get(DirStore *d, const char *id, GError **error);
+/* dir_proxy_owner - the id of the entry that effectively owns an SMTP address */
+char *dir_proxy_owner(DirStore *d, const char *address, GError **error);
+/* dir_list - live entries of a DirType (or all when type is -1), by legacy */
+GPtrArray *dir_list(DirStore *d, int type, GError **error);
+
+typedef struct {
+	guint mailboxes, customs, lists;     /* live entries */
+	guint tombstones;
+	guint proxies;                       /* claims of live entries */
+	guint proxy_losses;                  /* claims that lost a clash */
+	guint64 usn;                         /* this site's last USN */
+	GHashTable *vector;                  /* site -> guint64 *: highest USN seen */
+} DirStats;
+
+/* dir_stats - counts, this site's USN and its up-to-dateness vector */
+gboolean dir_stats(DirStore *d, DirStats *out, GError **error);
+/* dir_stats_clear - free what dir_stats stored */
+void dir_stats_clear(DirStats *s);
+
+/* Lookups, routes, exports and stats each read one consistent snapshot.
+ * Many of them in a row (a queue run routing its recipients, a benchmark)
+ * may share one read transaction, which saves its cost on every call: begin
+ * a read batch, call them, end it.  Batches nest (dir_route opens one of its
+ * own).  Never hold a batch open while waiting for anything: it pins the
+ * database's write-ahead log.  No import may begin inside a batch. */
+/* dir_read_begin - open (or nest into) a read batch: one snapshot for what follows */
+gboolean dir_read_begin(DirStore *d, GError **error);
+/* dir_read_end - close one level of read batch */
+void dir_read_end(DirStore *d);
+
+/* dir_proxy_key - the comparison key of an SMTP address: local@domain, domain
+ * lower case; accepts SMTP:/smtp: prefixes; NULL and error when invalid */
+char *dir_proxy_key(const char *address, GError **error);
+/* dir_set_now - tests: pin the clock at now (seconds); 0 for the real clock */
+void dir_set_now(DirStore *d, gint64 now);
+
+#endif

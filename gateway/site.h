@@ -1,0 +1,43 @@
+/* site.h - what every gateway subcommand that touches state starts from.
+ *
+ * Owns: loading the configuration, becoming [site] user (when started as
+ * root; refusing with EX_NOPERM when that cannot be done), creating and
+ * opening state_dir, and the directory context (this site, its domains,
+ * templates, postoffices and site links) that routing needs.
+ * Never: a subcommand's own work.
+ */
+#ifndef PG_SITE_H
+#define PG_SITE_H
+
+#include <glib.h>
+
+#include "dir_store.h"
+#include "pg_config.h"
+
+#define SITE_ERROR (site_error_quark())
+GQuark site_error_quark(void);
+
+typedef enum {
+	SITE_ERROR_CONFIG,      /* EX_CONFIG */
+	SITE_ERROR_NOPERM,      /* EX_NOPERM: cannot become [site] user */
+	SITE_ERROR_STATE,       /* EX_CANTCREAT / EX_IOERR: state_dir or its files */
+} SiteError;
+
+typedef struct {
+	PgConfig *cfg;
+	DirContext ctx;         /* points into cfg and the arrays below */
+	DirStore *dir;          /* state_dir/directory.db */
+	GPtrArray *postoffices; /* char *: every [postoffice] and gateway_po */
+	GArray *peers;          /* DirPeer */
+} Site;
+
+/* site_open - load config_file, drop privileges, open the directory */
+Site *site_open(const char *config_file, GError **error);
+/* site_close - close everything site_open opened */
+void site_close(Site *site);
+/* site_exit_code - the sysexits code for an error of site_open */
+int site_exit_code(const GError *error);
+/* site_become_user - become user when root (empty: stay, warn when root) */
+gboolean site_become_user(const char *user, GError **error);
+
+#endif
