@@ -12,29 +12,52 @@
  * files.  Works on SyncDoc / DirEntry in memory only.
  *
  * Rules (docs/sync-format.md has the user's view):
+ *  - Every live entry has exactly one primary (SMTP:) proxy (SPEC 1); an
+ *    import that would store one without is refused.
  *  - Proxies are compared with the domain case-insensitive and the local
  *    part as given (key: local@domain, domain lower case).  A proxy is
  *    claimed by every live entry that lists it; its effective owner is the
  *    claimant whose current state has the lowest (origin site, USN) (byte
  *    order of the site name, then the number).  That is a pure function of
  *    the set of entry states, so every site that holds the same states
- *    agrees.  Lookups and routing use effective ownership only.
+ *    agrees.  Lookups and routing use effective ownership only.  Several
+ *    live entries with one legacy address (possible only across origins)
+ *    resolve the same way.
  *  - A postoffice import refuses a proxy that it adds to an entry when
- *    another live entry claims it (naming both); a replication import never
- *    refuses a clash: the loser keeps its claim stored, the loss is logged
- *    and counted (DirStats.proxy_losses).
+ *    another live entry claims it, naming both (an entry the same file
+ *    deletes claims nothing); a replication import never refuses a clash:
+ *    the loser keeps its claim stored, the loss is logged and counted
+ *    (DirImportStats and DirStats proxy_losses).
+ *  - A postoffice export names entries by legacy address: a name the
+ *    directory knows (live) is that entry, with its id; a new name is a new
+ *    entry with a new id, SITE:INCARNATION:USN (the incarnation is random,
+ *    made with the database, so ids are never reused); a name the export
+ *    leaves out becomes a tombstone.  Each change is stamped origin = this
+ *    site, the next USN, version + 1, changed = now, home = this site.
  *  - Conflicts between two states of one entry id: the higher version wins;
  *    at equal version the lexicographically lower origin site wins; at equal
  *    origin the higher USN wins.  Tombstones are states like any other.
+ *    Changes whose origin is this site are never taken from a peer.
+ *  - Replication: an export for a peer holds every state whose origin is not
+ *    the peer and whose USN is above what the peer last reported having
+ *    seen of that origin (its vector, recorded when this site imports the
+ *    peer's replication file).  An import takes the sender's vector into
+ *    this site's (per site, the maximum).  A state for an id this site does
+ *    not hold, at or below its vector, was seen and purged: it is ignored,
+ *    so a replayed old file never resurrects a deleted entry.
+ *  - Tombstones are kept tombstone_lifetime seconds, then purged by the
+ *    next import; a peer that has not synchronised for longer than that may
+ *    miss deletions (as in every tombstone-based directory).
  *  - Templates ([site] proxy_templates) only ever add: an entry keeps every
  *    proxy it has and its primary.  A new entry gets every template's
- *    address, the first SMTP: one as primary.  An existing entry gets, on
- *    the next import of its postoffice, the template addresses it lacks as
- *    secondaries (smtp:) -- or, when it has no primary at all, the first
- *    SMTP: template as primary; each such entry is a change, counted in
- *    DirImportStats.templated and logged.  Removing or changing a template
- *    removes nothing.  An entry of a postoffice export that lists proxies
- *    itself gets exactly those (the administrator's explicit choice).
+ *    address, the first SMTP: one as primary (other SMTP: ones as
+ *    secondaries).  An existing entry gets, on the next import of its
+ *    postoffice, the template addresses it lacks, as secondaries (smtp:);
+ *    each such entry is a change, counted in DirImportStats.templated and
+ *    logged once per import.  Removing or changing a template removes
+ *    nothing and never changes a primary.  An entry of a postoffice export
+ *    that lists proxies itself gets exactly those (the in-memory model
+ *    allows it; sync files of kind postoffice carry none).
  *
  * One DirStore is one SQLite connection: use it from one thread.
  */

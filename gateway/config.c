@@ -143,8 +143,11 @@ static const KeyInfo keys[CONFIG_KEY_COUNT] = {
 	    "zlib compression level of the bundles the gateway writes." },
 	[CONFIG_SITE_PROXY_TEMPLATES] = { CONFIG_GROUP_SITE, "proxy_templates",
 	    T_PROXIES, "", 0, 0, NULL, 0, 0,
-	    "Proxy addresses given to directory entries that have none; empty: "
-	    "none are made." },
+	    "Proxy addresses this site gives its own mailboxes, lists and custom "
+	    "recipients (%m mailbox, %p postoffice, %n network, in lower case); the "
+	    "first SMTP: one is the primary.  Existing proxies never change: a new "
+	    "template adds secondaries on the next import.  Needed before postoffice "
+	    "exports can be imported." },
 
 	[CONFIG_SMTPD_LISTEN] = { CONFIG_GROUP_SMTPD, "listen", T_HOSTPORT,
 	    "127.0.0.1:2525", 0, 0, NULL, 25, K_IP_ONLY,

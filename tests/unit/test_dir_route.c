@@ -287,18 +287,20 @@ test_list_expands_nested_cycle_safe_without_duplicates(void)
 }
 
 static void
-test_list_leaf_without_proxies_is_its_legacy_address(void)
+test_list_leaf_without_a_usable_proxy_is_its_legacy_address(void)
 {
 	static const char *const none[] = { NULL };
 	const DirContext bare = { "A", dom_a, none, po_a, peers_a, 1, 86400 };
 	DirStore *d = store("bare");
+	DirEntry *l;
 
-	import(d, &bare, "CORP/HQ", MBX("CORP/HQ/NOPROXY"),
+	import(d, &bare, "CORP/HQ", MBX("CORP/HQ/NOPROXY", "SMTP:np@elsewhere.org"),
 	    MBX("CORP/HQ/ELSEWHERE", "SMTP:e@elsewhere.org", "smtp:e2@company.com"), NULL);
-	import(d, &bare, "CORP/GWA", DL("CORP/GWA/L", "CORP/HQ/NOPROXY", "CORP/HQ/ELSEWHERE"),
-	    NULL);
-	/* NOPROXY has no address; ELSEWHERE's primary is in no domain of ours:
-	 * each leaf is an address that routes back to the member. */
+	l = DL("CORP/GWA/L", "CORP/HQ/NOPROXY", "CORP/HQ/ELSEWHERE");
+	g_ptr_array_add(l->proxies, g_strdup("SMTP:l@company.com"));
+	import(d, &bare, "CORP/GWA", l, NULL);
+	/* NOPROXY's only address is in no domain of ours, nor is ELSEWHERE's
+	 * primary: each leaf is an address that routes back to the member. */
 	ROUTE(d, &bare, "CORP/GWA/L", "dl CORP/GWA/L CORP/HQ/NOPROXY,e2@company.com");
 	dir_close(d);
 }
@@ -410,7 +412,7 @@ static const CuTest tests[] = {
 	{ "a list expands nested, cycle-safe, without duplicates",
 	  test_list_expands_nested_cycle_safe_without_duplicates },
 	{ "a list leaf without a usable proxy is its legacy address",
-	  test_list_leaf_without_proxies_is_its_legacy_address },
+	  test_list_leaf_without_a_usable_proxy_is_its_legacy_address },
 	{ "lists nested too deep are an error", test_lists_nested_too_deep_are_an_error },
 	{ "a custom goes to its target, which is never ours",
 	  test_custom_goes_to_its_target_which_is_never_ours },

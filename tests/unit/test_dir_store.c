@@ -548,12 +548,16 @@ test_proxies_come_from_the_templates(void)
 		dir_entry_free(c);
 		dir_entry_free(l);
 	}
-	/* No templates: no proxies. */
+	/* No templates: an entry would have no address; refused (SPEC 1:
+	 * exactly one primary), unless the export lists its proxies. */
 	{
 		const DirContext none = { "A", dom_a, NULL, po_a, NULL, 0, LIFETIME };
 		DirStore *d2 = store("notpl");
-		IMPORT_OK(d2, &none, po_doc("CORP/A", mbx("CORP/A/X", "X"), NULL), NULL);
-		EXPECT_PROXIES(d2, "CORP/A/X", "");
+		IMPORT_REFUSED(d2, &none, po_doc("CORP/A", mbx("CORP/A/X", "X"), NULL),
+		    DIR_ERROR_INVALID, "CORP/A/X", "no primary", "proxy_templates");
+		IMPORT_OK(d2, &none, po_doc("CORP/A", prox(mbx("CORP/A/X", "X"),
+		    "SMTP:x@company.com", NULL), NULL), NULL);
+		EXPECT_PROXIES(d2, "CORP/A/X", "SMTP:x@company.com");
 		dir_close(d2);
 	}
 	dir_close(d);
@@ -753,6 +757,17 @@ test_documents_breaking_rules_are_refused_whole(void)
 	e->origin = g_strdup("B");
 	g_ptr_array_add(doc->entries, e);
 	IMPORT_REFUSED(d, &ctx_a, doc, DIR_ERROR_INVALID, "USN");
+	/* A live replicated entry without a primary. */
+	doc = sync_doc_new(SYNC_REPLICATION);
+	doc->from_site = g_strdup("B");
+	doc->for_site = g_strdup("A");
+	e = mbx("CORP/B/U", "U");
+	e->id = g_strdup("u-1");
+	e->home_site = g_strdup("B");
+	e->origin = g_strdup("B");
+	e->usn = e->version = 1;
+	g_ptr_array_add(doc->entries, e);
+	IMPORT_REFUSED(d, &ctx_a, doc, DIR_ERROR_INVALID, "exactly one primary");
 	/* A directory belongs to one site. */
 	{
 		const DirContext other = { "A-renamed", dom_a, tpl_a, po_a, NULL, 0, LIFETIME };
@@ -858,7 +873,7 @@ test_own_changes_coming_back_are_ignored(void)
 	id = id_of(a, "CORP/A/X");
 	doc->from_site = g_strdup("B");
 	doc->for_site = g_strdup("A");
-	e = mbx("CORP/A/X", "forged");
+	e = prox(mbx("CORP/A/X", "forged"), "SMTP:forged@company.com", NULL);
 	e->id = g_strdup(id);
 	e->home_site = g_strdup("A");
 	e->origin = g_strdup("A");
@@ -870,6 +885,7 @@ test_own_changes_coming_back_are_ignored(void)
 	EXPECT(st.ignored == 1 && st.changed == 0, "this site's own change is ignored");
 	x = lookup(a, "CORP/A/X");
 	EXPECT(x && strcmp(x->name, "X") == 0 && x->version == 1, "X is as it was");
+	EXPECT(lookup(a, "forged@company.com") == NULL, "and has no forged proxy");
 	dir_entry_free(x);
 	g_free(id);
 	dir_close(a);
