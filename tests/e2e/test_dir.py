@@ -119,6 +119,13 @@ bad_cases = {
     "bad-address": ('<sync xmlns="urn:postgate:sync:1" version="1" kind="postoffice" '
                     'postoffice="CORP/C1">\n<mailbox name="J SMITH"/>\n</sync>\n', 2),
     "unknown-kind": ('<sync xmlns="urn:postgate:sync:1" version="1" kind="weird">\n</sync>\n', 1),
+    "external-dtd": ('<?xml version="1.0"?>\n<!DOCTYPE sync SYSTEM "http://127.0.0.1:9/sync.dtd">\n'
+                     '<sync xmlns="urn:postgate:sync:1" version="1" kind="postoffice" '
+                     'postoffice="CORP/C1"><mailbox name="A"/></sync>\n', 2),
+    "schema": ('<sync xmlns="urn:postgate:sync:1" version="1" kind="postoffice" '
+               'postoffice="CORP/C1">\n<mailbox name="A" colour="blue"/>\n</sync>\n', 2),
+    "namespace": ('<sync xmlns="urn:other" version="1" kind="postoffice" '
+                  'postoffice="CORP/C1">\n<mailbox name="A"/>\n</sync>\n', 1),
     "deep": ('<sync xmlns="urn:postgate:sync:1" version="1" kind="postoffice" postoffice="CORP/C1">'
              + "<list name=\"L\">" * 50 + "\n</sync>\n", 1),
 }
