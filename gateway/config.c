@@ -57,7 +57,7 @@ typedef struct {
 static const TypeInfo types[T_COUNT] = {
 	[T_STRING] = { "string", FALSE, "Any text up to the end of the line." },
 	[T_NAME] = { "name", FALSE,
-	    "1 to 32 of the characters A-Z a-z 0-9 . - _." },
+	    "1 to 32 of the characters A-Z a-z 0-9 - _ (as sync files carry it)." },
 	[T_INT] = { "integer", FALSE, "A whole number in decimal." },
 	[T_SIZE] = { "size", FALSE,
 	    "A number of bytes: N, or Nk, NM, NG for multiples of 1024, 1024^2, 1024^3." },
@@ -780,9 +780,9 @@ value_parse(const KeyInfo *k, const char *s, Value *out, GError **error)
 	case T_NAME:
 		if (strlen(s) > CONFIG_NAME_MAX ||
 		    strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-		    "0123456789.-_") != strlen(s))
+		    "0123456789-_") != strlen(s))
 			return value_fail(error, "\"%s\" is not a name (1 to %u of "
-			    "A-Z a-z 0-9 . - _)", s, CONFIG_NAME_MAX);
+			    "A-Z a-z 0-9 - _)", s, CONFIG_NAME_MAX);
 		out->text = g_strdup(s);
 		return TRUE;
 	case T_INT:
@@ -1001,9 +1001,9 @@ header_line(Parser *P, unsigned line, const char *s, size_t len)
 
 		if (alen > CONFIG_NAME_MAX ||
 		    strspn(argz, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-		    "0123456789.-_") != alen) {
+		    "0123456789-_") != alen) {
 			diag(P, line, CONFIG_ERROR_VALUE, "[site-link %s]: not a site "
-			    "name (1 to %u of A-Z a-z 0-9 . - _)", argz, CONFIG_NAME_MAX);
+			    "name (1 to %u of A-Z a-z 0-9 - _)", argz, CONFIG_NAME_MAX);
 			goto out;
 		}
 		for (guint i = 0; i < cfg->links->len; i++) {

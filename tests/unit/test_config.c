@@ -593,6 +593,10 @@ test_unknown_group_and_key(void)
 	expect_err(SITE "[site-link]\n", 5, "needs a name");
 	expect_err(SITE "[postoffice CORP/HQ/X]\n", 5, "[postoffice CORP/HQ/X]");
 	expect_err(SITE "[site-link a/b]\n", 5, "not a site name");
+	/* Sync files carry site names without dots (docs/sync-format.md). */
+	expect_err(SITE "[site-link b.example]\n", 5, "not a site name");
+	expect_err("[site]\nname = hq.example\ndomains = example.com\ngateway_po = CORP/GW\n", 2,
+	    "is not a name");
 	expect_err(SITE "[smtpd] # the listener\n", 5, "does not end in ]");
 	expect_err(SITE "[smtpd\n", 5, "does not end in ]");
 	expect_err("name = HQ\n" SITE, 1, "outside any group");
