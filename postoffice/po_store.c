@@ -382,15 +382,10 @@ po_user_name(PoStore *s, const char *mailbox)
 	return name;
 }
 
-gboolean
-po_user_add(PoStore *s, const char *mailbox, const char *name, GError **error)
+/* A display name as users give it: UTF-8, bounded, no control characters. */
+static gboolean
+name_ok(const char *name, GError **error)
 {
-	char mb[ADDR_PART_MAX + 1];
-	sqlite3_stmt *st;
-	int rc;
-
-	if (!mailbox_norm(mailbox, mb, error))
-		return FALSE;
 	for (const char *c = name; *c; c++)
 		if ((unsigned char)*c < 0x20 || *c == 0x7f) {
 			g_set_error(error, PO_ERROR, PO_ERROR_USAGE,
@@ -402,6 +397,18 @@ po_user_add(PoStore *s, const char *mailbox, const char *name, GError **error)
 		    "the name must be UTF-8 text of at most %u bytes", MSG_MAX_NAME_LEN);
 		return FALSE;
 	}
+	return TRUE;
+}
+
+gboolean
+po_user_add(PoStore *s, const char *mailbox, const char *name, GError **error)
+{
+	char mb[ADDR_PART_MAX + 1];
+	sqlite3_stmt *st;
+	int rc;
+
+	if (!mailbox_norm(mailbox, mb, error) || !name_ok(name, error))
+		return FALSE;
 	st = db_prepare(s, "INSERT INTO users(mailbox, name) VALUES (?, ?)", error);
 	if (!st)
 		return FALSE;
@@ -415,6 +422,32 @@ po_user_add(PoStore *s, const char *mailbox, const char *name, GError **error)
 	}
 	if (rc != SQLITE_DONE)
 		return db_fail(s, error, "adduser");
+	fault_step("commit");
+	return TRUE;
+}
+
+gboolean
+po_user_rename(PoStore *s, const char *mailbox, const char *name, GError **error)
+{
+	char mb[ADDR_PART_MAX + 1];
+	sqlite3_stmt *st;
+	int rc;
+
+	if (!mailbox_norm(mailbox, mb, error) || !name_ok(name, error))
+		return FALSE;
+	st = db_prepare(s, "UPDATE users SET name = ? WHERE mailbox = ?", error);
+	if (!st)
+		return FALSE;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, mb, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return db_fail(s, error, "setname");
+	if (sqlite3_changes(s->db) == 0) {
+		g_set_error(error, PO_ERROR, PO_ERROR_NOUSER, "no mailbox %s at %s", mb, s->name);
+		return FALSE;
+	}
 	fault_step("commit");
 	return TRUE;
 }

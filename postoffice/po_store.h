@@ -60,6 +60,8 @@ const char *po_dir(const PoStore *s);
 
 /* po_user_add - add a mailbox (name in UTF-8) */
 gboolean po_user_add(PoStore *s, const char *mailbox, const char *name, GError **error);
+/* po_user_rename - give a mailbox a new display name (UTF-8) */
+gboolean po_user_rename(PoStore *s, const char *mailbox, const char *name, GError **error);
 /* po_user_del - delete a mailbox and the mail in it */
 gboolean po_user_del(PoStore *s, const char *mailbox, GError **error);
 /* po_users - every user, sorted; free with g_ptr_array_unref */

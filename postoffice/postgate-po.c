@@ -31,6 +31,7 @@ static const char usage_text[] =
     "commands:\n"
     "  init --net NET --po PO --codepage CP --key-file F [--gateway NET/PO]\n"
     "  adduser MAILBOX --name \"Full Name\"\n"
+    "  setname MAILBOX --name \"Full Name\"\n"
     "  deluser MAILBOX\n"
     "  users\n"
     "  send --from MAILBOX --to ADDR[,ADDR] [--cc ADDR,...] --subject S\n"
@@ -182,8 +183,9 @@ cmd_init(const char *dir, int argc, char **argv)
 	return rc;
 }
 
+/* adduser, or with rename setname: the same arguments. */
 static int
-cmd_adduser(PoStore *s, int argc, char **argv)
+cmd_adduser(PoStore *s, int argc, char **argv, gboolean rename)
 {
 	char *name = NULL;
 	GOptionEntry entries[] = {
@@ -193,11 +195,12 @@ cmd_adduser(PoStore *s, int argc, char **argv)
 	GError *e = NULL;
 	int rc = EX_OK;
 
-	if (!parse_options("adduser MAILBOX", entries, &argc, &argv))
+	if (!parse_options(rename ? "setname MAILBOX" : "adduser MAILBOX", entries, &argc, &argv))
 		return EX_USAGE;
 	if (argc != 2 || !name)
-		rc = usage("adduser needs MAILBOX and --name");
-	else if (!po_user_add(s, argv[1], name, &e))
+		rc = usage(rename ? "setname needs MAILBOX and --name" :
+		    "adduser needs MAILBOX and --name");
+	else if (!(rename ? po_user_rename : po_user_add)(s, argv[1], name, &e))
 		rc = fail(e);
 	g_free(name);
 	return rc;
@@ -857,14 +860,14 @@ main(int argc, char **argv)
 		return usage("-d DIR is needed");
 	if (strcmp(command, "init") == 0)
 		return cmd_init(dir, argc, argv);
-	if (!g_strv_contains((const char *[]){ "adduser", "deluser", "users", "send", "deliver",
+	if (!g_strv_contains((const char *[]){ "adduser", "setname", "deluser", "users", "send", "deliver",
 	    "list", "show", "status", "export-dir", "import-gal", "gal", NULL }, command))
 		return usage("unknown command");
 	s = po_open(dir, &e);
 	if (!s)
 		return fail(e);
-	if (strcmp(command, "adduser") == 0)
-		rc = cmd_adduser(s, argc, argv);
+	if (strcmp(command, "adduser") == 0 || strcmp(command, "setname") == 0)
+		rc = cmd_adduser(s, argc, argv, strcmp(command, "setname") == 0);
 	else if (strcmp(command, "deluser") == 0)
 		rc = cmd_deluser(s, argc, argv);
 	else if (strcmp(command, "users") == 0)

@@ -184,11 +184,18 @@ for trial, order in enumerate(itertools.islice(itertools.permutations(range(6)),
                 f = os.path.join(top, "%s-%s-for-%s-1.xml" % (tag, a, b))
                 gw(confs[a], "dir", "export", "--for", b + tag, "-o", f)
                 files.append((b, f))
-    # Changes after the first exchange: a rename, a deletion, a new user.
+    # Changes after the first exchange: an addition, a deletion, a rename
+    # (same entry, new display name) and a proxy edit (a new template at Z
+    # gives Z's users another proxy).
     pg.run("-d", pos["X"], "adduser", "NEWX", "--name", "New X")
+    pg.run("-d", pos["X"], "setname", "UX", "--name", "Renamed X")
     pg.run("-d", pos["Y"], "deluser", "UY")
-    import_po(confs["X"], pos["X"])
-    import_po(confs["Y"], pos["Y"])
+    with open(confs["Z"]) as fh:
+        text = fh.read()
+    with open(confs["Z"], "w") as fh:
+        fh.write(text.replace("smtp:%m@shared.example", "smtp:%m@shared.example, smtp:%m.z@extra.example"))
+    for n in names:
+        import_po(confs[n], pos[n])
     for a in names:
         for b in names:
             if a != b:
@@ -214,6 +221,10 @@ for trial, order in enumerate(itertools.islice(itertools.permutations(range(6)),
     has = canon[0]
     t.check("CORP/X%s/NEWX" % tag.upper() in has and "CORP/Y%s/UY" % tag.upper() not in has,
             "trial %d: the addition and the deletion reached every site" % trial)
+    t.check("Renamed X" in has and "smtp:uz.z@extra.example" in has,
+            "trial %d: the rename and the proxy edit reached every site" % trial)
+    ids = [l for l in has.splitlines() if "CORP/X%s/UX" % tag.upper() in l]
+    t.check(len(ids) == 1, "trial %d: the renamed entry is one entry, not a delete and an add" % trial)
 
 shutil.rmtree(top)
 t.done()
