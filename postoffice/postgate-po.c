@@ -232,18 +232,25 @@ cmd_users(PoStore *s)
 	return EX_OK;
 }
 
+/* Print the lines a listing produced, or fail with its error. */
+static int
+print_lines(GPtrArray *lines, GError *e)
+{
+	if (!lines)
+		return fail(e);
+	for (guint i = 0; i < lines->len; i++)
+		printf("%s\n", (char *)lines->pdata[i]);
+	g_ptr_array_unref(lines);
+	return EX_OK;
+}
+
 static int
 cmd_list(PoStore *s)
 {
 	GError *e = NULL;
 	GPtrArray *a = po_mailbox_counts(s, &e);
 
-	if (!a)
-		return fail(e);
-	for (guint i = 0; i < a->len; i++)
-		printf("%s\n", (char *)a->pdata[i]);
-	g_ptr_array_unref(a);
-	return EX_OK;
+	return print_lines(a, e);
 }
 
 /* Add each comma-separated address in list as a To/Cc party and recipient. */
@@ -745,12 +752,7 @@ cmd_gal(PoStore *s)
 	GError *e = NULL;
 	GPtrArray *a = po_gal(s, &e);
 
-	if (!a)
-		return fail(e);
-	for (guint i = 0; i < a->len; i++)
-		printf("%s\n", (char *)a->pdata[i]);
-	g_ptr_array_unref(a);
-	return EX_OK;
+	return print_lines(a, e);
 }
 
 static int
