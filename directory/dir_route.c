@@ -1,10 +1,12 @@
 /* dir_route.c - the one routing decision (see dir_route.h).
  *
  * Speed: a decision reads the directory in one read transaction, and a
- * local mailbox or a custom recipient costs one index lookup (dir_brief); a
- * mailbox of another site found by its primary address or its legacy
- * address costs one more, to check that it owns the proxy chosen for the
- * link.  Lists and other cases read whole entries.
+ * local mailbox or a custom recipient costs one index lookup (dir_brief); so
+ * does a mailbox of another site found by the proxy chosen for the link (the
+ * lookup that found it proved it owns that one).  A mailbox of another site
+ * found by another address costs one more, to check that it owns the proxy
+ * chosen.  The proxies come from the brief, split in place with no
+ * allocation.  Lists and other cases read whole entries.
  */
 #include "config.h"
 
@@ -122,21 +124,27 @@ route_error(DirRoute *r, const char *fmt, ...)
 	return r;
 }
 
-/* Whether the entry of brief b effectively owns proxy (SMTP:... or smtp:...). */
+/* Whether the entry of brief b effectively owns proxy (SMTP:... or smtp:...).
+ * key, when not NULL, is the address b was found by as its effective owner
+ * (dir_brief), in the same snapshot: that one needs no second lookup. */
 static gboolean
-owns(DirStore *d, const DirBrief *b, const char *proxy, gboolean *ok, GError **error)
+owns(DirStore *d, const DirBrief *b, const char *key, const char *proxy, gboolean *ok,
+    GError **error)
 {
 	PgAddr a = { .kind = ADDR_KIND_SMTP };
 	gboolean found = FALSE;
 	DirBrief owner;
 
+	*ok = TRUE;
+	if (key && strcmp(proxy + 5, key) == 0)
+		return TRUE;
 	g_strlcpy(a.smtp, proxy + 5, sizeof a.smtp);
 	*ok = dir_brief(d, &a, &owner, &found, error);
 	return *ok && found && owner.rid == b->rid;
 }
 
-/* The proxies of the entry of brief b, primary first, then the secondaries
- * in sorted order; NULL when the entry is gone or on error (*ok FALSE). */
+/* The proxies of the entry of brief b as stored; NULL when the entry is
+ * gone or on error (*ok FALSE). */
 static GPtrArray *
 proxies_of(DirStore *d, const DirBrief *b, gboolean *ok, GError **error)
 {
@@ -145,53 +153,85 @@ proxies_of(DirStore *d, const DirBrief *b, gboolean *ok, GError **error)
 	DirEntry *e;
 
 	*ok = TRUE;
-	if (b->proxies_known) {
-		char **v = g_strsplit(b->proxies, "\n", -1);
-		for (char **p = v; *p; p++)
-			if (**p)
-				g_ptr_array_add(out, *p);
-			else
-				g_free(*p);
-		g_free(v);
-	} else {
-		e = dir_brief_entry(d, b, &err);
-		if (!e) {
-			*ok = err == NULL;
-			if (err)
-				g_propagate_error(error, err);
-			g_ptr_array_unref(out);
-			return NULL;
-		}
-		for (guint i = 0; i < e->proxies->len; i++)
-			g_ptr_array_add(out, g_strdup(e->proxies->pdata[i]));
-		dir_entry_free(e);
+	e = dir_brief_entry(d, b, &err);
+	if (!e) {
+		*ok = err == NULL;
+		if (err)
+			g_propagate_error(error, err);
+		g_ptr_array_unref(out);
+		return NULL;
 	}
-	/* "SMTP:" sorts before "smtp:": the primary comes first. */
-	g_ptr_array_sort(out, cmp_str);
-	return out;
+	for (guint i = 0; i < e->proxies->len; i++)
+		g_ptr_array_add(out, g_strdup(e->proxies->pdata[i]));
+	dir_entry_free(e);
+	return out;   /* proxy_first sorts them */
 }
 
-/* The first proxy of the entry of brief b -- the primary, then the
- * secondaries in sorted order -- that it owns, in one of peer's domains
- * (or, without a peer, in a domain of this site or a linked one);
- * local@domain, or NULL when none (or on error: *ok FALSE). */
-static char *
-proxy_pick(DirStore *d, const DirContext *ctx, const DirBrief *b, const DirPeer *peer,
-    gboolean *ok, GError **error)
+static int
+cmp_cstr(const void *a, const void *b)
 {
-	GPtrArray *proxies = proxies_of(d, b, ok, error);
-	char *found = NULL;
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
 
-	for (guint i = 0; proxies && !found && *ok && i < proxies->len; i++) {
-		const char *p = proxies->pdata[i];
+/* The first of n proxies (sorted here: "SMTP:" sorts before "smtp:", the
+ * primary comes first, then the secondaries in order) that the entry of
+ * brief b owns, in one of peer's domains (or, without a peer, in a domain
+ * of this site or a linked one); local@domain, or NULL when none (or on
+ * error: *ok FALSE). */
+static char *
+proxy_first(DirStore *d, const DirContext *ctx, const DirBrief *b, const DirPeer *peer,
+    const char *key, char **proxies, size_t n, gboolean *ok, GError **error)
+{
+	if (n > 1)
+		qsort(proxies, n, sizeof *proxies, cmp_cstr);
+	*ok = TRUE;
+	for (size_t i = 0; *ok && i < n; i++) {
+		const char *p = proxies[i];
 		const char *dom = domain_of(p + 5);
 		gboolean fit = peer ? domain_in(dom, peer->domains) : domain_ours(ctx, dom);
 
-		if (fit && owns(d, b, p, ok, error))
-			found = g_strdup(p + 5);
+		if (fit && owns(d, b, key, p, ok, error))
+			return g_strdup(p + 5);
 	}
-	if (proxies)
-		g_ptr_array_unref(proxies);
+	return NULL;
+}
+
+/* proxy_first over the proxies of the entry of brief b: from the brief
+ * itself, with no allocation, when it holds them; else from the entry. */
+static char *
+proxy_pick(DirStore *d, const DirContext *ctx, const DirBrief *b, const DirPeer *peer,
+    const char *key, gboolean *ok, GError **error)
+{
+	char text[sizeof b->proxies], *v[DIR_MAX_PROXIES + 1], *p, *found;
+	GPtrArray *proxies;
+	size_t n = 0;
+
+	if (b->proxies_known) {
+		gboolean all = FALSE;
+
+		memcpy(text, b->proxies, sizeof text);
+		for (p = text; !all && n < G_N_ELEMENTS(v); ) {
+			char *nl = strchr(p, '\n');
+
+			if (nl)
+				*nl = '\0';
+			else
+				all = TRUE;
+			if (*p)
+				v[n++] = p;
+			if (nl)
+				p = nl + 1;
+		}
+		if (all)
+			return proxy_first(d, ctx, b, peer, key, v, n, ok, error);
+		/* More than an entry may hold: read the entry. */
+	}
+	proxies = proxies_of(d, b, ok, error);
+	if (!proxies)
+		return NULL;
+	found = proxy_first(d, ctx, b, peer, key, (char **)proxies->pdata, proxies->len, ok,
+	    error);
+	g_ptr_array_unref(proxies);
 	return found;
 }
 
@@ -207,7 +247,7 @@ leaf_address(DirStore *d, const DirContext *ctx, const DirBrief *b, gboolean *ok
 	*ok = TRUE;
 	if (b->type == DIR_CUSTOM)
 		return g_strdup(b->target + 5);
-	a = proxy_pick(d, ctx, b, NULL, ok, error);
+	a = proxy_pick(d, ctx, b, NULL, NULL, ok, error);
 	if (!a && *ok)
 		a = g_strdup(b->legacy);
 	return a;
@@ -319,9 +359,11 @@ route_list(DirStore *d, const DirContext *ctx, const DirBrief *b, DirRoute *r,
 	return r;
 }
 
-/* The decision for an entry found in the directory. */
+/* The decision for an entry found in the directory; key, when not NULL, the
+ * SMTP address it was found by (it owns that one). */
 static DirRoute *
-route_entry(DirStore *d, const DirContext *ctx, const DirBrief *b, GError **error)
+route_entry(DirStore *d, const DirContext *ctx, const DirBrief *b, const char *key,
+    GError **error)
 {
 	DirRoute *r = route_new(ROUTE_UNKNOWN);
 	const DirPeer *peer;
@@ -353,7 +395,7 @@ route_entry(DirStore *d, const DirContext *ctx, const DirBrief *b, GError **erro
 	if (!peer)
 		return route_error(r, "%s is homed at site %s, which has no [site-link %s]",
 		    b->legacy, b->home_site, b->home_site);
-	r->address = proxy_pick(d, ctx, b, peer, &ok, error);
+	r->address = proxy_pick(d, ctx, b, peer, key, &ok, error);
 	if (!ok) {
 		dir_route_free(r);
 		return NULL;
@@ -389,7 +431,7 @@ dir_route(DirStore *d, const DirContext *ctx, const char *address, GError **erro
 	else if (!found)
 		r = route_new(ROUTE_UNKNOWN);
 	else
-		r = route_entry(d, ctx, &b, error);
+		r = route_entry(d, ctx, &b, a.kind == ADDR_KIND_SMTP ? a.smtp : NULL, error);
 	dir_read_end(d);
 	return r;
 }

@@ -146,7 +146,10 @@ struct DirStore {
 	gint64 now;             /* pinned clock, 0: real time */
 	DirImport *busy;        /* the import under way, if any */
 	guint reading;          /* depth of dir_read_begin .. dir_read_end */
+	gboolean mapped;        /* reads go through mmap (set by a read batch) */
 };
+
+static gboolean map_set(DirStore *d, gboolean on, GError **error);
 
 /* A clash met while importing a postoffice export: decided at commit, when
  * the entries the file no longer lists are tombstones. */
@@ -1162,6 +1165,8 @@ dir_import_begin(DirStore *d, const DirContext *ctx, const SyncDoc *head, GError
 		    "an import is already under way" : "a read batch is open (dir_read_end)");
 		return NULL;
 	}
+	if (!map_set(d, FALSE, error))
+		return NULL;
 	switch (head->kind) {
 	case SYNC_POSTOFFICE:
 		if (!head->postoffice) {
@@ -1954,6 +1959,24 @@ dir_export_canonical(DirStore *d, GError **error)
 
 /* ------------------------------------------------------------- reading */
 
+/* Reads map the database (PRAGMA mmap_size): a lookup then costs memory
+ * accesses, not a read(2) per page beyond the page cache.  An import turns
+ * it off again, so that its peak RSS counts only the page cache, not the
+ * pages of a large database it touched (docs/performance.md).  Changed only
+ * outside transactions. */
+#define DIR_MMAP_SIZE "2147418112"   /* SQLite's default ceiling, 2 GB - 64 KB */
+
+static gboolean
+map_set(DirStore *d, gboolean on, GError **error)
+{
+	if (d->mapped == on)
+		return TRUE;
+	if (!db_exec(d, on ? "PRAGMA mmap_size=" DIR_MMAP_SIZE : "PRAGMA mmap_size=0", error))
+		return FALSE;
+	d->mapped = on;
+	return TRUE;
+}
+
 gboolean
 dir_read_begin(DirStore *d, GError **error)
 {
@@ -1961,6 +1984,10 @@ dir_read_begin(DirStore *d, GError **error)
 
 	if (d->reading++ > 0 || d->busy)
 		return TRUE;   /* inside a batch or an import already */
+	if (!map_set(d, TRUE, error)) {
+		d->reading--;
+		return FALSE;
+	}
 	st = stmt(d, ST_BEGIN, error);
 	if (!st || !run(d, st, error, "begin reading")) {
 		d->reading--;

@@ -214,7 +214,9 @@ void dir_stats_clear(DirStats *s);
  * may share one read transaction, which saves its cost on every call: begin
  * a read batch, call them, end it.  Batches nest (dir_route opens one of its
  * own).  Never hold a batch open while waiting for anything: it pins the
- * database's write-ahead log.  No import may begin inside a batch. */
+ * database's write-ahead log.  No import may begin inside a batch.  A read
+ * batch maps the database into memory (PRAGMA mmap_size) and leaves it
+ * mapped for later reads; an import unmaps it first. */
 /* dir_read_begin - open (or nest into) a read batch: one snapshot for what follows */
 gboolean dir_read_begin(DirStore *d, GError **error);
 /* dir_read_end - close one level of read batch */
