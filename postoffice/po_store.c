@@ -400,22 +400,36 @@ name_ok(const char *name, GError **error)
 	return TRUE;
 }
 
-gboolean
-po_user_add(PoStore *s, const char *mailbox, const char *name, GError **error)
+/* Run sql with ?1 the normalised mailbox and ?2 a checked display name;
+ * the sqlite3_step result, or -1 with error set. */
+static int
+user_write(PoStore *s, const char *sql, const char *mailbox, const char *name,
+    char mb[ADDR_PART_MAX + 1], GError **error)
 {
-	char mb[ADDR_PART_MAX + 1];
 	sqlite3_stmt *st;
 	int rc;
 
 	if (!mailbox_norm(mailbox, mb, error) || !name_ok(name, error))
-		return FALSE;
-	st = db_prepare(s, "INSERT INTO users(mailbox, name) VALUES (?, ?)", error);
+		return -1;
+	st = db_prepare(s, sql, error);
 	if (!st)
-		return FALSE;
+		return -1;
 	sqlite3_bind_text(st, 1, mb, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
 	rc = sqlite3_step(st);
 	sqlite3_finalize(st);
+	return rc;
+}
+
+gboolean
+po_user_add(PoStore *s, const char *mailbox, const char *name, GError **error)
+{
+	char mb[ADDR_PART_MAX + 1];
+	int rc = user_write(s, "INSERT INTO users(mailbox, name) VALUES (?1, ?2)", mailbox,
+	    name, mb, error);
+
+	if (rc == -1)
+		return FALSE;
 	if (rc == SQLITE_CONSTRAINT) {
 		g_set_error(error, PO_ERROR, PO_ERROR_USAGE, "mailbox %s already exists", mb);
 		return FALSE;
@@ -430,18 +444,11 @@ gboolean
 po_user_rename(PoStore *s, const char *mailbox, const char *name, GError **error)
 {
 	char mb[ADDR_PART_MAX + 1];
-	sqlite3_stmt *st;
-	int rc;
+	int rc = user_write(s, "UPDATE users SET name = ?2 WHERE mailbox = ?1", mailbox, name,
+	    mb, error);
 
-	if (!mailbox_norm(mailbox, mb, error) || !name_ok(name, error))
+	if (rc == -1)
 		return FALSE;
-	st = db_prepare(s, "UPDATE users SET name = ? WHERE mailbox = ?", error);
-	if (!st)
-		return FALSE;
-	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, mb, -1, SQLITE_STATIC);
-	rc = sqlite3_step(st);
-	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE)
 		return db_fail(s, error, "setname");
 	if (sqlite3_changes(s->db) == 0) {
