@@ -1,9 +1,10 @@
 /* dir_route.c - the one routing decision (see dir_route.h).
  *
  * Speed: a decision reads the directory in one read transaction, and a
- * local mailbox or a custom recipient costs one index lookup (dir_brief); so
- * does a mailbox of another site found by the proxy chosen for the link (the
- * lookup that found it proved it owns that one).  A mailbox of another site
+ * local mailbox or a custom recipient costs one lookup (dir_brief: in the
+ * proxy map for an SMTP address when the map is current, else an index
+ * lookup); so does a mailbox of another site found by the proxy chosen for
+ * the link (the lookup that found it proved it owns that one).  A mailbox of another site
  * found by another address costs one more, to check that it owns the proxy
  * chosen.  The proxies come from the brief, split in place with no
  * allocation.  Lists and other cases read whole entries.

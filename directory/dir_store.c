@@ -7,7 +7,9 @@
  *                is local@domain with the domain lower case
  *   vector       site -> highest USN of that origin this site has seen
  *   peer_vector  (peer, site) -> what the peer last reported it has seen
- *   meta         this site's name and its USN counter
+ *   meta         this site's name, its USN counter, the database's random
+ *                incarnation and its generation: a counter bumped by every
+ *                transaction that changes entries or proxies
  *   schema_version
  * A tombstone keeps id, type, legacy, home site, name and its stamp; it
  * claims no proxy.  Every import is one transaction (BEGIN IMMEDIATE ...
@@ -21,14 +23,27 @@
  * state for an id this site does not hold, with a USN at or below the
  * vector, was seen before and purged with its tombstone: it is ignored, so
  * a replayed old file never resurrects a deleted entry.
+ *
+ * The proxy map (dir_map.h): state_dir/directory.map is a compiled copy of
+ * what dir_brief answers for every SMTP key, stamped with the generation
+ * and incarnation it was built from.  Every import that changed entries or
+ * proxies bumps the generation and, after COMMIT, rebuilds the map with one
+ * scan of the effective owners (the first row of each key of proxies, in
+ * its primary-key order: ST_BRIEF_KEY's choice) in one read transaction.
+ * A read batch that meets an SMTP key checks once whether the map holds the
+ * batch's generation; if so, dir_brief answers SMTP keys from it, else
+ * (missing, stale, corrupt) from SQLite, as outside batches.
  */
 #include "config.h"
 
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <sqlite3.h>
 
 #include "address.h"
+#include "dir_map.h"
 #include "dir_store.h"
 #include "fault.h"
 #include "pg_log.h"
@@ -80,7 +95,7 @@ enum {
 	ST_PROXY_ADD, ST_PROXY_DEL, ST_INSERT, ST_UPDATE, ST_SEEN_ADD, ST_SEEN_HAS,
 	ST_SEEN_CLEAR, ST_SWEEP, ST_PURGE, ST_META_GET, ST_META_SET, ST_VEC_GET,
 	ST_VEC_MAX, ST_VEC_ALL, ST_PEER_MAX, ST_LIST, ST_CANON, ST_REPL, ST_COUNTS,
-	ST_NPROXIES, ST_LOSSES, ST_BEGIN, ST_COMMIT,
+	ST_NPROXIES, ST_LOSSES, ST_BEGIN, ST_COMMIT, ST_MAP_SCAN,
 	ST_COUNT
 };
 
@@ -133,6 +148,11 @@ static const char *const stmt_sql[ST_COUNT] = {
 	    "e.usn > COALESCE(v.usn, 0) ORDER BY e.rid",
 	[ST_COUNTS] = "SELECT type, deleted, count(*) FROM entries GROUP BY type, deleted",
 	[ST_NPROXIES] = "SELECT count(*) FROM proxies",
+	/* The effective owner of every key: the first row of each key in the
+	 * primary key's order, which is ST_BRIEF_KEY's ORDER BY (a table scan,
+	 * no sort). */
+	[ST_MAP_SCAN] = "SELECT key, rid, type, legacy, home_site, target, proxies FROM "
+	    "proxies ORDER BY key, origin, usn, rid",
 	[ST_BEGIN] = "BEGIN",
 	[ST_COMMIT] = "COMMIT",
 	[ST_LOSSES] = "SELECT COALESCE(SUM(n - 1), 0) FROM (SELECT count(*) AS n "
@@ -147,9 +167,22 @@ struct DirStore {
 	DirImport *busy;        /* the import under way, if any */
 	guint reading;          /* depth of dir_read_begin .. dir_read_end */
 	gboolean mapped;        /* reads go through mmap (set by a read batch) */
+	gboolean dirty;         /* the import under way wrote entries or proxies */
+	/* The proxy map (dir_map.h). */
+	char *pmap_path;        /* state_dir/directory.map */
+	DirMap *pmap;           /* that file, mapped, when it was usable */
+	struct stat pmap_st;    /* the file as last seen, when pmap_seen */
+	gboolean pmap_seen;
+	int pmap_state;         /* PMAP_* for the read batch open */
+	char *incarnation;      /* meta incarnation, once read */
+	char *pmap_note;        /* the last reason logged for not using the map */
 };
 
+enum { PMAP_UNKNOWN, PMAP_ON, PMAP_OFF };
+
 static gboolean map_set(DirStore *d, gboolean on, GError **error);
+static gboolean generation_bump(DirStore *d, GError **error);
+static void pmap_after_import(DirStore *d, gboolean changed);
 
 /* A clash met while importing a postoffice export: decided at commit, when
  * the entries the file no longer lists are tombstones. */
@@ -830,6 +863,7 @@ dir_open(const char *path, GError **error)
 	int rc;
 
 	d->path = g_strdup(path);
+	d->pmap_path = dir_map_path(path);
 	rc = sqlite3_open_v2(path, &d->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
 	    SQLITE_OPEN_NOMUTEX, NULL);
 	if (rc != SQLITE_OK) {
@@ -868,6 +902,10 @@ dir_close(DirStore *d)
 			sqlite3_finalize(d->st[i]);
 	if (d->db)
 		sqlite3_close(d->db);
+	dir_map_close(d->pmap);
+	g_free(d->pmap_path);
+	g_free(d->incarnation);
+	g_free(d->pmap_note);
 	g_free(d->path);
 	g_free(d);
 }
@@ -902,6 +940,7 @@ state_write(DirStore *d, const DirEntry *e, gint64 rid, gint64 *out, GError **er
 	if (rid)
 		sqlite3_bind_int64(st, 14, rid);
 	ok = run(d, st, error, "write an entry");
+	d->dirty = TRUE;
 	g_free(proxies);
 	g_free(members);
 	if (ok && out)
@@ -918,6 +957,7 @@ proxy_del(DirStore *d, const char *key, gint64 rid, GError **error)
 		return FALSE;
 	bind_text(st, 1, key);
 	sqlite3_bind_int64(st, 2, rid);
+	d->dirty = TRUE;
 	return run(d, st, error, "write a proxy");
 }
 
@@ -940,6 +980,7 @@ proxy_add(DirStore *d, const char *key, const DirEntry *e, gint64 rid, const cha
 	bind_text(st, 7, e->legacy);
 	bind_text(st, 8, e->target);
 	bind_text(st, 9, all);
+	d->dirty = TRUE;
 	return run(d, st, error, "write a proxy");
 }
 
@@ -1249,6 +1290,7 @@ dir_import_begin(DirStore *d, const DirContext *ctx, const SyncDoc *head, GError
 	}
 	im->clashes = g_array_new(FALSE, FALSE, sizeof(Clash));
 	im->now = clock_now(d);
+	d->dirty = FALSE;
 	if (!db_exec(d, "BEGIN IMMEDIATE", error))
 		goto fail;
 	d->busy = im;
@@ -1722,7 +1764,7 @@ dir_import_commit(DirImport *im, DirImportStats *stats, GError **error)
 {
 	DirStore *d = im->d;
 	sqlite3_stmt *st;
-	gboolean ok = !im->failed;
+	gboolean ok = !im->failed, changed = FALSE;
 	char usn[32];
 
 	if (!ok)
@@ -1739,8 +1781,15 @@ dir_import_commit(DirImport *im, DirImportStats *stats, GError **error)
 			ok = run(d, st, error, "purge tombstones");
 			if (ok)
 				im->st.purged = (guint)sqlite3_changes(d->db);
+			if (im->st.purged)
+				d->dirty = TRUE;
 		}
 	}
+	/* Entries or proxies changed: a new generation, and the map of the
+	 * old one no longer answers. */
+	changed = ok && d->dirty;
+	if (changed)
+		ok = generation_bump(d, error);
 	g_snprintf(usn, sizeof usn, "%" G_GUINT64_FORMAT, im->usn);
 	ok = ok && meta_set(d, "usn", usn, error) && meta_set(d, "site", im->ctx->site, error);
 	if (ok && !db_exec(d, "COMMIT", error))
@@ -1748,6 +1797,7 @@ dir_import_commit(DirImport *im, DirImportStats *stats, GError **error)
 	if (ok) {
 		d->busy = NULL;
 		fault_step("commit");
+		pmap_after_import(d, changed);
 		if (im->st.templated)
 			pg_info(NULL, "directory: proxy templates changed: %u entr%s of %s got "
 			    "the template addresses they lacked (first: %s); existing proxies "
@@ -1977,6 +2027,272 @@ map_set(DirStore *d, gboolean on, GError **error)
 	return TRUE;
 }
 
+/* ----------------------------------------------------------- the proxy map */
+
+static gboolean
+meta_generation(DirStore *d, guint64 *gen, GError **error)
+{
+	gboolean ok;
+	char *v = meta_get(d, "generation", &ok, error);
+
+	*gen = v ? g_ascii_strtoull(v, NULL, 10) : 0;
+	g_free(v);
+	return ok;
+}
+
+static gboolean
+generation_bump(DirStore *d, GError **error)
+{
+	guint64 gen;
+	char v[32];
+
+	if (!meta_generation(d, &gen, error))
+		return FALSE;
+	g_snprintf(v, sizeof v, "%" G_GUINT64_FORMAT, gen + 1);
+	return meta_set(d, "generation", v, error);
+}
+
+/* The database's incarnation; it never changes once made (NULL: no import yet). */
+static const char *
+incarnation(DirStore *d)
+{
+	gboolean ok;
+
+	if (!d->incarnation)
+		d->incarnation = meta_get(d, "incarnation", &ok, NULL);
+	return d->incarnation;
+}
+
+/* Why the map is not used, logged once (until the reason changes). */
+static void
+pmap_note(DirStore *d, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
+
+static void
+pmap_note(DirStore *d, const char *fmt, ...)
+{
+	va_list ap;
+	char *msg;
+
+	va_start(ap, fmt);
+	msg = g_strdup_vprintf(fmt, ap);
+	va_end(ap);
+	if (d->pmap_note && strcmp(d->pmap_note, msg) == 0) {
+		g_free(msg);
+		return;
+	}
+	pg_debug(NULL, "directory: %s; routing reads the database", msg);
+	g_free(d->pmap_note);
+	d->pmap_note = msg;
+}
+
+static gboolean
+same_file(const struct stat *a, const struct stat *b)
+{
+	return a->st_dev == b->st_dev && a->st_ino == b->st_ino && a->st_size == b->st_size &&
+	    a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
+}
+
+/* Map the map file again when it is another file than the one mapped (a
+ * rebuild renames a new one into place).  A file found unusable is warned
+ * about once, and left alone until it changes. */
+static void
+pmap_refresh(DirStore *d)
+{
+	struct stat st;
+	GError *e = NULL;
+
+	if (stat(d->pmap_path, &st) != 0) {
+		g_clear_pointer(&d->pmap, dir_map_close);
+		d->pmap_seen = FALSE;
+		return;
+	}
+	if (d->pmap_seen && same_file(&st, &d->pmap_st))
+		return;
+	g_clear_pointer(&d->pmap, dir_map_close);
+	d->pmap_st = st;
+	d->pmap_seen = TRUE;
+	d->pmap = dir_map_open(d->pmap_path, &e);
+	if (!d->pmap) {
+		pg_warn(NULL, "directory: ignoring the proxy map: %s (the next import rebuilds "
+		    "it)", e->message);
+		g_error_free(e);
+	}
+}
+
+/* Whether the map answers SMTP keys in the read batch open: it holds the
+ * generation of the batch's snapshot.  Decided once per batch, at its first
+ * SMTP key. */
+static gboolean
+pmap_current(DirStore *d)
+{
+	const char *inc;
+	guint64 gen;
+
+	if (d->pmap_state != PMAP_UNKNOWN)
+		return d->pmap_state == PMAP_ON;
+	d->pmap_state = PMAP_OFF;
+	if (d->reading == 0 || d->busy)
+		return FALSE;
+	pmap_refresh(d);
+	if (!d->pmap) {
+		pmap_note(d, "no usable proxy map %s", d->pmap_path);
+		return FALSE;
+	}
+	if (!meta_generation(d, &gen, NULL))
+		return FALSE;   /* the database fails: the lookup will say so */
+	inc = incarnation(d);
+	if (!inc || strcmp(inc, dir_map_incarnation(d->pmap)) != 0) {
+		pmap_note(d, "the proxy map %s was built from another database", d->pmap_path);
+		return FALSE;
+	}
+	if (gen != dir_map_generation(d->pmap)) {
+		pmap_note(d, "the proxy map %s holds generation %" G_GUINT64_FORMAT
+		    ", the directory is at %" G_GUINT64_FORMAT, d->pmap_path,
+		    dir_map_generation(d->pmap), gen);
+		return FALSE;
+	}
+	g_clear_pointer(&d->pmap_note, g_free);
+	d->pmap_state = PMAP_ON;
+	return TRUE;
+}
+
+/* A record of the map broke the format: never use that file again, and
+ * remove it (when it still is that file) so that the next import makes a
+ * new one. */
+static void
+pmap_corrupt(DirStore *d)
+{
+	struct stat st;
+
+	pg_warn(NULL, "directory: ignoring the proxy map %s: a record is corrupt (the next "
+	    "import rebuilds it)", d->pmap_path);
+	g_clear_pointer(&d->pmap, dir_map_close);
+	d->pmap_state = PMAP_OFF;
+	if (d->pmap_seen && stat(d->pmap_path, &st) == 0 && same_file(&st, &d->pmap_st))
+		unlink(d->pmap_path);
+}
+
+/* Build the map from one snapshot: the effective owner of every key.  Not
+ * when the map already holds the database's generation, unless force. */
+static gboolean
+pmap_build(DirStore *d, gboolean force, GError **error)
+{
+	DirMapWriter *w;
+	sqlite3_stmt *st = NULL;
+	GString *prev = g_string_new(NULL);
+	gboolean ok, have_prev = FALSE, skip = FALSE;
+	char have_inc[17], *inc = NULL;
+	guint64 gen = 0, have_gen = 0;
+	struct stat dbst;
+	int rc = SQLITE_DONE, mode = 0644;
+	gint64 t0 = g_get_monotonic_time(), keys = 0;
+
+	if (d->busy || d->reading) {
+		g_set_error(error, DIR_ERROR, DIR_ERROR_IO, "%s: %s", d->path, d->busy ?
+		    "an import is under way" : "a read batch is open (dir_read_end)");
+		return FALSE;
+	}
+	/* The scan reads through the page cache, not a mapping of the whole
+	 * database: an import's peak RSS stays what it was. */
+	if (!map_set(d, FALSE, error))
+		return FALSE;
+	if (stat(d->path, &dbst) == 0)
+		mode = (int)(dbst.st_mode & 0666);
+	/* Locked before the snapshot is taken: a map published by an earlier
+	 * writer is never replaced by one of an older snapshot. */
+	w = dir_map_writer_begin(d->pmap_path, mode, error);
+	if (!w)
+		return FALSE;
+	ok = db_exec(d, "BEGIN", error);
+	if (!ok) {
+		dir_map_writer_abort(w);
+		return FALSE;
+	}
+	ok = meta_generation(d, &gen, error);
+	if (ok)
+		inc = meta_get(d, "incarnation", &ok, error);
+	if (ok && !force && inc && dir_map_peek(d->pmap_path, &have_gen, have_inc, NULL) &&
+	    have_gen == gen && strcmp(have_inc, inc) == 0)
+		skip = TRUE;
+	if (ok && !skip) {
+		st = stmt(d, ST_MAP_SCAN, error);
+		ok = st != NULL;
+	}
+	while (st && ok && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *key = col_text(st, 0);
+		gsize klen = (gsize)sqlite3_column_bytes(st, 0);
+		DirMapRow row;
+
+		if (!key || (have_prev && prev->len == klen && memcmp(prev->str, key, klen) == 0))
+			continue;   /* a claim that loses to the row before */
+		g_string_truncate(prev, 0);
+		g_string_append_len(prev, key, (gssize)klen);
+		have_prev = TRUE;
+		row.key = key;
+		row.rid = sqlite3_column_int64(st, 1);
+		row.type = sqlite3_column_int(st, 2);
+		row.legacy = col_text(st, 3);
+		row.home_site = col_text(st, 4);
+		row.target = col_text(st, 5);
+		row.proxies = col_text(st, 6);
+		if (!row.legacy)
+			row.legacy = "";
+		if (!row.home_site)
+			row.home_site = "";
+		ok = dir_map_writer_add(w, &row, error);
+		keys++;
+	}
+	if (st) {
+		if (ok && rc != SQLITE_DONE)
+			ok = db_fail(d, error, "read the proxies");
+		done(st);
+	}
+	sqlite3_exec(d->db, "COMMIT", NULL, NULL, NULL);
+	if (ok && !skip) {
+		ok = dir_map_writer_commit(w, gen, inc ? inc : "", error);
+		if (ok)
+			pg_debug(NULL, "directory: proxy map %s: generation %" G_GUINT64_FORMAT
+			    ", %" G_GINT64_FORMAT " keys, in %.2f s", d->pmap_path, gen, keys,
+			    (double)(g_get_monotonic_time() - t0) / G_USEC_PER_SEC);
+	} else {
+		dir_map_writer_abort(w);
+	}
+	g_string_free(prev, TRUE);
+	g_free(inc);
+	return ok;
+}
+
+/* After a committed import: a new map when the import changed entries or
+ * proxies, or when the map does not hold the database's generation (none,
+ * corrupt, or older).  The database is the truth: a failure only warns. */
+static void
+pmap_after_import(DirStore *d, gboolean changed)
+{
+	GError *e = NULL;
+
+	if (pmap_build(d, changed, &e))
+		return;
+	pg_warn(NULL, "directory: the proxy map was not rebuilt, so routing reads the "
+	    "database: %s", e->message);
+	g_error_free(e);
+	if (changed)
+		unlink(d->pmap_path);
+}
+
+gboolean
+dir_rebuild_map(DirStore *d, gboolean force, GError **error)
+{
+	return pmap_build(d, force, error);
+}
+
+gboolean
+dir_read_mapped(DirStore *d)
+{
+	return d->reading > 0 && !d->busy && pmap_current(d);
+}
+
+/* ------------------------------------------------------------ read batches */
+
 gboolean
 dir_read_begin(DirStore *d, GError **error)
 {
@@ -1993,6 +2309,7 @@ dir_read_begin(DirStore *d, GError **error)
 		d->reading--;
 		return FALSE;
 	}
+	d->pmap_state = PMAP_UNKNOWN;
 	return TRUE;
 }
 
@@ -2003,6 +2320,7 @@ dir_read_end(DirStore *d)
 
 	if (d->reading == 0 || --d->reading > 0 || d->busy)
 		return;
+	d->pmap_state = PMAP_UNKNOWN;
 	st = stmt(d, ST_COMMIT, NULL);
 	if (st)
 		run(d, st, NULL, "end reading");
@@ -2105,6 +2423,18 @@ dir_brief(DirStore *d, const PgAddr *a, DirBrief *out, gboolean *found, GError *
 	int rc;
 
 	*found = FALSE;
+	if (a->kind == ADDR_KIND_SMTP && d->reading > 0 && !d->busy && pmap_current(d)) {
+		switch (dir_map_lookup(d->pmap, a->smtp, strlen(a->smtp), out)) {
+		case DIR_MAP_FOUND:
+			*found = TRUE;
+			return TRUE;
+		case DIR_MAP_NONE:
+			return TRUE;
+		case DIR_MAP_CORRUPT:
+			pmap_corrupt(d);
+			break;   /* the database answers */
+		}
+	}
 	st = stmt(d, a->kind == ADDR_KIND_SMTP ? ST_BRIEF_KEY : ST_BRIEF_LEGACY, error);
 	if (!st)
 		return FALSE;
@@ -2211,7 +2541,16 @@ dir_stats(DirStore *d, DirStats *out, GError **error)
 	}
 	ok = ok && count(d, ST_NPROXIES, &out->proxies, error) &&
 	    count(d, ST_LOSSES, &out->proxy_losses, error) &&
-	    meta_usn(d, &out->usn, error) && vector_load(d, out->vector, error);
+	    meta_usn(d, &out->usn, error) && vector_load(d, out->vector, error) &&
+	    meta_generation(d, &out->generation, error);
+	if (ok) {
+		const char *inc = incarnation(d);
+		char have_inc[17];
+		guint64 have_gen;
+
+		out->map_current = inc && dir_map_peek(d->pmap_path, &have_gen, have_inc, NULL) &&
+		    have_gen == out->generation && strcmp(have_inc, inc) == 0;
+	}
 	sqlite3_exec(d->db, "RELEASE stats", NULL, NULL, NULL);
 	if (ok)
 		return TRUE;

@@ -58,6 +58,12 @@
  *    nothing and never changes a primary.  An entry of a postoffice export
  *    that lists proxies itself gets exactly those (the in-memory model
  *    allows it; sync files of kind postoffice carry none).
+ *  - Every import that changes entries or proxies bumps the directory's
+ *    generation, and after it commits rebuilds the proxy map beside the
+ *    database (state_dir/directory.map, dir_map.h) for that generation; a
+ *    failure to build it only warns.  Read batches answer SMTP keys from
+ *    the map when it holds their snapshot's generation, else from SQLite:
+ *    the same answers either way.
  *
  * One DirStore is one SQLite connection: use it from one thread.
  */
@@ -202,6 +208,8 @@ typedef struct {
 	guint proxy_losses;                  /* claims that lost a clash */
 	guint64 usn;                         /* this site's last USN */
 	GHashTable *vector;                  /* site -> guint64 *: highest USN seen */
+	guint64 generation;                  /* imports that changed entries or proxies */
+	gboolean map_current;                /* directory.map holds this generation */
 } DirStats;
 
 /* dir_stats - counts, this site's USN and its up-to-dateness vector */
@@ -216,11 +224,18 @@ void dir_stats_clear(DirStats *s);
  * own).  Never hold a batch open while waiting for anything: it pins the
  * database's write-ahead log.  No import may begin inside a batch.  A read
  * batch maps the database into memory (PRAGMA mmap_size) and leaves it
- * mapped for later reads; an import unmaps it first. */
+ * mapped for later reads; an import unmaps it first.  In a batch, dir_brief
+ * answers SMTP keys from the proxy map when it is current (dir_read_mapped). */
 /* dir_read_begin - open (or nest into) a read batch: one snapshot for what follows */
 gboolean dir_read_begin(DirStore *d, GError **error);
 /* dir_read_end - close one level of read batch */
 void dir_read_end(DirStore *d);
+/* dir_read_mapped - whether the read batch open answers SMTP keys from directory.map */
+gboolean dir_read_mapped(DirStore *d);
+/* dir_rebuild_map - build directory.map from one snapshot, unless (without
+ * force) it already holds the database's generation; not inside a batch or
+ * an import.  Errors: DIR_ERROR_IO (the database), DIR_MAP_ERROR (the file) */
+gboolean dir_rebuild_map(DirStore *d, gboolean force, GError **error);
 
 /* dir_proxy_key - the comparison key of an SMTP address: local@domain, domain
  * lower case; accepts SMTP:/smtp: prefixes; NULL and error when invalid */
