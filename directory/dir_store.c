@@ -170,6 +170,9 @@ struct DirStore {
 	gboolean dirty;         /* the import under way wrote entries or proxies */
 	/* The proxy map (dir_map.h). */
 	char *pmap_path;        /* state_dir/directory.map */
+	gboolean pmap_defer;    /* imports leave the map to dir_map_defer(d, FALSE) */
+	gboolean pmap_owed;     /* an import happened while deferred */
+	gboolean pmap_changed;  /* ... and changed the directory */
 	DirMap *pmap;           /* that file, mapped, when it was usable */
 	struct stat pmap_st;    /* the file as last seen, when pmap_seen */
 	gboolean pmap_seen;
@@ -2270,6 +2273,11 @@ pmap_after_import(DirStore *d, gboolean changed)
 {
 	GError *e = NULL;
 
+	if (d->pmap_defer) {
+		d->pmap_owed = TRUE;
+		d->pmap_changed |= changed;
+		return;
+	}
 	if (pmap_build(d, changed, &e))
 		return;
 	pg_warn(NULL, "directory: the proxy map was not rebuilt, so routing reads the "
@@ -2277,6 +2285,17 @@ pmap_after_import(DirStore *d, gboolean changed)
 	g_error_free(e);
 	if (changed)
 		unlink(d->pmap_path);
+}
+
+void
+dir_map_defer(DirStore *d, gboolean defer)
+{
+	d->pmap_defer = defer;
+	if (defer || !d->pmap_owed)
+		return;
+	d->pmap_owed = FALSE;
+	pmap_after_import(d, d->pmap_changed);
+	d->pmap_changed = FALSE;
 }
 
 gboolean

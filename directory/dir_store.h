@@ -232,6 +232,8 @@ gboolean dir_read_begin(DirStore *d, GError **error);
 void dir_read_end(DirStore *d);
 /* dir_read_mapped - whether the read batch open answers SMTP keys from directory.map */
 gboolean dir_read_mapped(DirStore *d);
+/* dir_map_defer - while TRUE, imports leave the proxy map alone; FALSE rebuilds it once */
+void dir_map_defer(DirStore *d, gboolean defer);
 /* dir_rebuild_map - build directory.map from one snapshot, unless (without
  * force) it already holds the database's generation; not inside a batch or
  * an import.  Errors: DIR_ERROR_IO (the database), DIR_MAP_ERROR (the file) */

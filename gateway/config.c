@@ -44,6 +44,7 @@ typedef enum {
 	T_DOMAINS,
 	T_NETWORKS,
 	T_NAMESERVERS,
+	T_LISTEN,
 	T_PROXIES,
 	T_COUNT
 } ValueType;
@@ -85,6 +86,9 @@ static const TypeInfo types[T_COUNT] = {
 	[T_NAMESERVERS] = { "nameserver list", TRUE,
 	    "Comma-separated IP[:PORT] items, IPv6 addresses in brackets; the "
 	    "port is 53 when left out." },
+	[T_LISTEN] = { "address list", TRUE,
+	    "Comma-separated IP:PORT items, IPv6 addresses in brackets "
+	    "([::1]:25); the port is the one given with the key when left out." },
 	[T_PROXIES] = { "proxy template list", TRUE,
 	    "Comma-separated templates, each SMTP:LOCAL@DOMAIN (the primary "
 	    "address; the first one counts) or smtp:LOCAL@DOMAIN (a secondary "
@@ -149,9 +153,9 @@ static const KeyInfo keys[CONFIG_KEY_COUNT] = {
 	    "template adds secondaries on the next import.  Needed before postoffice "
 	    "exports can be imported." },
 
-	[CONFIG_SMTPD_LISTEN] = { CONFIG_GROUP_SMTPD, "listen", T_HOSTPORT,
-	    "127.0.0.1:2525", 0, 0, NULL, 25, K_IP_ONLY,
-	    "IP address and port the SMTP listener binds." },
+	[CONFIG_SMTPD_LISTEN] = { CONFIG_GROUP_SMTPD, "listen", T_LISTEN,
+	    "127.0.0.1:2525", 0, 0, NULL, 25, 0,
+	    "IP addresses and ports the SMTP listener binds, every one of them." },
 	[CONFIG_SMTPD_HOSTNAME] = { CONFIG_GROUP_SMTPD, "hostname", T_HOSTNAME, "", 0,
 	    0, NULL, 0, 0,
 	    "Name the listener gives in its greeting and Received: headers; empty: "
@@ -161,7 +165,7 @@ static const KeyInfo keys[CONFIG_KEY_COUNT] = {
 	    "Clients trusted to send mail through the listener to domains other "
 	    "than this site's and its linked sites'; empty: no client may." },
 	[CONFIG_SMTPD_MAX_MESSAGE_SIZE] = { CONFIG_GROUP_SMTPD, "max_message_size",
-	    T_SIZE, "10485760", 1024, MSG_MAX_SIZE, NULL, 0, 0,
+	    T_SIZE, "10485760", 1024, SMTP_MAX_MESSAGE_SIZE, NULL, 0, 0,
 	    "Largest message the listener accepts, in bytes; announced with the "
 	    "SIZE extension." },
 	[CONFIG_SMTPD_MAX_RECIPIENTS] = { CONFIG_GROUP_SMTPD, "max_recipients", T_INT,
@@ -170,6 +174,11 @@ static const KeyInfo keys[CONFIG_KEY_COUNT] = {
 	[CONFIG_SMTPD_MAX_CONNECTIONS] = { CONFIG_GROUP_SMTPD, "max_connections",
 	    T_INT, "1000", 1, 100000, NULL, 0, 0,
 	    "Most client connections the listener serves at once." },
+	[CONFIG_SMTPD_TIMEOUT] = { CONFIG_GROUP_SMTPD, "timeout", T_DURATION, "5m",
+	    1, HOUR, NULL, 0, 0,
+	    "How long the listener waits for a client's next command or its next "
+	    "piece of message data, and for a client to read a reply, before it "
+	    "says 421 and closes." },
 	[CONFIG_SMTPD_TLS_CERT_FILE] = { CONFIG_GROUP_SMTPD, "tls_cert_file", T_PATH,
 	    "", 0, 0, NULL, 0, 0,
 	    "PEM certificate chain for STARTTLS; empty: STARTTLS is not offered.  "
@@ -675,6 +684,7 @@ item_parse(const KeyInfo *k, const char *item, GError **error)
 		g_object_unref(mask);
 		return s;
 	case T_NAMESERVERS:
+	case T_LISTEN:
 		if (!config_hostport_parse(item, strlen(item), k->port, TRUE, &hp,
 		    error))
 			return NULL;
@@ -834,6 +844,7 @@ value_parse(const KeyInfo *k, const char *s, Value *out, GError **error)
 	case T_DOMAINS:
 	case T_NETWORKS:
 	case T_NAMESERVERS:
+	case T_LISTEN:
 	case T_PROXIES:
 		return list_parse(k, s, out, error);
 	case T_COUNT:
@@ -1660,7 +1671,7 @@ man_key(FILE *out, const KeyInfo *k)
 		g_free(lo);
 		g_free(hi);
 	}
-	if (k->type == T_HOSTPORT || k->type == T_NAMESERVERS)
+	if (k->type == T_HOSTPORT || k->type == T_NAMESERVERS || k->type == T_LISTEN)
 		fprintf(out, "port %u when left out; ", (unsigned)k->port);
 	if (k->flags & K_IP_ONLY)
 		fputs("an IP address; ", out);

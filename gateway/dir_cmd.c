@@ -91,6 +91,8 @@ cmd_import(Site *site, int argc, char **argv)
 
 	if (argc < 2)
 		return usage("import needs at least one FILE");
+	/* One proxy map for the lot, not one per file. */
+	dir_map_defer(site->dir, TRUE);
 	for (int i = 1; i < argc; i++) {
 		GError *e = NULL;
 		DirImportStats stats = { 0 };
@@ -116,6 +118,7 @@ cmd_import(Site *site, int argc, char **argv)
 		    stats.changed, stats.deleted, stats.unchanged, stats.ignored,
 		    stats.proxy_losses);
 	}
+	dir_map_defer(site->dir, FALSE);
 	return rc;
 }
 
@@ -290,8 +293,9 @@ cmd_stats(Site *site, int argc)
 	if (!dir_stats(site->dir, &st, &e))
 		return fail(e, data_code(e));
 	printf("mailboxes %u\ncustom %u\nlists %u\ntombstones %u\nproxies %u\n"
-	    "proxy losses %u\nusn %" G_GUINT64_FORMAT "\n", st.mailboxes, st.customs, st.lists,
-	    st.tombstones, st.proxies, st.proxy_losses, st.usn);
+	    "proxy losses %u\nusn %" G_GUINT64_FORMAT "\ngeneration %" G_GUINT64_FORMAT "\n"
+	    "proxy map %s\n", st.mailboxes, st.customs, st.lists, st.tombstones, st.proxies,
+	    st.proxy_losses, st.usn, (guint64)st.generation, st.map_current ? "current" : "stale");
 	if (st.vector) {
 		keys = g_list_sort(g_hash_table_get_keys(st.vector), (GCompareFunc)strcmp);
 		for (GList *l = keys; l; l = l->next)

@@ -18,6 +18,9 @@
 #include <glib.h>
 
 #include "dir_cmd.h"
+#include "queue_cmd.h"
+#include "smtpd.h"
+#include "submit.h"
 #include "pg_config.h"
 #include "pg_log.h"
 
@@ -39,6 +42,12 @@ static const Command commands[] = {
 	    cmd_config_manpage },
 	{ "dir", "import|export|lookup|route|list|stats ...",
 	    "the replicated directory (see postgate(8), DIRECTORY)", dir_cmd_main },
+	{ "smtpd", "[--syslog] [--debug]",
+	    "the SMTP listener, in the foreground until SIGTERM", smtpd_main },
+	{ "submit", "-f SENDER RCPT...",
+	    "queue one message from standard input (an MTA's pipe transport)", submit_main },
+	{ "queue", "list [-j]|show ID|hold ID|release ID|delete ID",
+	    "the queue (see postgate(8), QUEUE)", queue_cmd_main },
 };
 
 static int

@@ -87,12 +87,20 @@ site_close(Site *site)
 Site *
 site_open(const char *config_file, GError **error)
 {
+	return site_open_bound(config_file, NULL, NULL, error);
+}
+
+Site *
+site_open_bound(const char *config_file, SiteBind bind, gpointer data, GError **error)
+{
 	Site *site = g_new0(Site, 1);
 	const char *state_dir;
 	char *path;
 
 	site->cfg = config_load_file(config_file, error);
 	if (!site->cfg)
+		goto fail;
+	if (bind && !bind(site->cfg, data, error))
 		goto fail;
 	if (!site_become_user(config_string(site->cfg, CONFIG_SITE_USER), error))
 		goto fail;

@@ -33,6 +33,11 @@ typedef struct {
 
 /* site_open - load config_file, drop privileges, open the directory */
 Site *site_open(const char *config_file, GError **error);
+/* Binds what needs root (the listener's sockets) before privileges go. */
+typedef gboolean (*SiteBind)(const PgConfig *cfg, gpointer data, GError **error);
+/* site_open_bound - site_open, calling bind between loading and dropping privileges */
+Site *site_open_bound(const char *config_file, SiteBind bind, gpointer data,
+    GError **error);
 /* site_close - close everything site_open opened */
 void site_close(Site *site);
 /* site_exit_code - the sysexits code for an error of site_open */

@@ -25,6 +25,7 @@
 #define BUNDLE_MAX_RATIO       1100u                 /* inflated / compressed */
 
 /* Legacy message (one entry of a bundle). */
+#define SMTP_MAX_MESSAGE_SIZE  (1024u * 1024 * 1024) /* ceiling of [smtpd] max_message_size */
 #define MSG_MAX_SIZE           (64u * 1024 * 1024)   /* one encoded entry */
 #define MSG_MAX_RECIPIENTS     10000u
 #define MSG_MAX_DISPLAY        10000u                /* To + Cc display lists */

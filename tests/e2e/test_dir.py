@@ -86,6 +86,11 @@ r = gw(a_conf, "dir", "route", "nobody@company.com", check=False)
 t.check(r.out == "unknown\n" and r.returncode == 67, "an unknown address: 'unknown', exit 67")
 r = gw(a_conf, "dir", "route", "someone@elsewhere.org", check=False)
 t.check(r.out == "smtp <someone@elsewhere.org>\n", "an external address goes out by SMTP: %r" % r.out)
+# Several files in one import: the proxy map is built once, at the end, and
+# is current afterwards (routing then reads it, not the database).
+p = gw(a_conf, "dir", "import", rep, rep)
+st = gw(a_conf, "dir", "stats").out
+t.check("proxy map current" in st, "after a two-file import the proxy map is current: %r" % st)
 lk = gw(a_conf, "dir", "lookup", "smtp:user2@imc2.company.com", check=False)
 t.check("legacy:    CORP/B1/USER2" in lk.out and "SMTP:user2@company.com" in lk.out,
         "lookup by a secondary proxy shows the entry with all its proxies")
@@ -139,6 +144,20 @@ for name, (xml, line) in bad_cases.items():
     t.check(p.returncode == 65 and errs and errs[0].startswith(where),
             "%s: refused with %s... exit 65: %r" % (name, where, p.err.strip()[:200]))
     t.check(canonical(c_conf) == before, "%s: the directory is unchanged" % name)
+
+# A file over the size limit (SYNC_MAX_FILE_SIZE, 1 GiB) is refused before a
+# byte of it is read: a sparse file costs no disk.
+f = os.path.join(top, "bad-oversized.xml")
+with open(f, "w") as fh:
+    fh.write('<sync xmlns="urn:postgate:sync:1" version="1" kind="postoffice" '
+             'postoffice="CORP/C1">\n<mailbox name="A"/>\n')
+    fh.truncate(1024 * 1024 * 1024 + 1)
+p = gw(c_conf, "dir", "import", f, check=False)
+errs = [l for l in p.err.splitlines() if not l.startswith("postgate: warning:")]
+t.check(p.returncode == 65 and errs and errs[0].startswith(f + ":") and "1073741825" in errs[0],
+        "oversized: refused by its size, exit 65: %r" % p.err.strip()[:200])
+t.check(canonical(c_conf) == before, "oversized: the directory is unchanged")
+os.unlink(f)
 
 # A proxy clash inside one import names both owners and changes nothing.
 clash_conf, clash_pos = site("D", ["d.example"], ["SMTP:%m@d.example"],

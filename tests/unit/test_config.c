@@ -212,11 +212,8 @@ test_example_file_gives_its_values(void)
 	CU_ASSERT_STRING_EQUAL(l[0], "SMTP:%m@example.com");
 	CU_ASSERT_STRING_EQUAL(l[1], "smtp:%m@hq.example.com");
 	CU_ASSERT_PTR_NULL(l[2]);
-	hp = config_hostport(cfg, CONFIG_SMTPD_LISTEN);
-	CU_ASSERT_PTR_NOT_NULL_FATAL(hp);
-	CU_ASSERT_STRING_EQUAL(hp->host, "127.0.0.1");
-	CU_ASSERT_EQUAL(hp->port, 2525);
-	CU_ASSERT_FALSE(hp->literal);
+	CU_ASSERT_STRING_EQUAL(config_list(cfg, CONFIG_SMTPD_LISTEN)[0], "127.0.0.1:2525");
+	CU_ASSERT_PTR_NULL(config_list(cfg, CONFIG_SMTPD_LISTEN)[1]);
 	CU_ASSERT_STRING_EQUAL(config_string(cfg, CONFIG_SMTPD_HOSTNAME),
 	    "gw.example.com");
 	CU_ASSERT_PTR_NULL(config_list(cfg, CONFIG_SMTPD_RELAY_NETWORKS)[0]);
@@ -280,9 +277,8 @@ test_defaults_apply_to_keys_left_out(void)
 	CU_ASSERT_EQUAL(config_int(cfg, CONFIG_SITE_HOP_LIMIT), 30);
 	CU_ASSERT_EQUAL(config_int(cfg, CONFIG_SITE_BUNDLE_LEVEL), 6);
 	CU_ASSERT_PTR_NULL(config_list(cfg, CONFIG_SITE_PROXY_TEMPLATES)[0]);
-	CU_ASSERT_STRING_EQUAL(config_hostport(cfg, CONFIG_SMTPD_LISTEN)->host,
-	    "127.0.0.1");
-	CU_ASSERT_EQUAL(config_hostport(cfg, CONFIG_SMTPD_LISTEN)->port, 2525);
+	CU_ASSERT_STRING_EQUAL(config_list(cfg, CONFIG_SMTPD_LISTEN)[0], "127.0.0.1:2525");
+	CU_ASSERT_EQUAL(config_int(cfg, CONFIG_SMTPD_TIMEOUT), 300);
 	CU_ASSERT_STRING_EQUAL(config_string(cfg, CONFIG_SMTPD_HOSTNAME), "");
 	CU_ASSERT_EQUAL(config_int(cfg, CONFIG_SMTPD_MAX_MESSAGE_SIZE), 10485760);
 	CU_ASSERT_EQUAL(config_int(cfg, CONFIG_SMTPD_MAX_RECIPIENTS), 1000);
@@ -382,12 +378,12 @@ test_integer_and_size_ranges(void)
 	PgConfig *cfg;
 
 	cfg = parse_ok(SITE "bundle_level = 0\nhop_limit = 255\n"
-	    "[smtpd]\nmax_message_size = 64M\nmax_recipients = 1\n");
+	    "[smtpd]\nmax_message_size = 1G\nmax_recipients = 1\n");
 	if (cfg != NULL) {
 		CU_ASSERT_EQUAL(config_int(cfg, CONFIG_SITE_BUNDLE_LEVEL), 0);
 		CU_ASSERT_EQUAL(config_int(cfg, CONFIG_SITE_HOP_LIMIT), 255);
 		CU_ASSERT_EQUAL(config_int(cfg, CONFIG_SMTPD_MAX_MESSAGE_SIZE),
-		    64 * 1024 * 1024);
+		    1024 * 1024 * 1024);
 		config_free(cfg);
 	}
 	cfg = parse_ok(SITE "bundle_level = 9\n[smtpd]\nmax_message_size = 2k\n");
@@ -403,7 +399,7 @@ test_integer_and_size_ranges(void)
 	expect_err(SITE "hop_limit = 30 # the default\n", 5,
 	    "comments go on their own line");
 	expect_err(SITE "hop_limit = 99999999999999999999999\n", 5, "hop_limit");
-	expect_err(SITE "[smtpd]\nmax_message_size = 65M\n", 6, "out of range");
+	expect_err(SITE "[smtpd]\nmax_message_size = 1025M\n", 6, "out of range");
 	expect_err(SITE "[smtpd]\nmax_message_size = 1000\n", 6, "out of range");
 	expect_err(SITE "[smtpd]\nmax_message_size = 10MB\n", 6, "not a size");
 	expect_err(SITE "[smtpd]\nmax_recipients = 0\n", 6, "out of range");
@@ -460,15 +456,18 @@ test_lists(void)
 static void
 test_hosts(void)
 {
-	PgConfig *cfg = parse_ok(SITE "[smtpd]\nlisten = [::1]:2525\n"
+	PgConfig *cfg = parse_ok(SITE "[smtpd]\nlisten = [::1]:2525, 127.0.0.2\n"
 	    "[delivery]\nrelay_host = Mail.Example.COM\n");
 	const PgHostPort *hp;
+	const char *const *listen;
 	PgHostPort own;
 
 	if (cfg != NULL) {
-		hp = config_hostport(cfg, CONFIG_SMTPD_LISTEN);
-		CU_ASSERT_STRING_EQUAL(hp->host, "::1");
-		CU_ASSERT_EQUAL(hp->port, 2525);
+		/* Every listen address, canonical, the port filled in. */
+		listen = config_list(cfg, CONFIG_SMTPD_LISTEN);
+		CU_ASSERT_STRING_EQUAL(listen[0], "[::1]:2525");
+		CU_ASSERT_STRING_EQUAL(listen[1], "127.0.0.2:25");
+		CU_ASSERT_PTR_NULL(listen[2]);
 		hp = config_hostport(cfg, CONFIG_DELIVERY_RELAY_HOST);
 		CU_ASSERT_STRING_EQUAL(hp->host, "mail.example.com");
 		CU_ASSERT_EQUAL(hp->port, 25);
@@ -926,7 +925,7 @@ test_manpage_documents_every_key(void)
 		"name", "domains", "state_dir", "gateway_po", "user", "hop_limit",
 		"bundle_level", "proxy_templates", "listen", "hostname",
 		"relay_networks", "max_message_size", "max_recipients",
-		"max_connections", "tls_cert_file", "tls_key_file", "relay_host",
+		"max_connections", "timeout", "tls_cert_file", "tls_key_file", "relay_host",
 		"resolver", "tls", "tls_ca_file", "auth_user", "auth_password_file",
 		"min_backoff", "max_backoff", "queue_lifetime",
 		"single_message_memory", "tombstone_lifetime", "dir", "key_file",

@@ -1,0 +1,1091 @@
+/* queue.c - the durable queue (see queue.h and docs/queue.md). */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <glib-unix.h>
+#include <sqlite3.h>
+
+#include "atomic_write.h"
+#include "fault.h"
+#include "pg_log.h"
+#include "queue.h"
+
+G_DEFINE_QUARK(postgate-queue-error-quark, queue_error)
+
+#define QUEUE_SCHEMA_VERSION 1
+
+static const char *const migrations[] = {
+	/* 0 -> 1 */
+	"CREATE TABLE messages("
+	"  qid TEXT PRIMARY KEY,"
+	"  arrival INTEGER NOT NULL,"
+	"  size INTEGER NOT NULL,"
+	"  sender TEXT NOT NULL,"
+	"  envid TEXT,"
+	"  ret INTEGER NOT NULL,"
+	"  body INTEGER NOT NULL,"
+	"  client TEXT NOT NULL,"
+	"  helo TEXT,"
+	"  protocol TEXT NOT NULL,"
+	"  hops INTEGER NOT NULL,"
+	"  message_id TEXT,"
+	"  data BLOB);"               /* the body; NULL: it is the file queue/QID */
+	"CREATE INDEX messages_arrival ON messages(arrival, qid);"
+	"CREATE TABLE recipients("
+	"  qid TEXT NOT NULL,"
+	"  idx INTEGER NOT NULL,"
+	"  address TEXT NOT NULL,"
+	"  notify INTEGER NOT NULL,"
+	"  orcpt TEXT,"
+	"  state TEXT NOT NULL,"
+	"  reason TEXT,"
+	"  held_from TEXT,"
+	"  next_attempt INTEGER NOT NULL DEFAULT 0,"
+	"  last_reply TEXT,"
+	"  PRIMARY KEY(qid, idx)) WITHOUT ROWID;",
+};
+
+G_STATIC_ASSERT(G_N_ELEMENTS(migrations) == QUEUE_SCHEMA_VERSION);
+
+struct Queue {
+	char *state_dir;
+	char *body_dir;         /* state_dir/queue */
+	int dir_fd;             /* body_dir, for fsync */
+	sqlite3 *db;
+};
+
+struct QueueBody {
+	Queue *q;
+	char *qid;
+	GByteArray *mem;        /* until QUEUE_SPILL_AT */
+	int fd;                 /* the spill file queue/QID, or -1 */
+	gint64 size;
+};
+
+/* ------------------------------------------------------------- helpers */
+
+static gboolean
+io_fail(GError **error, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
+
+static gboolean
+io_fail(GError **error, const char *fmt, ...)
+{
+	va_list ap;
+	char *msg;
+
+	va_start(ap, fmt);
+	msg = g_strdup_vprintf(fmt, ap);
+	va_end(ap);
+	g_set_error_literal(error, QUEUE_ERROR, QUEUE_ERROR_IO, msg);
+	g_free(msg);
+	return FALSE;
+}
+
+static gboolean
+db_fail(Queue *q, GError **error, const char *what)
+{
+	return io_fail(error, "queue.db: cannot %s: %s", what, sqlite3_errmsg(q->db));
+}
+
+static gboolean
+db_exec(Queue *q, const char *sql, GError **error)
+{
+	char *msg = NULL;
+
+	if (sqlite3_exec(q->db, sql, NULL, NULL, &msg) == SQLITE_OK)
+		return TRUE;
+	io_fail(error, "queue.db: %s", msg ? msg : sqlite3_errmsg(q->db));
+	sqlite3_free(msg);
+	return FALSE;
+}
+
+static sqlite3_stmt *
+prepare(Queue *q, const char *sql, GError **error)
+{
+	sqlite3_stmt *st = NULL;
+
+	if (sqlite3_prepare_v2(q->db, sql, -1, &st, NULL) != SQLITE_OK) {
+		db_fail(q, error, "prepare a statement");
+		return NULL;
+	}
+	return st;
+}
+
+static void
+bind_text(sqlite3_stmt *st, int i, const char *s)
+{
+	if (s)
+		sqlite3_bind_text(st, i, s, -1, SQLITE_TRANSIENT);
+	else
+		sqlite3_bind_null(st, i);
+}
+
+static char *
+col_dup(sqlite3_stmt *st, int i)
+{
+	const unsigned char *t = sqlite3_column_text(st, i);
+
+	return t ? g_strdup((const char *)t) : NULL;
+}
+
+static char *
+body_path(const Queue *q, const char *qid)
+{
+	return g_build_filename(q->body_dir, qid, NULL);
+}
+
+static gboolean
+write_all(int fd, const void *data, gsize len, off_t *at)
+{
+	const char *p = data;
+
+	while (len > 0) {
+		ssize_t n = at ? pwrite(fd, p, len, *at) : write(fd, p, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return FALSE;
+		p += n;
+		len -= (gsize)n;
+		if (at)
+			*at += n;
+	}
+	return TRUE;
+}
+
+/* ---------------------------------------------------------------- open */
+
+static gboolean
+migrate(Queue *q, GError **error)
+{
+	sqlite3_stmt *st;
+	int version = 0;
+
+	if (!db_exec(q, "CREATE TABLE IF NOT EXISTS schema_version(version INTEGER NOT NULL)",
+	    error))
+		return FALSE;
+	st = prepare(q, "SELECT version FROM schema_version", error);
+	if (!st)
+		return FALSE;
+	if (sqlite3_step(st) == SQLITE_ROW)
+		version = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	if (version > QUEUE_SCHEMA_VERSION) {
+		g_set_error(error, QUEUE_ERROR, QUEUE_ERROR_SCHEMA,
+		    "queue.db has schema version %d, newer than this postgate's %d",
+		    version, QUEUE_SCHEMA_VERSION);
+		return FALSE;
+	}
+	for (int v = version; v < QUEUE_SCHEMA_VERSION; v++) {
+		char *sql;
+		gboolean ok;
+
+		if (!db_exec(q, "BEGIN IMMEDIATE", error))
+			return FALSE;
+		sql = g_strdup_printf("%s; DELETE FROM schema_version; "
+		    "INSERT INTO schema_version VALUES(%d)", migrations[v], v + 1);
+		ok = db_exec(q, sql, error);
+		g_free(sql);
+		if (!ok || !db_exec(q, "COMMIT", error)) {
+			db_exec(q, "ROLLBACK", NULL);
+			return FALSE;
+		}
+	}
+	return TRUE;
+}
+
+Queue *
+queue_open(const char *state_dir, GError **error)
+{
+	Queue *q = g_new0(Queue, 1);
+	char *path;
+	int rc;
+
+	q->dir_fd = -1;
+	q->state_dir = g_strdup(state_dir);
+	q->body_dir = g_build_filename(state_dir, "queue", NULL);
+	if (g_mkdir_with_parents(q->body_dir, 0750) != 0) {
+		io_fail(error, "cannot create %s: %s", q->body_dir, g_strerror(errno));
+		goto fail;
+	}
+	q->dir_fd = open(q->body_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (q->dir_fd < 0) {
+		io_fail(error, "cannot open %s: %s", q->body_dir, g_strerror(errno));
+		goto fail;
+	}
+	path = g_build_filename(state_dir, "queue.db", NULL);
+	rc = sqlite3_open_v2(path, &q->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+	    SQLITE_OPEN_NOMUTEX, NULL);
+	if (rc != SQLITE_OK) {
+		io_fail(error, "cannot open %s: %s", path,
+		    q->db ? sqlite3_errmsg(q->db) : sqlite3_errstr(rc));
+		g_free(path);
+		goto fail;
+	}
+	g_free(path);
+	sqlite3_busy_timeout(q->db, 10000);
+	if (!db_exec(q, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; "
+	    "PRAGMA foreign_keys=OFF; PRAGMA journal_size_limit=67108864", error) ||
+	    !migrate(q, error))
+		goto fail;
+	return q;
+fail:
+	queue_close(q);
+	return NULL;
+}
+
+void
+queue_close(Queue *q)
+{
+	if (!q)
+		return;
+	if (q->db)
+		sqlite3_close_v2(q->db);
+	if (q->dir_fd >= 0)
+		close(q->dir_fd);
+	g_free(q->state_dir);
+	g_free(q->body_dir);
+	g_free(q);
+}
+
+char *
+queue_id_new(void)
+{
+	gint64 us = g_get_real_time();
+
+	return g_strdup_printf("%013" G_GINT64_MODIFIER "X%05X", us & G_GINT64_CONSTANT(0xFFFFFFFFFFFFF),
+	    (unsigned)(g_random_int() & 0xFFFFF));
+}
+
+gboolean
+queue_id_valid(const char *text)
+{
+	if (!text || strlen(text) != QUEUE_ID_LEN)
+		return FALSE;
+	for (const char *p = text; *p; p++)
+		if (!g_ascii_isxdigit(*p) || g_ascii_islower(*p))
+			return FALSE;
+	return TRUE;
+}
+
+/* ----------------------------------------------------------- envelopes */
+
+QueueEnvelope *
+queue_envelope_new(const char *qid)
+{
+	QueueEnvelope *env = g_new0(QueueEnvelope, 1);
+
+	env->qid = g_strdup(qid);
+	env->sender = g_strdup("");
+	env->protocol = g_strdup("SMTP");
+	env->client = g_strdup("local");
+	env->rcpts = g_ptr_array_new();
+	return env;
+}
+
+static void
+rcpt_free(QueueRcpt *r)
+{
+	g_free(r->address);
+	g_free(r->orcpt);
+	g_free(r->state);
+	g_free(r->reason);
+	g_free(r->last_reply);
+	g_free(r);
+}
+
+void
+queue_envelope_free(QueueEnvelope *env)
+{
+	if (!env)
+		return;
+	g_free(env->qid);
+	g_free(env->sender);
+	g_free(env->envid);
+	g_free(env->client);
+	g_free(env->helo);
+	g_free(env->protocol);
+	g_free(env->message_id);
+	g_ptr_array_foreach(env->rcpts, (GFunc)(void (*)(void))rcpt_free, NULL);
+	g_ptr_array_unref(env->rcpts);
+	g_free(env);
+}
+
+void
+queue_envelope_add_rcpt(QueueEnvelope *env, const char *address, guint notify,
+    const char *orcpt)
+{
+	QueueRcpt *r = g_new0(QueueRcpt, 1);
+
+	r->address = g_strdup(address);
+	r->notify = notify;
+	r->orcpt = g_strdup(orcpt);
+	r->state = g_strdup("accepted");
+	g_ptr_array_add(env->rcpts, r);
+}
+
+/* --------------------------------------------------------------- bodies */
+
+QueueBody *
+queue_body_new(Queue *q, const char *qid)
+{
+	QueueBody *b = g_new0(QueueBody, 1);
+
+	b->q = q;
+	b->qid = g_strdup(qid);
+	b->mem = g_byte_array_new();
+	b->fd = -1;
+	return b;
+}
+
+/* Move the body to its own file, queue/QID, created afresh. */
+static gboolean
+body_spill(QueueBody *b, GError **error)
+{
+	char *path;
+
+	if (!queue_id_valid(b->qid))
+		return io_fail(error, "\"%s\" is no queue id", b->qid);
+	path = body_path(b->q, b->qid);
+	b->fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+	if (b->fd < 0) {
+		io_fail(error, "cannot create %s: %s", path, g_strerror(errno));
+		g_free(path);
+		return FALSE;
+	}
+	g_free(path);
+	if (b->mem->len > 0 && !write_all(b->fd, b->mem->data, b->mem->len, NULL))
+		return io_fail(error, "cannot write the body of %s: %s", b->qid,
+		    g_strerror(errno));
+	g_byte_array_set_size(b->mem, 0);
+	return TRUE;
+}
+
+gboolean
+queue_body_append(QueueBody *b, const void *data, gsize len, GError **error)
+{
+	b->size += (gint64)len;
+	if (b->fd < 0 && b->mem->len + len <= QUEUE_SPILL_AT) {
+		g_byte_array_append(b->mem, data, (guint)len);
+		return TRUE;
+	}
+	if (b->fd < 0 && !body_spill(b, error))
+		return FALSE;
+	if (!write_all(b->fd, data, len, NULL))
+		return io_fail(error, "cannot write the body of %s: %s", b->qid,
+		    g_strerror(errno));
+	return TRUE;
+}
+
+gint64
+queue_body_size(const QueueBody *b)
+{
+	return b->size;
+}
+
+static void
+body_free(QueueBody *b, gboolean unlink_file)
+{
+	if (!b)
+		return;
+	if (b->fd >= 0) {
+		close(b->fd);
+		if (unlink_file) {
+			char *path = body_path(b->q, b->qid);
+
+			unlink(path);
+			g_free(path);
+		}
+	}
+	g_byte_array_unref(b->mem);
+	g_free(b->qid);
+	g_free(b);
+}
+
+void
+queue_body_discard(QueueBody *b)
+{
+	body_free(b, TRUE);
+}
+
+/* -------------------------------------------------------- inserting rows */
+
+/* Insert the rows of env; the body goes in the row when it is in memory,
+ * else it is the file queue/QID, already durable. */
+static gboolean
+insert_rows(Queue *q, const QueueEnvelope *env, const QueueBody *body, GError **error)
+{
+	static const char msg_sql[] = "INSERT INTO messages(qid, arrival, size, sender, envid, "
+	    "ret, body, client, helo, protocol, hops, message_id, data) "
+	    "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)";
+	static const char rcpt_sql[] = "INSERT INTO recipients(qid, idx, address, notify, "
+	    "orcpt, state) VALUES(?,?,?,?,?,'accepted')";
+	sqlite3_stmt *st;
+	int rc;
+
+	st = prepare(q, msg_sql, error);
+	if (!st)
+		return FALSE;
+	bind_text(st, 1, env->qid);
+	sqlite3_bind_int64(st, 2, env->arrival);
+	sqlite3_bind_int64(st, 3, body->size);
+	bind_text(st, 4, env->sender ? env->sender : "");
+	bind_text(st, 5, env->envid);
+	sqlite3_bind_int(st, 6, env->ret);
+	sqlite3_bind_int(st, 7, env->body);
+	bind_text(st, 8, env->client ? env->client : "local");
+	bind_text(st, 9, env->helo);
+	bind_text(st, 10, env->protocol ? env->protocol : "SMTP");
+	sqlite3_bind_int(st, 11, (int)env->hops);
+	bind_text(st, 12, env->message_id);
+	if (body->fd < 0)
+		sqlite3_bind_blob64(st, 13, body->mem->data, body->mem->len, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return db_fail(q, error, "insert a message");
+	st = prepare(q, rcpt_sql, error);
+	if (!st)
+		return FALSE;
+	for (guint i = 0; i < env->rcpts->len; i++) {
+		const QueueRcpt *r = env->rcpts->pdata[i];
+
+		sqlite3_reset(st);
+		bind_text(st, 1, env->qid);
+		sqlite3_bind_int(st, 2, (int)i);
+		bind_text(st, 3, r->address);
+		sqlite3_bind_int(st, 4, (int)r->notify);
+		bind_text(st, 5, r->orcpt);
+		if (sqlite3_step(st) != SQLITE_DONE) {
+			sqlite3_finalize(st);
+			return db_fail(q, error, "insert a recipient");
+		}
+	}
+	sqlite3_finalize(st);
+	return TRUE;
+}
+
+/* A body of its own file: its bytes on disk (the directory entry follows
+ * with one fsync of queue/ for the whole batch). */
+static gboolean
+body_sync(QueueBody *b, GError **error)
+{
+	if (fdatasync(b->fd) != 0)
+		return io_fail(error, "cannot sync the body of %s: %s", b->qid, g_strerror(errno));
+	fault_step("queue body sync");
+	return TRUE;
+}
+
+static gboolean
+dir_sync(Queue *q, GError **error)
+{
+	if (fsync(q->dir_fd) != 0)
+		return io_fail(error, "cannot sync %s: %s", q->body_dir, g_strerror(errno));
+	fault_step("queue directory sync");
+	return TRUE;
+}
+
+gboolean
+queue_commit(Queue *q, const QueueEnvelope *env, QueueBody *body, GError **error)
+{
+	gboolean ok;
+
+	if (body->fd >= 0 && (!body_sync(body, error) || !dir_sync(q, error)))
+		goto fail;
+	if (!db_exec(q, "BEGIN IMMEDIATE", error))
+		goto fail;
+	ok = insert_rows(q, env, body, error);
+	if (!ok || !db_exec(q, "COMMIT", error)) {
+		db_exec(q, "ROLLBACK", NULL);
+		goto fail;
+	}
+	fault_step("queue commit");
+	body_free(body, FALSE);
+	return TRUE;
+fail:
+	body_free(body, TRUE);
+	return FALSE;
+}
+
+/* --------------------------------------------------------- group commit */
+
+typedef struct {
+	QueueEnvelope *env;
+	QueueBody *body;
+	QueueDone done;
+	gpointer data;
+	GError *error;
+} Pending;
+
+struct QueueCommitter {
+	Queue *q;
+	int lock_fd;
+	int notify[2];          /* the thread writes a byte when results wait */
+	GThread *thread;
+	GMutex lock;
+	GCond cond;
+	GQueue todo;            /* Pending *, submitted */
+	GQueue finished;        /* Pending *, committed or failed */
+	gboolean stop;
+	guint outstanding;      /* submitted, callbacks not yet run (loop thread only) */
+};
+
+static void
+pending_free(Pending *p)
+{
+	queue_envelope_free(p->env);
+	body_free(p->body, p->error != NULL);
+	g_clear_error(&p->error);
+	g_free(p);
+}
+
+/* Make one batch durable: the bodies of their own files, then one fsync of
+ * queue/ for their names, then one commit that holds every row and every
+ * body kept in memory: one WAL fsync for all of them. */
+static void
+commit_batch(QueueCommitter *c, GPtrArray *batch)
+{
+	Queue *q = c->q;
+	GError *e = NULL;
+	gboolean files = FALSE;
+	guint i;
+
+	for (i = 0; i < batch->len; i++) {
+		Pending *p = batch->pdata[i];
+
+		if (p->body->fd >= 0) {
+			files = TRUE;
+			body_sync(p->body, &p->error);
+		}
+	}
+	if (files && !dir_sync(q, &e))
+		goto out;
+	if (!db_exec(q, "BEGIN IMMEDIATE", &e))
+		goto out;
+	for (i = 0; i < batch->len; i++) {
+		Pending *p = batch->pdata[i];
+
+		/* One row that cannot go in must not cost the others theirs. */
+		if (!p->error && !insert_rows(q, p->env, p->body, &p->error))
+			pg_error(p->env->qid, "%s", p->error->message);
+	}
+	if (!db_exec(q, "COMMIT", &e)) {
+		db_exec(q, "ROLLBACK", NULL);
+		goto out;
+	}
+	fault_step("queue commit");
+out:
+	if (e) {
+		pg_error(NULL, "queue: group commit of %u messages failed: %s", batch->len,
+		    e->message);
+		for (i = 0; i < batch->len; i++) {
+			Pending *p = batch->pdata[i];
+
+			if (!p->error)
+				p->error = g_error_copy(e);
+		}
+		g_error_free(e);
+	}
+}
+
+static gpointer
+committer_main(gpointer data)
+{
+	QueueCommitter *c = data;
+	GPtrArray *batch = g_ptr_array_new();
+
+	for (;;) {
+		gboolean was_empty;
+		char byte = 1;
+
+		g_mutex_lock(&c->lock);
+		while (g_queue_is_empty(&c->todo) && !c->stop)
+			g_cond_wait(&c->cond, &c->lock);
+		if (g_queue_is_empty(&c->todo) && c->stop) {
+			g_mutex_unlock(&c->lock);
+			break;
+		}
+		while (batch->len < QUEUE_BATCH_MAX && !g_queue_is_empty(&c->todo))
+			g_ptr_array_add(batch, g_queue_pop_head(&c->todo));
+		g_mutex_unlock(&c->lock);
+
+		commit_batch(c, batch);
+
+		g_mutex_lock(&c->lock);
+		was_empty = g_queue_is_empty(&c->finished);
+		for (guint i = 0; i < batch->len; i++)
+			g_queue_push_tail(&c->finished, batch->pdata[i]);
+		g_mutex_unlock(&c->lock);
+		g_ptr_array_set_size(batch, 0);
+		if (was_empty)
+			while (write(c->notify[1], &byte, 1) < 0 && errno == EINTR)
+				;
+	}
+	g_ptr_array_unref(batch);
+	return NULL;
+}
+
+QueueCommitter *
+queue_committer_new(Queue *q, GError **error)
+{
+	QueueCommitter *c = g_new0(QueueCommitter, 1);
+	char *path;
+
+	c->q = q;
+	c->notify[0] = c->notify[1] = -1;
+	path = g_build_filename(q->body_dir, ".writer.lock", NULL);
+	c->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+	if (c->lock_fd < 0) {
+		io_fail(error, "cannot open %s: %s", path, g_strerror(errno));
+		g_free(path);
+		goto fail;
+	}
+	if (flock(c->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+		g_set_error(error, QUEUE_ERROR, QUEUE_ERROR_LOCKED,
+		    "%s is held by another postgate smtpd (only one listener per state_dir)",
+		    path);
+		g_free(path);
+		goto fail;
+	}
+	g_free(path);
+	if (!queue_cleanup(q, error))
+		goto fail;
+	if (!g_unix_open_pipe(c->notify, FD_CLOEXEC, NULL) ||
+	    !g_unix_set_fd_nonblocking(c->notify[0], TRUE, NULL)) {
+		io_fail(error, "cannot make a pipe: %s", g_strerror(errno));
+		goto fail;
+	}
+	g_mutex_init(&c->lock);
+	g_cond_init(&c->cond);
+	g_queue_init(&c->todo);
+	g_queue_init(&c->finished);
+	c->thread = g_thread_new("queue-commit", committer_main, c);
+	return c;
+fail:
+	for (int i = 0; i < 2; i++)
+		if (c->notify[i] >= 0)
+			close(c->notify[i]);
+	if (c->lock_fd >= 0)
+		close(c->lock_fd);
+	g_free(c);
+	return NULL;
+}
+
+int
+queue_committer_fd(const QueueCommitter *c)
+{
+	return c->notify[0];
+}
+
+void
+queue_committer_submit(QueueCommitter *c, QueueEnvelope *env, QueueBody *body,
+    QueueDone done, gpointer data)
+{
+	Pending *p = g_new0(Pending, 1);
+
+	p->env = env;
+	p->body = body;
+	p->done = done;
+	p->data = data;
+	env->size = body->size;
+	c->outstanding++;
+	g_mutex_lock(&c->lock);
+	g_queue_push_tail(&c->todo, p);
+	g_cond_signal(&c->cond);
+	g_mutex_unlock(&c->lock);
+}
+
+void
+queue_committer_collect(QueueCommitter *c)
+{
+	char buf[64];
+	GQueue done = G_QUEUE_INIT;
+	Pending *p;
+
+	while (read(c->notify[0], buf, sizeof buf) > 0)
+		;
+	g_mutex_lock(&c->lock);
+	done = c->finished;
+	g_queue_init(&c->finished);
+	g_mutex_unlock(&c->lock);
+	while ((p = g_queue_pop_head(&done)) != NULL) {
+		c->outstanding--;
+		if (p->done)
+			p->done(p->data, p->error);
+		pending_free(p);
+	}
+}
+
+guint
+queue_committer_pending(const QueueCommitter *c)
+{
+	return c->outstanding;
+}
+
+void
+queue_committer_free(QueueCommitter *c)
+{
+	if (!c)
+		return;
+	g_mutex_lock(&c->lock);
+	c->stop = TRUE;
+	g_cond_signal(&c->cond);
+	g_mutex_unlock(&c->lock);
+	g_thread_join(c->thread);
+	queue_committer_collect(c);
+	g_mutex_clear(&c->lock);
+	g_cond_clear(&c->cond);
+	close(c->notify[0]);
+	close(c->notify[1]);
+	close(c->lock_fd);
+	g_free(c);
+}
+
+/* -------------------------------------------------------------- cleanup */
+
+gboolean
+queue_cleanup(Queue *q, GError **error)
+{
+	sqlite3_stmt *st;
+	GDir *dir;
+	const char *name;
+	gint64 now = g_get_real_time() / G_USEC_PER_SEC;
+
+	/* Bodies of their own whose row never committed: a crash between the
+	 * two, or a client that left.  Young ones may be a submit at work. */
+	st = prepare(q, "SELECT 1 FROM messages WHERE qid = ?", error);
+	if (!st)
+		return FALSE;
+	dir = g_dir_open(q->body_dir, 0, NULL);
+	while (dir && (name = g_dir_read_name(dir)) != NULL) {
+		struct stat sb;
+		char *path;
+
+		if (!queue_id_valid(name))
+			continue;
+		path = body_path(q, name);
+		sqlite3_reset(st);
+		bind_text(st, 1, name);
+		if (sqlite3_step(st) != SQLITE_ROW && stat(path, &sb) == 0 &&
+		    now - sb.st_mtime > QUEUE_ORPHAN_AGE) {
+			pg_info(name, "queue: removing a body that was never queued");
+			unlink(path);
+		}
+		g_free(path);
+	}
+	sqlite3_finalize(st);
+	if (dir)
+		g_dir_close(dir);
+	return TRUE;
+}
+
+/* -------------------------------------------------------------- reading */
+
+#define MSG_COLS "qid, arrival, size, sender, envid, ret, body, client, helo, protocol, " \
+	"hops, message_id"
+
+static QueueEnvelope *
+row_envelope(sqlite3_stmt *st)
+{
+	QueueEnvelope *env = g_new0(QueueEnvelope, 1);
+
+	env->qid = col_dup(st, 0);
+	env->arrival = sqlite3_column_int64(st, 1);
+	env->size = sqlite3_column_int64(st, 2);
+	env->sender = col_dup(st, 3);
+	env->envid = col_dup(st, 4);
+	env->ret = sqlite3_column_int(st, 5);
+	env->body = sqlite3_column_int(st, 6);
+	env->client = col_dup(st, 7);
+	env->helo = col_dup(st, 8);
+	env->protocol = col_dup(st, 9);
+	env->hops = (guint)sqlite3_column_int(st, 10);
+	env->message_id = col_dup(st, 11);
+	env->rcpts = g_ptr_array_new();
+	return env;
+}
+
+static gboolean
+load_rcpts(Queue *q, sqlite3_stmt *st, QueueEnvelope *env, GError **error)
+{
+	int rc;
+
+	sqlite3_reset(st);
+	bind_text(st, 1, env->qid);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		QueueRcpt *r = g_new0(QueueRcpt, 1);
+
+		r->address = col_dup(st, 0);
+		r->notify = (guint)sqlite3_column_int(st, 1);
+		r->orcpt = col_dup(st, 2);
+		r->state = col_dup(st, 3);
+		r->reason = col_dup(st, 4);
+		r->next_attempt = sqlite3_column_int64(st, 5);
+		r->last_reply = col_dup(st, 6);
+		g_ptr_array_add(env->rcpts, r);
+	}
+	return rc == SQLITE_DONE || db_fail(q, error, "read recipients");
+}
+
+static sqlite3_stmt *
+rcpt_stmt(Queue *q, GError **error)
+{
+	return prepare(q, "SELECT address, notify, orcpt, state, reason, next_attempt, "
+	    "last_reply FROM recipients WHERE qid = ? ORDER BY idx", error);
+}
+
+GPtrArray *
+queue_list(Queue *q, GError **error)
+{
+	GPtrArray *out = g_ptr_array_new_with_free_func((GDestroyNotify)queue_envelope_free);
+	sqlite3_stmt *st, *rst;
+	gboolean ok = TRUE;
+	int rc;
+
+	/* One snapshot for the whole listing. */
+	if (!db_exec(q, "BEGIN", error)) {
+		g_ptr_array_unref(out);
+		return NULL;
+	}
+	st = prepare(q, "SELECT " MSG_COLS " FROM messages ORDER BY arrival, qid", error);
+	rst = st ? rcpt_stmt(q, error) : NULL;
+	if (!st || !rst) {
+		ok = FALSE;
+	} else {
+		while (ok && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+			QueueEnvelope *env = row_envelope(st);
+
+			g_ptr_array_add(out, env);
+			ok = load_rcpts(q, rst, env, error);
+		}
+		if (ok && rc != SQLITE_DONE)
+			ok = db_fail(q, error, "list messages");
+	}
+	sqlite3_finalize(st);
+	sqlite3_finalize(rst);
+	db_exec(q, "COMMIT", NULL);
+	if (!ok) {
+		g_ptr_array_unref(out);
+		return NULL;
+	}
+	return out;
+}
+
+static gboolean
+not_found(GError **error, const char *qid)
+{
+	g_set_error(error, QUEUE_ERROR, QUEUE_ERROR_NOT_FOUND, "no message %s in the queue", qid);
+	return FALSE;
+}
+
+QueueEnvelope *
+queue_get(Queue *q, const char *qid, GError **error)
+{
+	QueueEnvelope *env = NULL;
+	sqlite3_stmt *st, *rst = NULL;
+	int rc;
+
+	if (!db_exec(q, "BEGIN", error))
+		return NULL;
+	st = prepare(q, "SELECT " MSG_COLS " FROM messages WHERE qid = ?", error);
+	if (st) {
+		bind_text(st, 1, qid);
+		rc = sqlite3_step(st);
+		if (rc == SQLITE_ROW) {
+			env = row_envelope(st);
+			rst = rcpt_stmt(q, error);
+			if (!rst || !load_rcpts(q, rst, env, error))
+				g_clear_pointer(&env, queue_envelope_free);
+		} else if (rc == SQLITE_DONE) {
+			not_found(error, qid);
+		} else {
+			db_fail(q, error, "read a message");
+		}
+	}
+	sqlite3_finalize(st);
+	sqlite3_finalize(rst);
+	db_exec(q, "COMMIT", NULL);
+	return env;
+}
+
+/* Whether qid's body is in its row (*inline) or its own file; its size. */
+static gboolean
+body_where(Queue *q, const char *qid, gboolean *inline_body, gint64 *length, GError **error)
+{
+	sqlite3_stmt *st = prepare(q, "SELECT data IS NOT NULL, size FROM messages "
+	    "WHERE qid = ?", error);
+	int rc;
+
+	if (!st)
+		return FALSE;
+	bind_text(st, 1, qid);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		*inline_body = sqlite3_column_int(st, 0) != 0;
+		*length = sqlite3_column_int64(st, 1);
+	}
+	sqlite3_finalize(st);
+	if (rc == SQLITE_DONE)
+		return not_found(error, qid);
+	return rc == SQLITE_ROW || db_fail(q, error, "read a message");
+}
+
+GBytes *
+queue_body_read(Queue *q, const char *qid, gint64 max, GError **error)
+{
+	gboolean inline_body;
+	gint64 length;
+	sqlite3_stmt *st;
+	char *path;
+	guint8 *buf;
+	gssize n;
+	int fd;
+
+	if (!body_where(q, qid, &inline_body, &length, error))
+		return NULL;
+	if (max >= 0 && length > max)
+		length = max;
+	if (inline_body) {
+		GBytes *b = NULL;
+
+		st = prepare(q, "SELECT substr(data, 1, ?2) FROM messages WHERE qid = ?1", error);
+		if (!st)
+			return NULL;
+		bind_text(st, 1, qid);
+		sqlite3_bind_int64(st, 2, length);
+		if (sqlite3_step(st) == SQLITE_ROW)
+			b = g_bytes_new(sqlite3_column_blob(st, 0),
+			    (gsize)sqlite3_column_bytes(st, 0));
+		else
+			db_fail(q, error, "read a body");
+		sqlite3_finalize(st);
+		return b;
+	}
+	path = body_path(q, qid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		io_fail(error, "cannot open the body of %s (%s): %s", qid, path, g_strerror(errno));
+		g_free(path);
+		return NULL;
+	}
+	buf = g_malloc((gsize)length + 1);
+	n = length > 0 ? read_upto(fd, buf, (size_t)length) : 0;
+	close(fd);
+	if (n != length) {
+		io_fail(error, "the body of %s (%s) is short: %s", qid, path,
+		    n < 0 ? g_strerror(errno) : "fewer bytes than queued");
+		g_free(path);
+		g_free(buf);
+		return NULL;
+	}
+	g_free(path);
+	return g_bytes_new_take(buf, (gsize)length);
+}
+
+/* ------------------------------------------------------------- changing */
+
+static gboolean
+change(Queue *q, const char *qid, const char *sql, const char *arg, const char *none,
+    GError **error)
+{
+	sqlite3_stmt *st;
+	gboolean inline_body;
+	gint64 length;
+	int changed;
+
+	if (!db_exec(q, "BEGIN IMMEDIATE", error))
+		return FALSE;
+	if (!body_where(q, qid, &inline_body, &length, error))
+		goto fail;
+	st = prepare(q, sql, error);
+	if (!st)
+		goto fail;
+	bind_text(st, 1, qid);
+	if (arg)
+		bind_text(st, 2, arg);
+	if (sqlite3_step(st) != SQLITE_DONE) {
+		sqlite3_finalize(st);
+		db_fail(q, error, "change recipients");
+		goto fail;
+	}
+	sqlite3_finalize(st);
+	changed = sqlite3_changes(q->db);
+	if (changed == 0) {
+		g_set_error(error, QUEUE_ERROR, QUEUE_ERROR_STATE, "message %s %s", qid, none);
+		goto fail;
+	}
+	if (!db_exec(q, "COMMIT", error))
+		goto fail;
+	fault_step("queue change");
+	return TRUE;
+fail:
+	db_exec(q, "ROLLBACK", NULL);
+	return FALSE;
+}
+
+gboolean
+queue_hold(Queue *q, const char *qid, const char *reason, GError **error)
+{
+	return change(q, qid, "UPDATE recipients SET held_from = state, state = 'held', "
+	    "reason = ?2 WHERE qid = ?1 AND state NOT IN ('held', 'done')",
+	    reason, "has no recipient left to hold", error);
+}
+
+gboolean
+queue_release(Queue *q, const char *qid, GError **error)
+{
+	return change(q, qid, "UPDATE recipients SET state = held_from, held_from = NULL, "
+	    "reason = NULL WHERE qid = ?1 AND state = 'held'", NULL, "is not held", error);
+}
+
+gboolean
+queue_delete(Queue *q, const char *qid, GError **error)
+{
+	gboolean inline_body;
+	gint64 length;
+	sqlite3_stmt *st;
+	char *path;
+
+	if (!db_exec(q, "BEGIN IMMEDIATE", error))
+		return FALSE;
+	if (!body_where(q, qid, &inline_body, &length, error))
+		goto fail;
+	st = prepare(q, "DELETE FROM recipients WHERE qid = ?", error);
+	if (!st)
+		goto fail;
+	bind_text(st, 1, qid);
+	sqlite3_step(st);
+	sqlite3_finalize(st);
+	st = prepare(q, "DELETE FROM messages WHERE qid = ?", error);
+	if (!st)
+		goto fail;
+	bind_text(st, 1, qid);
+	if (sqlite3_step(st) != SQLITE_DONE) {
+		sqlite3_finalize(st);
+		db_fail(q, error, "delete a message");
+		goto fail;
+	}
+	sqlite3_finalize(st);
+	if (!db_exec(q, "COMMIT", error))
+		goto fail;
+	fault_step("queue delete");
+	if (!inline_body) {
+		/* After the commit: a crash in between leaves an orphan, never a
+		 * row without its body. */
+		path = body_path(q, qid);
+		if (unlink(path) != 0 && errno != ENOENT)
+			pg_warn(qid, "queue: cannot remove %s: %s", path, g_strerror(errno));
+		g_free(path);
+	}
+	return TRUE;
+fail:
+	db_exec(q, "ROLLBACK", NULL);
+	return FALSE;
+}

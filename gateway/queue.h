@@ -1,0 +1,136 @@
+/* queue.h - the durable queue: envelopes in queue.db, bodies in queue/.
+ *
+ * Owns: state_dir/queue.db (SQLite, WAL, versioned schema) holding each
+ * message's envelope and its recipients with their states, and the bodies,
+ * written once and never edited (docs/queue.md): a body up to
+ * QUEUE_SPILL_AT bytes in its message's row, committed with it; a larger
+ * one in its own file state_dir/queue/QID, on stable storage before the row
+ * that names it commits, so a row never names a body that a crash lost (a
+ * body file without a row is garbage that queue_cleanup removes).  Two ways
+ * in: one message at a time (queue_commit, for submit), and group commit
+ * (QueueCommitter, for the listener): a thread that makes every message
+ * handed to it while it was busy durable with one SQLite commit (one WAL
+ * fsync), so that the event loop never waits on a disk and twenty clients
+ * do not pay twenty fsyncs.
+ * Never: routing, SMTP, postoffice directories.
+ */
+#ifndef PG_QUEUE_H
+#define PG_QUEUE_H
+
+#include <glib.h>
+
+#define QUEUE_ERROR (queue_error_quark())
+GQuark queue_error_quark(void);
+
+typedef enum {
+	QUEUE_ERROR_IO,          /* the database or a body file failed */
+	QUEUE_ERROR_NOT_FOUND,   /* no such queue id */
+	QUEUE_ERROR_STATE,       /* the message is not in a state that allows it */
+	QUEUE_ERROR_SCHEMA,      /* queue.db is of a newer schema than this program */
+	QUEUE_ERROR_LOCKED,      /* another listener holds the queue */
+} QueueError;
+
+/* Named limits. */
+#define QUEUE_ID_LEN          18u                 /* 13 hex of microseconds + 5 random */
+#define QUEUE_SPILL_AT        (128u * 1024)       /* bodies up to this go in the row */
+#define QUEUE_BATCH_MAX       512u                /* messages in one group commit */
+#define QUEUE_ORPHAN_AGE      3600                /* seconds before a body without a row goes */
+
+/* DSN RET= and BODY= as stored. */
+enum { QUEUE_RET_NONE, QUEUE_RET_FULL, QUEUE_RET_HDRS };
+enum { QUEUE_BODY_NONE, QUEUE_BODY_7BIT, QUEUE_BODY_8BITMIME };
+/* DSN NOTIFY= bits as stored (RFC 3461 4.1); 0: not given. */
+enum { QUEUE_NOTIFY_NEVER = 1, QUEUE_NOTIFY_SUCCESS = 2, QUEUE_NOTIFY_FAILURE = 4,
+	QUEUE_NOTIFY_DELAY = 8 };
+
+typedef struct {
+	char *address;          /* local@domain, as accepted */
+	guint notify;           /* QUEUE_NOTIFY_* bits */
+	char *orcpt;            /* ORCPT: "type;address" decoded, or NULL */
+	char *state;            /* "accepted", "held", ... (DESIGN, the queue model) */
+	char *reason;           /* why it is in that state, or NULL */
+	gint64 next_attempt;    /* unix time, 0: none */
+	char *last_reply;       /* the last SMTP reply about it, or NULL */
+} QueueRcpt;
+
+typedef struct {
+	char *qid;
+	gint64 arrival;         /* unix time */
+	gint64 size;            /* body bytes */
+	char *sender;           /* "" for the null sender <> */
+	char *envid;            /* DSN ENVID, decoded, or NULL */
+	int ret;                /* QUEUE_RET_* */
+	int body;               /* QUEUE_BODY_* */
+	char *client;           /* client IP address, or "local" for submit */
+	char *helo;             /* what it said in HELO/EHLO, or NULL */
+	char *protocol;         /* "SMTP", "ESMTP", "ESMTPS", "local" */
+	guint hops;             /* Received: header fields, ours included */
+	char *message_id;       /* the Message-ID field, or NULL */
+	GPtrArray *rcpts;       /* QueueRcpt * */
+} QueueEnvelope;
+
+typedef struct Queue Queue;
+typedef struct QueueBody QueueBody;
+typedef struct QueueCommitter QueueCommitter;
+/* Called in the thread that calls queue_committer_collect; error NULL on success. */
+typedef void (*QueueDone)(gpointer data, const GError *error);
+
+/* queue_open - open (creating and migrating) state_dir/queue.db and queue/ */
+Queue *queue_open(const char *state_dir, GError **error);
+/* queue_close - close a queue; NULL is fine */
+void queue_close(Queue *q);
+/* queue_id_new - a fresh queue id (QUEUE_ID_LEN upper-case hex digits); g_free it */
+char *queue_id_new(void);
+/* queue_id_valid - whether text looks like a queue id (safe as a file name) */
+gboolean queue_id_valid(const char *text);
+
+/* queue_envelope_new - an empty envelope for queue id qid */
+QueueEnvelope *queue_envelope_new(const char *qid);
+/* queue_envelope_free - free an envelope; NULL is fine */
+void queue_envelope_free(QueueEnvelope *env);
+/* queue_envelope_add_rcpt - add an accepted recipient */
+void queue_envelope_add_rcpt(QueueEnvelope *env, const char *address, guint notify,
+    const char *orcpt);
+
+/* queue_body_new - a body being received for message qid: memory first, then a file */
+QueueBody *queue_body_new(Queue *q, const char *qid);
+/* queue_body_append - append len bytes; FALSE when the spill file fails */
+gboolean queue_body_append(QueueBody *b, const void *data, gsize len, GError **error);
+/* queue_body_size - bytes appended so far */
+gint64 queue_body_size(const QueueBody *b);
+/* queue_body_discard - throw a body away (its spill file too); NULL is fine */
+void queue_body_discard(QueueBody *b);
+
+/* queue_commit - make one message durable now; takes body (freed either way) */
+gboolean queue_commit(Queue *q, const QueueEnvelope *env, QueueBody *body, GError **error);
+
+/* queue_committer_new - start the group-commit thread over q (which it then uses alone) */
+QueueCommitter *queue_committer_new(Queue *q, GError **error);
+/* queue_committer_fd - readable when finished commits wait for queue_committer_collect */
+int queue_committer_fd(const QueueCommitter *c);
+/* queue_committer_submit - queue env + body for the next group commit; takes both */
+void queue_committer_submit(QueueCommitter *c, QueueEnvelope *env, QueueBody *body,
+    QueueDone done, gpointer data);
+/* queue_committer_collect - call the done callbacks of finished commits */
+void queue_committer_collect(QueueCommitter *c);
+/* queue_committer_pending - submitted commits whose callbacks have not run */
+guint queue_committer_pending(const QueueCommitter *c);
+/* queue_committer_free - finish what was submitted, then stop */
+void queue_committer_free(QueueCommitter *c);
+
+/* queue_cleanup - at start-up of the listener: remove body files no row names */
+gboolean queue_cleanup(Queue *q, GError **error);
+/* queue_list - every message, oldest first, recipients included */
+GPtrArray *queue_list(Queue *q, GError **error);
+/* queue_get - one message; NULL and QUEUE_ERROR_NOT_FOUND when there is none */
+QueueEnvelope *queue_get(Queue *q, const char *qid, GError **error);
+/* queue_body_read - up to max bytes of a message's body (max < 0: all of it) */
+GBytes *queue_body_read(Queue *q, const char *qid, gint64 max, GError **error);
+/* queue_hold - hold every recipient not yet finished, with reason */
+gboolean queue_hold(Queue *q, const char *qid, const char *reason, GError **error);
+/* queue_release - give held recipients back the state they had */
+gboolean queue_release(Queue *q, const char *qid, GError **error);
+/* queue_delete - remove a message and its body from the queue */
+gboolean queue_delete(Queue *q, const char *qid, GError **error);
+
+#endif
