@@ -59,6 +59,7 @@ typedef struct {
 	gboolean discarding;    /* the rest of an overlong command line */
 	gboolean paused;        /* reading stopped until replies drain */
 	gboolean dead;          /* connection gone while a commit is pending */
+	gboolean eof;           /* the client closed its side: answer, then close */
 	char *helo;
 	guint errors;
 	/* the transaction */
@@ -343,8 +344,13 @@ commit_done(gpointer data, const GError *error)
 		close_after_reply(s);
 		return;
 	}
-	bufferevent_enable(s->bev, EV_READ);
+	/* Commands pipelined behind the data are read now; after the client's
+	 * end of input there is nothing more to read. */
 	process(s);
+	if (s->eof)
+		close_after_reply(s);
+	else if (s->state != ST_CLOSING && s->state != ST_COMMIT && !s->paused)
+		bufferevent_enable(s->bev, EV_READ);
 }
 
 static void
@@ -596,6 +602,19 @@ event_cb(struct bufferevent *bev, short what, void *data)
 			pg_info(NULL, "session %" G_GUINT64_FORMAT ": TLS error from [%s]: %s",
 			    s->id, s->addr, buf);
 		}
+	}
+	if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR) && s->state != ST_CLOSING &&
+	    s->state != ST_DATA) {
+		/* A half-closed connection: the client has said all it will say,
+		 * but still reads.  Answer what came (and the commit under way),
+		 * then close. */
+		s->eof = TRUE;
+		pg_debug(NULL, "session %" G_GUINT64_FORMAT ": end of input in state %s", s->id,
+		    state_names[s->state]);
+		bufferevent_disable(s->bev, EV_READ);
+		if (s->state != ST_COMMIT)
+			close_after_reply(s);
+		return;
 	}
 	if (s->state == ST_COMMIT) {
 		/* The commit finishes; its callback frees the session. */

@@ -122,6 +122,8 @@ test_commit_roundtrip(void)
 	qid_big = g_strdup(e2->qid);
 	CU_ASSERT_TRUE(queue_commit(q, e1, body_of(q, e1->qid, small), NULL));
 	CU_ASSERT_TRUE(queue_commit(q, e2, body_of(q, e2->qid, big), NULL));
+	queue_envelope_free(e1);
+	queue_envelope_free(e2);
 	path = g_build_filename(dir, "queue", qid_small, NULL);
 	EXPECT(!g_file_test(path, G_FILE_TEST_EXISTS), "a small body has no file");
 	g_free(path);
@@ -262,6 +264,7 @@ test_hold_release_delete(void)
 
 	qid = g_strdup(env->qid);
 	CU_ASSERT_TRUE(queue_commit(q, env, body_of(q, qid, big), NULL));
+	queue_envelope_free(env);
 	CU_ASSERT_TRUE(queue_hold(q, qid, "looks like spam", NULL));
 	got = queue_get(q, qid, NULL);
 	CU_ASSERT_STRING_EQUAL(((QueueRcpt *)got->rcpts->pdata[0])->state, "held");
@@ -310,6 +313,7 @@ test_cleanup(void)
 
 	kept_qid = g_strdup(env->qid);
 	CU_ASSERT_TRUE(queue_commit(q, env, body_of(q, kept_qid, big), NULL));
+	queue_envelope_free(env);
 	kept = g_build_filename(dir, "queue", kept_qid, NULL);
 	orphan = g_build_filename(dir, "queue", id1, NULL);
 	young = g_build_filename(dir, "queue", id2, NULL);
