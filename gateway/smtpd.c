@@ -60,6 +60,8 @@ typedef struct {
 	gboolean paused;        /* reading stopped until replies drain */
 	gboolean dead;          /* connection gone while a commit is pending */
 	gboolean eof;           /* the client closed its side: answer, then close */
+	struct event *close_ev; /* close_check, once closing */
+	gint64 close_deadline;  /* monotonic time after which the replies are dropped */
 	char *helo;
 	guint errors;
 	/* the transaction */
@@ -135,15 +137,58 @@ reply(Session *s, const char *fmt, ...)
 	evbuffer_add(out, "\r\n", 2);
 }
 
+/* Bytes still to go to the client: under TLS, also those the filter has
+ * already encrypted into the socket's buffer. */
+static size_t
+pending_output(const Session *s)
+{
+	struct bufferevent *under;
+	size_t n;
+
+	if (!s->bev)
+		return 0;
+	n = evbuffer_get_length(bufferevent_get_output(s->bev));
+	under = bufferevent_get_underlying(s->bev);
+	if (under)
+		n += evbuffer_get_length(bufferevent_get_output(under));
+	return n;
+}
+
+/* The session closes once its last replies are out, or when the client has
+ * not taken them within the timeout.  Always from a timer of its own: never
+ * under the feet of the code that asked for it. */
+static void
+close_check(evutil_socket_t fd, short what, void *data)
+{
+	Session *s = data;
+	struct timeval again = { 0, 20000 };
+
+	(void)fd;
+	(void)what;
+	if (pending_output(s) == 0 || g_get_monotonic_time() >= s->close_deadline) {
+		session_free(s);
+		return;
+	}
+	evtimer_add(s->close_ev, &again);
+}
+
 static void
 close_after_reply(Session *s)
 {
+	struct timeval now = { 0, 0 };
+
 	set_state(s, ST_CLOSING);
 	if (s->bev) {
 		bufferevent_disable(s->bev, EV_READ);
-		if (evbuffer_get_length(bufferevent_get_output(s->bev)) == 0)
-			session_free(s);
+		/* A write timeout disabled writing: the 421 gets its chance. */
+		bufferevent_enable(s->bev, EV_WRITE);
 	}
+	if (!s->close_ev) {
+		s->close_ev = evtimer_new(s->srv->base, close_check, s);
+		s->close_deadline = g_get_monotonic_time() +
+		    (gint64)s->srv->timeout.tv_sec * G_USEC_PER_SEC;
+	}
+	evtimer_add(s->close_ev, &now);
 }
 
 /* An error reply; too many of them end the session (a client that is lost
@@ -542,9 +587,6 @@ process(Session *s)
 		if (bev != s->bev)
 			return;   /* STARTTLS: the plaintext behind it is gone */
 	}
-	if (s->state == ST_CLOSING && s->bev &&
-	    evbuffer_get_length(bufferevent_get_output(s->bev)) == 0)
-		session_free(s);
 }
 
 static void
@@ -562,7 +604,7 @@ write_cb(struct bufferevent *bev, void *data)
 	if (evbuffer_get_length(bufferevent_get_output(bev)) > 0)
 		return;
 	if (s->state == ST_CLOSING) {
-		session_free(s);
+		close_check(-1, 0, s);
 		return;
 	}
 	if (s->paused) {
@@ -582,10 +624,8 @@ event_cb(struct bufferevent *bev, short what, void *data)
 	if (what & BEV_EVENT_CONNECTED)
 		return;
 	if (what & BEV_EVENT_TIMEOUT) {
-		if (s->state == ST_CLOSING) {
-			session_free(s);
-			return;
-		}
+		if (s->state == ST_CLOSING)
+			return;   /* close_check ends it at its deadline */
 		pg_info(s->env ? s->env->qid : NULL, "session %" G_GUINT64_FORMAT ": timeout "
 		    "in state %s from [%s]", s->id, state_names[s->state], s->addr);
 		reply(s, "421 4.4.2 %s Error: timeout exceeded", s->srv->hostname);
@@ -685,6 +725,8 @@ session_free(Session *s)
 		return;
 	}
 	pg_debug(NULL, "session %" G_GUINT64_FORMAT ": closed", s->id);
+	if (s->close_ev)
+		event_free(s->close_ev);
 	if (s->bev)
 		bufferevent_free(s->bev);
 	transaction_reset(s);
