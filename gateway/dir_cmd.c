@@ -57,6 +57,7 @@ typedef struct {
 	const char *file;
 	DirImport *im;
 	SyncKind kind;
+	const char *only_po;    /* a postoffice's own export of this one, or NULL */
 } Streamed;
 
 static gboolean
@@ -65,6 +66,14 @@ on_header(const SyncDoc *head, gpointer data, GError **error)
 	Streamed *st = data;
 
 	st->kind = head->kind;
+	if (st->only_po && (head->kind != SYNC_POSTOFFICE ||
+	    g_strcmp0(head->postoffice, st->only_po) != 0)) {
+		g_set_error(error, SYNC_ERROR, SYNC_ERROR_SCHEMA, "%s: from %s, only that "
+		    "postoffice's own export may come, not a %s file%s%s", st->file, st->only_po,
+		    sync_kind_name(head->kind), head->postoffice ? " of " : "",
+		    head->postoffice ? head->postoffice : "");
+		return FALSE;
+	}
 	st->im = dir_import_begin(st->site->dir, &st->site->ctx, head, error);
 	if (!st->im)
 		g_prefix_error(error, "%s: ", st->file);
@@ -83,6 +92,20 @@ on_entry(DirEntry *e, guint line, gpointer data, GError **error)
 	return ok;
 }
 
+gboolean
+dir_cmd_import_memory(Site *site, const char *name, const char *buf, size_t len,
+    const char *only_po, DirImportStats *stats, GError **error)
+{
+	static const SyncSink sink = { on_header, on_entry };
+	Streamed st = { site, name, NULL, SYNC_POSTOFFICE, only_po };
+	gboolean ok = sync_read_memory_each(name, buf, len, &sink, &st, error);
+
+	if (ok)
+		return dir_import_commit(st.im, stats, error);
+	dir_import_abort(st.im);
+	return FALSE;
+}
+
 static int
 cmd_import(Site *site, int argc, char **argv)
 {
@@ -96,7 +119,7 @@ cmd_import(Site *site, int argc, char **argv)
 	for (int i = 1; i < argc; i++) {
 		GError *e = NULL;
 		DirImportStats stats = { 0 };
-		Streamed st = { site, argv[i], NULL, SYNC_POSTOFFICE };
+		Streamed st = { site, argv[i], NULL, SYNC_POSTOFFICE, NULL };
 		gboolean ok = sync_read_file_each(argv[i], &sink, &st, &e);
 
 		if (ok)

@@ -18,7 +18,7 @@
 
 G_DEFINE_QUARK(postgate-queue-error-quark, queue_error)
 
-#define QUEUE_SCHEMA_VERSION 1
+#define QUEUE_SCHEMA_VERSION 2
 
 static const char *const migrations[] = {
 	/* 0 -> 1 */
@@ -49,6 +49,29 @@ static const char *const migrations[] = {
 	"  next_attempt INTEGER NOT NULL DEFAULT 0,"
 	"  last_reply TEXT,"
 	"  PRIMARY KEY(qid, idx)) WITHOUT ROWID;",
+	/* 1 -> 2: the batch run.  A recipient routed to a postoffice carries
+	 * it and its legacy address; one expanded from a list names its list
+	 * row (parent); the bundle it went out in is (po, bundle_seq).  A
+	 * bundle is recorded, bytes and all, before its file is written, so a
+	 * crash rewrites the very same bytes under the same number. */
+	"ALTER TABLE recipients ADD COLUMN po TEXT;"
+	"ALTER TABLE recipients ADD COLUMN legacy TEXT;"
+	"ALTER TABLE recipients ADD COLUMN parent INTEGER;"
+	"ALTER TABLE recipients ADD COLUMN bcc INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE recipients ADD COLUMN bundle_seq INTEGER;"
+	"ALTER TABLE recipients ADD COLUMN via TEXT;"
+	"ALTER TABLE recipients ADD COLUMN rcpt_to TEXT;"
+	"CREATE INDEX recipients_state ON recipients(state, qid);"
+	"CREATE TABLE po_seqs(po TEXT PRIMARY KEY, last INTEGER NOT NULL) WITHOUT ROWID;"
+	"CREATE TABLE bundles(po TEXT NOT NULL, seq INTEGER NOT NULL, name TEXT NOT NULL,"
+	"  data BLOB NOT NULL, PRIMARY KEY(po, seq)) WITHOUT ROWID;"
+	/* Legacy messages from the postoffices' out/ wait as their entry bytes;
+	 * the ledger of bundles applied from each is a set, like a
+	 * postoffice's own (a late bundle still applies, a replay never). */
+	"ALTER TABLE messages ADD COLUMN format TEXT NOT NULL DEFAULT 'mime';"
+	"ALTER TABLE messages ADD COLUMN origin TEXT;"
+	"CREATE TABLE po_ledger(po TEXT NOT NULL, seq INTEGER NOT NULL, hmac BLOB NOT NULL,"
+	"  applied INTEGER NOT NULL, PRIMARY KEY(po, seq)) WITHOUT ROWID;",
 };
 
 G_STATIC_ASSERT(G_N_ELEMENTS(migrations) == QUEUE_SCHEMA_VERSION);
@@ -293,6 +316,10 @@ queue_envelope_new(const char *qid)
 static void
 rcpt_free(QueueRcpt *r)
 {
+	g_free(r->po);
+	g_free(r->legacy);
+	g_free(r->via);
+	g_free(r->rcpt_to);
 	g_free(r->address);
 	g_free(r->orcpt);
 	g_free(r->state);
@@ -313,6 +340,8 @@ queue_envelope_free(QueueEnvelope *env)
 	g_free(env->helo);
 	g_free(env->protocol);
 	g_free(env->message_id);
+	g_free(env->format);
+	g_free(env->origin);
 	g_ptr_array_foreach(env->rcpts, (GFunc)(void (*)(void))rcpt_free, NULL);
 	g_ptr_array_unref(env->rcpts);
 	g_free(env);
@@ -328,6 +357,8 @@ queue_envelope_add_rcpt(QueueEnvelope *env, const char *address, guint notify,
 	r->notify = notify;
 	r->orcpt = g_strdup(orcpt);
 	r->state = g_strdup("accepted");
+	r->idx = env->rcpts->len;
+	r->parent = -1;
 	g_ptr_array_add(env->rcpts, r);
 }
 
@@ -423,8 +454,8 @@ static gboolean
 insert_rows(Queue *q, const QueueEnvelope *env, const QueueBody *body, GError **error)
 {
 	static const char msg_sql[] = "INSERT INTO messages(qid, arrival, size, sender, envid, "
-	    "ret, body, client, helo, protocol, hops, message_id, data) "
-	    "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)";
+	    "ret, body, client, helo, protocol, hops, message_id, data, format, origin) "
+	    "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
 	static const char rcpt_sql[] = "INSERT INTO recipients(qid, idx, address, notify, "
 	    "orcpt, state) VALUES(?,?,?,?,?,'accepted')";
 	sqlite3_stmt *st;
@@ -447,6 +478,8 @@ insert_rows(Queue *q, const QueueEnvelope *env, const QueueBody *body, GError **
 	bind_text(st, 12, env->message_id);
 	if (body->fd < 0)
 		sqlite3_bind_blob64(st, 13, body->mem->data, body->mem->len, SQLITE_STATIC);
+	bind_text(st, 14, env->format ? env->format : "mime");
+	bind_text(st, 15, env->origin);
 	rc = sqlite3_step(st);
 	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE)
@@ -789,7 +822,7 @@ queue_cleanup(Queue *q, GError **error)
 /* -------------------------------------------------------------- reading */
 
 #define MSG_COLS "qid, arrival, size, sender, envid, ret, body, client, helo, protocol, " \
-	"hops, message_id"
+	"hops, message_id, format, origin"
 
 static QueueEnvelope *
 row_envelope(sqlite3_stmt *st)
@@ -808,6 +841,8 @@ row_envelope(sqlite3_stmt *st)
 	env->protocol = col_dup(st, 9);
 	env->hops = (guint)sqlite3_column_int(st, 10);
 	env->message_id = col_dup(st, 11);
+	env->format = col_dup(st, 12);
+	env->origin = col_dup(st, 13);
 	env->rcpts = g_ptr_array_new();
 	return env;
 }
@@ -829,6 +864,15 @@ load_rcpts(Queue *q, sqlite3_stmt *st, QueueEnvelope *env, GError **error)
 		r->reason = col_dup(st, 4);
 		r->next_attempt = sqlite3_column_int64(st, 5);
 		r->last_reply = col_dup(st, 6);
+		r->idx = (guint)sqlite3_column_int(st, 7);
+		r->po = col_dup(st, 8);
+		r->legacy = col_dup(st, 9);
+		r->parent = sqlite3_column_type(st, 10) == SQLITE_NULL ? -1 :
+		    sqlite3_column_int(st, 10);
+		r->bcc = sqlite3_column_int(st, 11) != 0;
+		r->bundle_seq = sqlite3_column_int64(st, 12);
+		r->via = col_dup(st, 13);
+		r->rcpt_to = col_dup(st, 14);
 		g_ptr_array_add(env->rcpts, r);
 	}
 	return rc == SQLITE_DONE || db_fail(q, error, "read recipients");
@@ -838,7 +882,8 @@ static sqlite3_stmt *
 rcpt_stmt(Queue *q, GError **error)
 {
 	return prepare(q, "SELECT address, notify, orcpt, state, reason, next_attempt, "
-	    "last_reply FROM recipients WHERE qid = ? ORDER BY idx", error);
+	    "last_reply, idx, po, legacy, parent, bcc, bundle_seq, via, rcpt_to "
+	    "FROM recipients WHERE qid = ? ORDER BY idx", error);
 }
 
 GPtrArray *
@@ -1034,7 +1079,8 @@ gboolean
 queue_hold(Queue *q, const char *qid, const char *reason, GError **error)
 {
 	return change(q, qid, "UPDATE recipients SET held_from = state, state = 'held', "
-	    "reason = ?2 WHERE qid = ?1 AND state NOT IN ('held', 'done')",
+	    "reason = ?2 WHERE qid = ?1 AND state NOT IN ('held', 'bundling', 'bundled', "
+	    "'expanded', 'duplicate', 'done', 'sent')",
 	    reason, "has no recipient left to hold", error);
 }
 
@@ -1084,6 +1130,456 @@ queue_delete(Queue *q, const char *qid, GError **error)
 			pg_warn(qid, "queue: cannot remove %s: %s", path, g_strerror(errno));
 		g_free(path);
 	}
+	return TRUE;
+fail:
+	db_exec(q, "ROLLBACK", NULL);
+	return FALSE;
+}
+
+/* ------------------------------------------------------------ the batch run */
+
+static const char *const final_states[] = { "bundled", "expanded", "duplicate", "done",
+	"sent", NULL };
+
+gboolean
+queue_state_final(const char *state)
+{
+	for (guint i = 0; final_states[i]; i++)
+		if (strcmp(state, final_states[i]) == 0)
+			return TRUE;
+	return FALSE;
+}
+
+static gboolean upsert_rcpts(Queue *q, const QueueEnvelope *env, GError **error);
+
+gboolean
+queue_set_routes(Queue *q, const QueueEnvelope *env, GError **error)
+{
+	if (!db_exec(q, "BEGIN IMMEDIATE", error))
+		return FALSE;
+	if (!upsert_rcpts(q, env, error) || !db_exec(q, "COMMIT", error)) {
+		db_exec(q, "ROLLBACK", NULL);
+		return FALSE;
+	}
+	fault_step("queue routes");
+	return TRUE;
+}
+
+gboolean
+queue_translated(Queue *q, const QueueEnvelope *orig, const QueueEnvelope *env,
+    GBytes *body, GError **error)
+{
+	QueueBody b = { q, env->qid, NULL, -1, 0 };
+	gsize n;
+	const guint8 *p = g_bytes_get_data(body, &n);
+	gboolean ok;
+
+	if (n > QUEUE_SPILL_AT) {
+		/* Its own file, durable before the row that names it. */
+		QueueBody *fb = queue_body_new(q, env->qid);
+
+		ok = queue_body_append(fb, p, n, error) && body_sync(fb, error) &&
+		    dir_sync(q, error);
+		if (!ok) {
+			body_free(fb, TRUE);
+			return FALSE;
+		}
+		b.fd = fb->fd;
+		fb->fd = -1;
+		body_free(fb, FALSE);
+	} else {
+		b.mem = g_byte_array_new_take(g_memdup2(p, n), n);
+	}
+	b.size = (gint64)n;
+	ok = db_exec(q, "BEGIN IMMEDIATE", error);
+	if (ok) {
+		ok = insert_rows(q, env, &b, error) && upsert_rcpts(q, env, error) &&
+		    upsert_rcpts(q, orig, error) && db_exec(q, "COMMIT", error);
+		if (!ok)
+			db_exec(q, "ROLLBACK", NULL);
+	}
+	if (b.mem)
+		g_byte_array_unref(b.mem);
+	if (b.fd >= 0) {
+		close(b.fd);
+		if (!ok) {
+			char *path = body_path(q, env->qid);
+
+			unlink(path);
+			g_free(path);
+		}
+	}
+	if (ok)
+		fault_step("queue translated");
+	return ok;
+}
+
+static gboolean
+upsert_rcpts(Queue *q, const QueueEnvelope *env, GError **error)
+{
+	static const char sql[] = "INSERT INTO recipients(qid, idx, address, notify, orcpt, "
+	    "state, reason, po, legacy, parent, bcc, via, rcpt_to) "
+	    "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(qid, idx) DO UPDATE SET "
+	    "state = excluded.state, reason = excluded.reason, po = excluded.po, "
+	    "legacy = excluded.legacy, parent = excluded.parent, bcc = excluded.bcc, "
+	    "via = excluded.via, rcpt_to = excluded.rcpt_to";
+	sqlite3_stmt *st;
+
+	st = prepare(q, sql, error);
+	if (!st)
+		return FALSE;
+	for (guint i = 0; i < env->rcpts->len; i++) {
+		const QueueRcpt *r = env->rcpts->pdata[i];
+
+		sqlite3_reset(st);
+		bind_text(st, 1, env->qid);
+		sqlite3_bind_int(st, 2, (int)r->idx);
+		bind_text(st, 3, r->address);
+		sqlite3_bind_int(st, 4, (int)r->notify);
+		bind_text(st, 5, r->orcpt);
+		bind_text(st, 6, r->state);
+		bind_text(st, 7, r->reason);
+		bind_text(st, 8, r->po);
+		bind_text(st, 9, r->legacy);
+		if (r->parent >= 0)
+			sqlite3_bind_int(st, 10, r->parent);
+		else
+			sqlite3_bind_null(st, 10);
+		sqlite3_bind_int(st, 11, r->bcc ? 1 : 0);
+		bind_text(st, 12, r->via);
+		bind_text(st, 13, r->rcpt_to);
+		if (sqlite3_step(st) != SQLITE_DONE) {
+			sqlite3_finalize(st);
+			return db_fail(q, error, "record routes");
+		}
+	}
+	sqlite3_finalize(st);
+	return TRUE;
+}
+
+guint64
+queue_bundle_seq_next(Queue *q, const char *po, GError **error)
+{
+	sqlite3_stmt *st = prepare(q, "SELECT last FROM po_seqs WHERE po = ?", error);
+	guint64 next = 1;
+	int rc;
+
+	if (!st)
+		return 0;
+	bind_text(st, 1, po);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		next = (guint64)sqlite3_column_int64(st, 0) + 1;
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+		db_fail(q, error, "read a sequence number");
+		return 0;
+	}
+	return next;
+}
+
+gboolean
+queue_bundle_record(Queue *q, const char *po, guint64 seq, const char *name, GBytes *data,
+    const GArray *items, GError **error)
+{
+	sqlite3_stmt *st = NULL;
+	gsize len;
+	const void *p = g_bytes_get_data(data, &len);
+
+	if (!db_exec(q, "BEGIN IMMEDIATE", error))
+		return FALSE;
+	if (queue_bundle_seq_next(q, po, error) != seq) {
+		if (error && !*error)
+			g_set_error(error, QUEUE_ERROR, QUEUE_ERROR_STATE,
+			    "sequence number %" G_GUINT64_FORMAT " for %s is taken", seq, po);
+		goto fail;
+	}
+	st = prepare(q, "INSERT INTO po_seqs(po, last) VALUES(?1, ?2) ON CONFLICT(po) DO "
+	    "UPDATE SET last = ?2", error);
+	if (!st)
+		goto fail;
+	bind_text(st, 1, po);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)seq);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		goto db;
+	sqlite3_finalize(st);
+	st = prepare(q, "INSERT INTO bundles(po, seq, name, data) VALUES(?,?,?,?)", error);
+	if (!st)
+		goto fail;
+	bind_text(st, 1, po);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)seq);
+	bind_text(st, 3, name);
+	sqlite3_bind_blob64(st, 4, p, len, SQLITE_STATIC);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		goto db;
+	sqlite3_finalize(st);
+	st = prepare(q, "UPDATE recipients SET state = 'bundling', po = ?3, bundle_seq = ?4 "
+	    "WHERE qid = ?1 AND idx = ?2", error);
+	if (!st)
+		goto fail;
+	for (guint i = 0; i < items->len; i++) {
+		const QueueItem *it = &g_array_index(items, QueueItem, i);
+
+		sqlite3_reset(st);
+		bind_text(st, 1, it->qid);
+		sqlite3_bind_int(st, 2, (int)it->idx);
+		bind_text(st, 3, po);
+		sqlite3_bind_int64(st, 4, (sqlite3_int64)seq);
+		if (sqlite3_step(st) != SQLITE_DONE)
+			goto db;
+	}
+	sqlite3_finalize(st);
+	if (!db_exec(q, "COMMIT", error))
+		goto fail;
+	fault_step("queue bundle recorded");
+	return TRUE;
+db:
+	db_fail(q, error, "record a bundle");
+	sqlite3_finalize(st);
+fail:
+	db_exec(q, "ROLLBACK", NULL);
+	return FALSE;
+}
+
+GPtrArray *
+queue_bundles_unwritten(Queue *q, GError **error)
+{
+	GPtrArray *out = g_ptr_array_new_with_free_func((GDestroyNotify)queue_bundle_free);
+	sqlite3_stmt *st = prepare(q, "SELECT po, seq, name, data FROM bundles ORDER BY po, seq",
+	    error);
+	int rc;
+
+	if (!st) {
+		g_ptr_array_unref(out);
+		return NULL;
+	}
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		QueueBundle *b = g_new0(QueueBundle, 1);
+
+		b->po = col_dup(st, 0);
+		b->seq = (guint64)sqlite3_column_int64(st, 1);
+		b->name = col_dup(st, 2);
+		b->data = g_bytes_new(sqlite3_column_blob(st, 3), (gsize)sqlite3_column_bytes(st, 3));
+		g_ptr_array_add(out, b);
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		db_fail(q, error, "list bundles");
+		g_ptr_array_unref(out);
+		return NULL;
+	}
+	return out;
+}
+
+void
+queue_bundle_free(QueueBundle *b)
+{
+	if (!b)
+		return;
+	g_free(b->po);
+	g_free(b->name);
+	if (b->data)
+		g_bytes_unref(b->data);
+	g_free(b);
+}
+
+/* Messages all of whose recipients are finished leave the queue. */
+static gboolean
+finish_messages(Queue *q, GPtrArray *gone, GError **error)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	st = prepare(q, "SELECT m.qid, m.data IS NULL FROM messages m WHERE NOT EXISTS "
+	    "(SELECT 1 FROM recipients r WHERE r.qid = m.qid AND r.state NOT IN "
+	    "('bundled', 'expanded', 'duplicate', 'done', 'sent'))", error);
+	if (!st)
+		return FALSE;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		g_ptr_array_add(gone, g_strdup_printf("%c%s", sqlite3_column_int(st, 1) ? 'f' : 'i',
+		    (const char *)sqlite3_column_text(st, 0)));
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return db_fail(q, error, "find finished messages");
+	for (guint i = 0; i < gone->len; i++) {
+		const char *qid = (const char *)gone->pdata[i] + 1;
+
+		st = prepare(q, "DELETE FROM recipients WHERE qid = ?", error);
+		if (!st)
+			return FALSE;
+		bind_text(st, 1, qid);
+		rc = sqlite3_step(st);
+		sqlite3_finalize(st);
+		st = prepare(q, "DELETE FROM messages WHERE qid = ?", error);
+		if (!st)
+			return FALSE;
+		bind_text(st, 1, qid);
+		if (rc != SQLITE_DONE || sqlite3_step(st) != SQLITE_DONE) {
+			sqlite3_finalize(st);
+			return db_fail(q, error, "remove a finished message");
+		}
+		sqlite3_finalize(st);
+	}
+	return TRUE;
+}
+
+gboolean
+queue_bundle_written(Queue *q, const char *po, guint64 seq, guint *finished, GError **error)
+{
+	GPtrArray *gone = g_ptr_array_new_with_free_func(g_free);
+	sqlite3_stmt *st;
+	char *reason = g_strdup_printf("%s #%" G_GUINT64_FORMAT, po, seq);
+
+	if (!db_exec(q, "BEGIN IMMEDIATE", error))
+		goto out;
+	st = prepare(q, "UPDATE recipients SET state = 'bundled', reason = ?3 WHERE po = ?1 "
+	    "AND bundle_seq = ?2 AND state = 'bundling'", error);
+	if (!st)
+		goto fail;
+	bind_text(st, 1, po);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)seq);
+	bind_text(st, 3, reason);
+	if (sqlite3_step(st) != SQLITE_DONE) {
+		sqlite3_finalize(st);
+		db_fail(q, error, "mark recipients bundled");
+		goto fail;
+	}
+	sqlite3_finalize(st);
+	st = prepare(q, "DELETE FROM bundles WHERE po = ? AND seq = ?", error);
+	if (!st)
+		goto fail;
+	bind_text(st, 1, po);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)seq);
+	if (sqlite3_step(st) != SQLITE_DONE) {
+		sqlite3_finalize(st);
+		db_fail(q, error, "forget a written bundle");
+		goto fail;
+	}
+	sqlite3_finalize(st);
+	if (!finish_messages(q, gone, error) || !db_exec(q, "COMMIT", error))
+		goto fail;
+	fault_step("queue bundle written");
+	/* Bodies of their own go after the commit (an orphan at worst). */
+	for (guint i = 0; i < gone->len; i++) {
+		const char *g = gone->pdata[i];
+
+		if (g[0] == 'f') {
+			char *path = body_path(q, g + 1);
+
+			if (unlink(path) != 0 && errno != ENOENT)
+				pg_warn(g + 1, "queue: cannot remove %s: %s", path, g_strerror(errno));
+			g_free(path);
+		}
+		pg_info(g + 1, "removed: every recipient is done");
+	}
+	if (finished)
+		*finished = gone->len;
+	g_ptr_array_unref(gone);
+	g_free(reason);
+	return TRUE;
+fail:
+	db_exec(q, "ROLLBACK", NULL);
+out:
+	g_ptr_array_unref(gone);
+	g_free(reason);
+	return FALSE;
+}
+
+gboolean
+queue_finish(Queue *q, guint *finished, GError **error)
+{
+	GPtrArray *gone = g_ptr_array_new_with_free_func(g_free);
+	gboolean ok;
+
+	if (!db_exec(q, "BEGIN IMMEDIATE", error)) {
+		g_ptr_array_unref(gone);
+		return FALSE;
+	}
+	ok = finish_messages(q, gone, error) && db_exec(q, "COMMIT", error);
+	if (!ok)
+		db_exec(q, "ROLLBACK", NULL);
+	for (guint i = 0; ok && i < gone->len; i++) {
+		const char *g = gone->pdata[i];
+
+		if (g[0] == 'f') {
+			char *path = body_path(q, g + 1);
+
+			unlink(path);
+			g_free(path);
+		}
+		pg_info(g + 1, "removed: every recipient is done");
+	}
+	if (ok && finished)
+		*finished = gone->len;
+	g_ptr_array_unref(gone);
+	return ok;
+}
+
+QueueLedger
+queue_ledger_check(Queue *q, const char *po, guint64 seq, const guint8 *hmac, gsize len,
+    GError **error)
+{
+	sqlite3_stmt *st = prepare(q, "SELECT hmac FROM po_ledger WHERE po = ? AND seq = ?",
+	    error);
+	QueueLedger v = QUEUE_LEDGER_NEW;
+	int rc;
+
+	if (!st)
+		return QUEUE_LEDGER_ERROR;
+	bind_text(st, 1, po);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)seq);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		v = (gsize)sqlite3_column_bytes(st, 0) == len &&
+		    memcmp(sqlite3_column_blob(st, 0), hmac, len) == 0 ?
+		    QUEUE_LEDGER_SAME : QUEUE_LEDGER_OTHER;
+	else if (rc != SQLITE_DONE)
+		v = QUEUE_LEDGER_ERROR;
+	sqlite3_finalize(st);
+	if (v == QUEUE_LEDGER_ERROR)
+		db_fail(q, error, "read the ledger");
+	return v;
+}
+
+gboolean
+queue_ingest(Queue *q, const char *po, guint64 seq, const guint8 *hmac, gsize len,
+    GPtrArray *envs, GPtrArray *bodies, GError **error)
+{
+	sqlite3_stmt *st;
+
+	if (!db_exec(q, "BEGIN IMMEDIATE", error))
+		return FALSE;
+	st = prepare(q, "INSERT INTO po_ledger(po, seq, hmac, applied) VALUES(?,?,?,?)", error);
+	if (!st)
+		goto fail;
+	bind_text(st, 1, po);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)seq);
+	sqlite3_bind_blob64(st, 3, hmac, len, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(st, 4, g_get_real_time() / G_USEC_PER_SEC);
+	if (sqlite3_step(st) != SQLITE_DONE) {
+		sqlite3_finalize(st);
+		db_fail(q, error, "record an applied bundle");
+		goto fail;
+	}
+	sqlite3_finalize(st);
+	for (guint i = 0; i < envs->len; i++) {
+		QueueBody b = { q, NULL, NULL, -1, 0 };
+		GBytes *data = bodies->pdata[i];
+		gsize n;
+		const guint8 *p = g_bytes_get_data(data, &n);
+		gboolean ok;
+
+		/* Legacy entries are at most MSG_MAX_SIZE: always in the row. */
+		b.mem = g_byte_array_new_take(g_memdup2(p, n), n);
+		b.size = (gint64)n;
+		ok = insert_rows(q, envs->pdata[i], &b, error);
+		g_byte_array_unref(b.mem);
+		if (!ok)
+			goto fail;
+	}
+	if (!db_exec(q, "COMMIT", error))
+		goto fail;
+	fault_step("queue ingest");
 	return TRUE;
 fail:
 	db_exec(q, "ROLLBACK", NULL);

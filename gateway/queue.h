@@ -51,7 +51,30 @@ typedef struct {
 	char *reason;           /* why it is in that state, or NULL */
 	gint64 next_attempt;    /* unix time, 0: none */
 	char *last_reply;       /* the last SMTP reply about it, or NULL */
+	/* The batch run's. */
+	guint idx;              /* its row within the message */
+	char *po;               /* routed or bundled to this NET/PO, or NULL */
+	char *legacy;           /* its legacy address NET/PO/MAILBOX there, or NULL */
+	int parent;             /* the list row it was expanded from, or -1 */
+	gboolean bcc;           /* in no To: or Cc: field: a copy of its own */
+	gint64 bundle_seq;      /* the bundle it went out in, 0: none yet */
+	char *via;              /* smtp-pending: "smtp" or "site-link NAME" */
+	char *rcpt_to;          /* smtp-pending: the address to send to */
 } QueueRcpt;
+
+/* One recipient row, for a bundle's record. */
+typedef struct {
+	const char *qid;
+	guint idx;
+} QueueItem;
+
+/* A bundle recorded but perhaps not yet written. */
+typedef struct {
+	char *po;
+	guint64 seq;
+	char *name;             /* its file name in the postoffice's in/ */
+	GBytes *data;
+} QueueBundle;
 
 typedef struct {
 	char *qid;
@@ -66,6 +89,8 @@ typedef struct {
 	char *protocol;         /* "SMTP", "ESMTP", "ESMTPS", "local" */
 	guint hops;             /* Received: header fields, ours included */
 	char *message_id;       /* the Message-ID field, or NULL */
+	char *format;           /* "mime" (RFC 5322 bytes) or "legacy" (a message entry) */
+	char *origin;           /* NET/PO#SEQ for a message from a postoffice, else NULL */
 	GPtrArray *rcpts;       /* QueueRcpt * */
 } QueueEnvelope;
 
@@ -132,5 +157,44 @@ gboolean queue_hold(Queue *q, const char *qid, const char *reason, GError **erro
 gboolean queue_release(Queue *q, const char *qid, GError **error);
 /* queue_delete - remove a message and its body from the queue */
 gboolean queue_delete(Queue *q, const char *qid, GError **error);
+
+/* queue_state_final - whether a recipient state needs nothing more */
+gboolean queue_state_final(const char *state);
+/* queue_set_routes - store every recipient row of env (updated or new) in one commit */
+gboolean queue_set_routes(Queue *q, const QueueEnvelope *env, GError **error);
+/* queue_translated - in one commit: the new message env (body, recipients
+ * with their states) and the changed recipient rows of orig it came from */
+gboolean queue_translated(Queue *q, const QueueEnvelope *orig, const QueueEnvelope *env,
+    GBytes *body, GError **error);
+/* queue_bundle_seq_next - the sequence number the next bundle to po gets */
+guint64 queue_bundle_seq_next(Queue *q, const char *po, GError **error);
+/* queue_bundle_record - in one commit: take seq for po, keep the bundle's
+ * bytes, and mark its recipient rows items (QueueItem) as going out in it */
+gboolean queue_bundle_record(Queue *q, const char *po, guint64 seq, const char *name,
+    GBytes *data, const GArray *items, GError **error);
+/* queue_bundles_unwritten - bundles recorded whose files are not known written */
+GPtrArray *queue_bundles_unwritten(Queue *q, GError **error);
+/* queue_bundle_free - free a QueueBundle; NULL is fine */
+void queue_bundle_free(QueueBundle *b);
+/* queue_bundle_written - the file of (po, seq) is durable: its recipients
+ * are bundled, its bytes forgotten, finished messages removed (*finished) */
+gboolean queue_bundle_written(Queue *q, const char *po, guint64 seq, guint *finished,
+    GError **error);
+typedef enum {
+	QUEUE_LEDGER_NEW,       /* never applied */
+	QUEUE_LEDGER_SAME,      /* applied, with the same HMAC: a rewrite, drop it */
+	QUEUE_LEDGER_OTHER,     /* applied with other contents: a replay, refuse it */
+	QUEUE_LEDGER_ERROR,
+} QueueLedger;
+
+/* queue_ledger_check - whether bundle (po, seq) with this HMAC was applied */
+QueueLedger queue_ledger_check(Queue *q, const char *po, guint64 seq, const guint8 *hmac,
+    gsize len, GError **error);
+/* queue_ingest - in one commit: (po, seq) applied and its messages queued
+ * (envs[i] with the entry bytes bodies[i]) */
+gboolean queue_ingest(Queue *q, const char *po, guint64 seq, const guint8 *hmac, gsize len,
+    GPtrArray *envs, GPtrArray *bodies, GError **error);
+/* queue_finish - remove every message whose recipients are all finished */
+gboolean queue_finish(Queue *q, guint *finished, GError **error);
 
 #endif
