@@ -19,6 +19,7 @@
 
 #include "dir_cmd.h"
 #include "queue_cmd.h"
+#include "run.h"
 #include "smtpd.h"
 #include "submit.h"
 #include "pg_config.h"
@@ -42,6 +43,8 @@ static const Command commands[] = {
 	    cmd_config_manpage },
 	{ "dir", "import|export|lookup|route|list|stats ...",
 	    "the replicated directory (see postgate(8), DIRECTORY)", dir_cmd_main },
+	{ "run", "[--dry-run] [--syslog]",
+	    "the scheduled batch: postoffice bundles in and out (see postgate(8))", run_main },
 	{ "smtpd", "[--syslog] [--debug]",
 	    "the SMTP listener, in the foreground until SIGTERM", smtpd_main },
 	{ "submit", "-f SENDER RCPT...",

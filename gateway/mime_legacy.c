@@ -1,0 +1,1526 @@
+/* mime_legacy.c - an RFC 5322 / MIME message into a legacy message's content
+ * (see mime_legacy.h).
+ *
+ * GMime parses (fallback charsets UTF-8 then windows-1252; its own nesting
+ * limit keeps its recursion bounded); this module walks the tree to
+ * MIME_LEGACY_MAX_DEPTH levels with bounded recursion of its own, decodes
+ * every charset itself through iconv with explicit names and a built-in
+ * windows-1252 table (so nothing depends on the locale GMime saw at init),
+ * and turns text into the codepage with translit.h.  Header fields are read
+ * raw: 8-bit bytes become UTF-8 here, then RFC 2047 words are decoded.
+ * HTML becomes text by walking libxml2's HTML tree without recursion.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include <gmime/gmime.h>
+#include <libxml/HTMLparser.h>
+#include <libxml/tree.h>
+
+#include "address.h"
+#include "pg_limits.h"
+#include "translit.h"
+#include "mime_legacy.h"
+
+G_DEFINE_QUARK(postgate-mime-legacy-error-quark, mime_legacy_error)
+
+/* Characters of untrusted text quoted in a note. */
+#define NOTE_QUOTE_MAX 64
+/* Output space iconv gets per round. */
+#define ICONV_CHUNK 4096
+
+typedef struct {
+	const char *codepage;
+	LegacyMessage *msg;
+	MimeLegacyStats *stats;
+	GMimeParserOptions *options;
+	GMimeFormatOptions *format;     /* for parts kept as their bytes */
+	GString *body;                  /* UTF-8 */
+	GHashTable *names;              /* lower-case attachment names in use */
+	GHashTable *seen_notes;
+	guint notes_dropped;
+	guint64 size;                   /* bytes of content so far */
+	GError *error;                  /* the first limit hit: the walk stops */
+	const char *field;              /* the address field being parsed, for notes */
+} Ctx;
+
+void
+mime_legacy_stats_clear(MimeLegacyStats *stats)
+{
+	if (!stats)
+		return;
+	if (stats->notes)
+		g_ptr_array_unref(stats->notes);
+	memset(stats, 0, sizeof *stats);
+}
+
+/* ---- notes -------------------------------------------------------------------- */
+
+/* Untrusted text as printable ASCII for a note. */
+static char *
+shown(const char *s)
+{
+	GString *o = g_string_new(NULL);
+	gsize n = 0;
+
+	for (; s && *s && n < NOTE_QUOTE_MAX; s++, n++) {
+		guchar ch = (guchar)*s;
+		if (ch >= 0x20 && ch < 0x7f && ch != '\\')
+			g_string_append_c(o, (char)ch);
+		else
+			g_string_append_printf(o, "\\x%02x", ch);
+	}
+	if (s && *s)
+		g_string_append(o, "...");
+	return g_string_free(o, FALSE);
+}
+
+static void note(Ctx *c, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
+
+static void
+note(Ctx *c, const char *fmt, ...)
+{
+	va_list ap;
+	char *text;
+
+	va_start(ap, fmt);
+	text = g_strdup_vprintf(fmt, ap);
+	va_end(ap);
+	if (g_hash_table_contains(c->seen_notes, text)) {
+		g_free(text);
+		return;
+	}
+	if (c->stats->notes->len >= MIME_LEGACY_MAX_NOTES) {
+		c->notes_dropped++;
+		g_free(text);
+		return;
+	}
+	g_hash_table_add(c->seen_notes, g_strdup(text));
+	g_ptr_array_add(c->stats->notes, text);
+}
+
+static const char *
+label(const char *path)
+{
+	return *path ? path : "1";
+}
+
+static gboolean
+limit(Ctx *c, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
+
+static gboolean
+limit(Ctx *c, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (c->error)
+		return FALSE;
+	va_start(ap, fmt);
+	c->error = g_error_new_valist(MIME_LEGACY_ERROR, MIME_LEGACY_ERROR_LIMIT, fmt, ap);
+	va_end(ap);
+	return FALSE;
+}
+
+/* Account for n more bytes of content; FALSE (and the error) over MSG_MAX_SIZE. */
+static gboolean
+add_size(Ctx *c, guint64 n)
+{
+	c->size += n;
+	if (c->size > MSG_MAX_SIZE)
+		return limit(c, "the message's text and attachments come to more than %u bytes "
+		    "once decoded, over the legacy message limit (MSG_MAX_SIZE); it cannot be "
+		    "delivered to a postoffice", MSG_MAX_SIZE);
+	return TRUE;
+}
+
+/* ---- charsets ------------------------------------------------------------------ */
+
+/* windows-1252 0x80..0x9F; the five bytes it leaves undefined are read as the
+ * C1 controls of the same value (as the WHATWG encoding standard does). */
+static const guint16 cp1252_high[32] = {
+	0x20AC, 0x0081, 0x201A, 0x0192, 0x201E, 0x2026, 0x2020, 0x2021,
+	0x02C6, 0x2030, 0x0160, 0x2039, 0x0152, 0x008D, 0x017D, 0x008F,
+	0x0090, 0x2018, 0x2019, 0x201C, 0x201D, 0x2022, 0x2013, 0x2014,
+	0x02DC, 0x2122, 0x0161, 0x203A, 0x0153, 0x009D, 0x017E, 0x0178,
+};
+
+static void
+append_cp1252(GString *out, guchar b)
+{
+	gunichar ch = b < 0x80 ? b : b < 0xA0 ? cp1252_high[b - 0x80] : b;
+
+	g_string_append_unichar(out, ch);
+}
+
+static char *
+from_cp1252(const char *s, gsize len)
+{
+	GString *o = g_string_sized_new(len + len / 4 + 1);
+
+	for (gsize i = 0; i < len; i++)
+		append_cp1252(o, (guchar)s[i]);
+	return g_string_free(o, FALSE);
+}
+
+static gboolean
+all_ascii(const char *s, gsize len)
+{
+	for (gsize i = 0; i < len; i++)
+		if ((guchar)s[i] >= 0x80)
+			return FALSE;
+	return TRUE;
+}
+
+/* UTF-8 with every invalid byte read as windows-1252; *bad counts them. */
+static char *
+utf8_lenient(const char *s, gsize len, gsize *bad)
+{
+	GString *o = g_string_sized_new(len + 1);
+	gsize i = 0;
+
+	*bad = 0;
+	while (i < len) {
+		const char *end;
+		gsize start = i;
+
+		g_utf8_validate(s + i, (gssize)(len - i), &end);
+		i = (gsize)(end - s);
+		g_string_append_len(o, s + start, (gssize)(i - start));
+		if (i >= len)
+			break;
+		if (s[i] == '\0') {
+			g_string_append_c(o, '\0');
+		} else {
+			append_cp1252(o, (guchar)s[i]);
+			(*bad)++;
+		}
+		i++;
+	}
+	return g_string_free(o, FALSE);
+}
+
+static gboolean
+is_utf8_name(const char *cs)
+{
+	return g_ascii_strcasecmp(cs, "utf-8") == 0 || g_ascii_strcasecmp(cs, "utf8") == 0;
+}
+
+static gboolean
+is_ascii_name(const char *cs)
+{
+	return g_ascii_strcasecmp(cs, "us-ascii") == 0 || g_ascii_strcasecmp(cs, "ascii") == 0 ||
+	    g_ascii_strcasecmp(cs, "ansi_x3.4-1968") == 0;
+}
+
+/* Through iconv from charset; a byte it refuses is read as windows-1252.
+ * NULL when iconv does not know the charset. */
+static char *
+via_iconv(const char *charset, const char *s, gsize len, gsize *bad)
+{
+	GIConv cd = g_iconv_open("UTF-8", charset);
+	GString *o;
+	gchar *in = (gchar *)s;
+	gsize inleft = len;
+	char buf[ICONV_CHUNK];
+
+	*bad = 0;
+	if (cd == (GIConv)-1)
+		return NULL;
+	o = g_string_sized_new(len + 1);
+	for (;;) {
+		gchar *outp = buf;
+		gsize outleft = sizeof buf;
+		gsize r = g_iconv(cd, inleft ? &in : NULL, inleft ? &inleft : NULL, &outp,
+		    &outleft);
+		int e = errno;
+
+		g_string_append_len(o, buf, (gssize)(sizeof buf - outleft));
+		if (r != (gsize)-1) {
+			if (inleft == 0)
+				break;
+			continue;
+		}
+		if (e == E2BIG)
+			continue;
+		if (inleft == 0)
+			break;
+		/* EILSEQ or EINVAL: one byte as windows-1252, then go on afresh. */
+		append_cp1252(o, (guchar)*in);
+		in++;
+		inleft--;
+		(*bad)++;
+		g_iconv(cd, NULL, NULL, NULL, NULL);
+	}
+	g_iconv_close(cd);
+	return g_string_free(o, FALSE);
+}
+
+/* Text of a part (or header) in charset (may be NULL) as UTF-8; what goes
+ * wrong is noted under what. */
+static char *
+to_utf8(Ctx *c, const char *what, const char *charset, const char *s, gsize len)
+{
+	gsize bad = 0;
+	char *out, *cs;
+
+	if (all_ascii(s, len) && (!charset || !*charset || is_ascii_name(charset) ||
+	    is_utf8_name(charset) || g_ascii_strncasecmp(charset, "iso-8859-", 9) == 0 ||
+	    g_ascii_strncasecmp(charset, "windows-", 8) == 0))
+		return len ? g_strndup(s, len) : g_strdup("");
+	if (!charset || !*charset || is_ascii_name(charset)) {
+		out = utf8_lenient(s, len, &bad);
+		if (bad == 0)
+			note(c, "%s: 8-bit text without a charset, read as UTF-8", what);
+		else {
+			g_free(out);
+			out = from_cp1252(s, len);
+			note(c, "%s: 8-bit text without a charset, read as windows-1252", what);
+		}
+		return out;
+	}
+	if (is_utf8_name(charset)) {
+		out = utf8_lenient(s, len, &bad);
+		if (bad)
+			note(c, "%s: %zu bytes that are not UTF-8, read as windows-1252", what, bad);
+		return out;
+	}
+	out = via_iconv(g_mime_charset_iconv_name(charset), s, len, &bad);
+	cs = shown(charset);
+	if (!out) {
+		out = utf8_lenient(s, len, &bad);
+		if (bad == 0 && !all_ascii(s, len)) {
+			note(c, "%s: unknown charset %s, read as UTF-8", what, cs);
+		} else if (bad) {
+			g_free(out);
+			out = from_cp1252(s, len);
+			note(c, "%s: unknown charset %s, decoded as windows-1252", what, cs);
+		}
+	} else if (bad) {
+		note(c, "%s: %zu bytes invalid in charset %s, read as windows-1252", what, bad, cs);
+	}
+	g_free(cs);
+	return out;
+}
+
+/* ---- text into the codepage --------------------------------------------------- */
+
+static char *
+to_cp(Ctx *c, const char *utf8, gsize len, gsize *out_len)
+{
+	guint tr = 0, lost = 0;
+	char *out = translit_from_utf8(c->codepage, utf8, len, out_len, &tr, &lost, NULL);
+
+	c->stats->transliterated += tr;
+	c->stats->lost += lost;
+	return out;   /* the codepage was checked before the walk */
+}
+
+/* A one-line text (subject, display name) in the codepage: controls and runs
+ * of blanks become one space, no blanks at either end, at most max bytes. */
+static char *
+line_to_cp(Ctx *c, const char *utf8, gsize max)
+{
+	GString *s = g_string_new(NULL);
+	gboolean blank = FALSE;
+	char *out;
+	gsize n = 0;
+
+	for (const char *p = utf8; *p; p = g_utf8_next_char(p)) {
+		gunichar ch = g_utf8_get_char(p);
+		if (ch < 0x20 || ch == 0x7f || (ch >= 0x80 && ch < 0xa0) || ch == ' ') {
+			blank = TRUE;
+			continue;
+		}
+		if (blank && s->len)
+			g_string_append_c(s, ' ');
+		blank = FALSE;
+		g_string_append_unichar(s, ch);
+		if (s->len > 4 * max + 16)
+			break;   /* enough for max bytes after conversion */
+	}
+	out = to_cp(c, s->str, s->len, &n);
+	g_string_free(s, TRUE);
+	/* A codepage may put graphic characters on control bytes (CP437 0x01). */
+	for (gsize i = 0; i < n; i++)
+		if ((guchar)out[i] < 0x20 || out[i] == 0x7f)
+			out[i] = ' ';
+	if (n > max) {
+		n = max;
+		out[n] = '\0';
+	}
+	while (n > 0 && out[n - 1] == ' ')
+		out[--n] = '\0';
+	return out;
+}
+
+/* ---- header fields -------------------------------------------------------------- */
+
+static GMimeHeader *
+find_header(GMimeObject *obj, const char *name)
+{
+	GMimeHeaderList *hl = g_mime_object_get_header_list(obj);
+	int n = hl ? g_mime_header_list_get_count(hl) : 0;
+
+	for (int i = 0; i < n; i++) {
+		GMimeHeader *h = g_mime_header_list_get_header_at(hl, i);
+		if (g_ascii_strcasecmp(g_mime_header_get_name(h), name) == 0)
+			return h;
+	}
+	return NULL;
+}
+
+/* The raw value of a header field as UTF-8, unfolded, RFC 2047 words not yet
+ * decoded; NULL when absent or over MIME_LEGACY_MAX_HEADER_LEN (noted). */
+static char *
+header_raw_utf8(Ctx *c, GMimeHeader *h)
+{
+	const char *raw = h ? g_mime_header_get_raw_value(h) : NULL;
+	const char *name;
+	char *what, *out, *shown_name;
+	gsize len;
+
+	if (!raw)
+		return NULL;
+	name = g_mime_header_get_name(h);
+	len = strlen(raw);
+	if (len > MIME_LEGACY_MAX_HEADER_LEN) {
+		char *n = shown(name);
+		note(c, "header field %s is %zu bytes long, over %u: ignored", n, len,
+		    MIME_LEGACY_MAX_HEADER_LEN);
+		g_free(n);
+		return NULL;
+	}
+	shown_name = shown(name);
+	what = g_strdup_printf("header field %s", shown_name);
+	out = to_utf8(c, what, NULL, raw, len);
+	g_free(what);
+	g_free(shown_name);
+	for (char *p = out; *p; p++)
+		if (*p == '\r' || *p == '\n')
+			*p = ' ';
+	return out;
+}
+
+/* The decoded (RFC 2047) text of a header field, or NULL. */
+static char *
+header_text(Ctx *c, GMimeHeader *h)
+{
+	char *raw = header_raw_utf8(c, h);
+	char *dec, *valid;
+
+	if (!raw)
+		return NULL;
+	dec = g_mime_utils_header_decode_text(c->options, raw);
+	g_free(raw);
+	valid = g_utf8_make_valid(dec ? dec : "", -1);
+	g_free(dec);
+	return valid;
+}
+
+static MsgPriority
+priority_of(Ctx *c, GMimeObject *top)
+{
+	static const char *const fields[] = { "X-Priority", "Importance", "Priority",
+	    "X-MSMail-Priority" };
+
+	for (gsize i = 0; i < G_N_ELEMENTS(fields); i++) {
+		char *v = header_text(c, find_header(top, fields[i]));
+		const char *p = v;
+		MsgPriority pr = MSG_PRIORITY_NORMAL;
+		gboolean known = TRUE;
+
+		if (!v)
+			continue;
+		while (*p == ' ' || *p == '\t')
+			p++;
+		if (*p >= '1' && *p <= '5')
+			pr = *p <= '2' ? MSG_PRIORITY_HIGH : *p == '3' ? MSG_PRIORITY_NORMAL :
+			    MSG_PRIORITY_LOW;
+		else if (g_ascii_strncasecmp(p, "high", 4) == 0 ||
+		    g_ascii_strncasecmp(p, "urgent", 6) == 0)
+			pr = MSG_PRIORITY_HIGH;
+		else if (g_ascii_strncasecmp(p, "low", 3) == 0 ||
+		    g_ascii_strncasecmp(p, "non-urgent", 10) == 0)
+			pr = MSG_PRIORITY_LOW;
+		else if (g_ascii_strncasecmp(p, "normal", 6) == 0)
+			pr = MSG_PRIORITY_NORMAL;
+		else
+			known = FALSE;
+		g_free(v);
+		if (known)
+			return pr;
+	}
+	return MSG_PRIORITY_NORMAL;
+}
+
+/* "SMTP:local@domain" for a mailbox, canonical, or NULL. */
+static char *
+mailbox_addr(InternetAddressMailbox *mb)
+{
+	const char *a = internet_address_mailbox_get_idn_addr(mb);
+	char *typed, *canon;
+
+	if (!a || !*a)
+		return NULL;
+	typed = g_strconcat("SMTP:", a, NULL);
+	canon = addr_canonical(typed, strlen(typed), NULL);
+	g_free(typed);
+	return canon;
+}
+
+/* Every mailbox of a list, groups flattened (one level: RFC 5322 3.4). */
+static void
+flatten(InternetAddressList *list, GPtrArray *out, int level)
+{
+	int n = list ? internet_address_list_length(list) : 0;
+
+	for (int i = 0; i < n; i++) {
+		InternetAddress *a = internet_address_list_get_address(list, i);
+		if (INTERNET_ADDRESS_IS_MAILBOX(a))
+			g_ptr_array_add(out, a);
+		else if (INTERNET_ADDRESS_IS_GROUP(a) && level < 2)
+			flatten(internet_address_group_get_members(INTERNET_ADDRESS_GROUP(a)),
+			    out, level + 1);
+	}
+}
+
+static InternetAddressList *
+parse_addresses(Ctx *c, GMimeObject *top, const char *field)
+{
+	char *raw = header_raw_utf8(c, find_header(top, field));
+	InternetAddressList *list;
+
+	if (!raw)
+		return NULL;
+	c->field = field;
+	list = internet_address_list_parse(c->options, raw);
+	c->field = NULL;
+	g_free(raw);
+	return list;
+}
+
+static char *
+display_name(Ctx *c, InternetAddress *a)
+{
+	const char *name = internet_address_get_name(a);
+	char *valid = g_utf8_make_valid(name ? name : "", -1);
+	char *out = line_to_cp(c, valid, MSG_MAX_NAME_LEN);
+
+	g_free(valid);
+	return out;
+}
+
+static void
+from_party(Ctx *c, GMimeObject *top)
+{
+	GMimeHeader *h = find_header(top, "From");
+	InternetAddressList *list;
+	GPtrArray *boxes;
+	char *addr = NULL;
+
+	if (!h)
+		return;
+	list = parse_addresses(c, top, "From");
+	boxes = g_ptr_array_new();
+	flatten(list, boxes, 0);
+	if (boxes->len > 0)
+		addr = mailbox_addr(boxes->pdata[0]);
+	if (addr) {
+		c->msg->from.addr = addr;
+		c->msg->from.name = display_name(c, boxes->pdata[0]);
+		if (boxes->len > 1)
+			note(c, "From names %u mailboxes; the first is shown", boxes->len);
+	} else {
+		char *text = header_text(c, h);
+		c->msg->from.addr = g_strdup("");
+		c->msg->from.name = line_to_cp(c, text ? text : "", MSG_MAX_NAME_LEN);
+		note(c, "From has no usable address; its text is kept as the name");
+		g_free(text);
+	}
+	g_ptr_array_unref(boxes);
+	if (list)
+		g_object_unref(list);
+}
+
+static void
+display_list(Ctx *c, GMimeObject *top, const char *field, GPtrArray *dest)
+{
+	InternetAddressList *list = parse_addresses(c, top, field);
+	GPtrArray *boxes = g_ptr_array_new();
+	guint dropped = 0, over = 0;
+
+	flatten(list, boxes, 0);
+	for (guint i = 0; i < boxes->len; i++) {
+		char *addr, *name;
+
+		if (c->msg->to->len + c->msg->cc->len >= MSG_MAX_DISPLAY) {
+			over = boxes->len - i;
+			break;
+		}
+		addr = mailbox_addr(boxes->pdata[i]);
+		if (!addr) {
+			char *a = shown(internet_address_mailbox_get_addr(boxes->pdata[i]));
+			if (dropped++ == 0)
+				note(c, "%s: address %s cannot be written SMTP:local@domain, dropped",
+				    field, a);
+			g_free(a);
+			continue;
+		}
+		name = display_name(c, boxes->pdata[i]);
+		msg_add_party(dest, addr, name);
+		g_free(addr);
+		g_free(name);
+	}
+	if (dropped > 1)
+		note(c, "%s: %u addresses dropped in all", field, dropped);
+	if (over)
+		note(c, "%s: %u more addresses not shown (at most %u To and Cc entries)", field,
+		    over, MSG_MAX_DISPLAY);
+	g_ptr_array_unref(boxes);
+	if (list)
+		g_object_unref(list);
+}
+
+/* The node of a Received: field: the host after "by" (comments skipped). */
+static char *
+received_by(const char *v)
+{
+	const char *p = v;
+	gboolean want = FALSE;
+
+	while (*p && *p != ';') {
+		const char *start;
+		gsize n;
+
+		if (*p == ' ' || *p == '\t') {
+			p++;
+			continue;
+		}
+		if (*p == '(') {
+			int depth = 0;
+			for (; *p; p++) {
+				if (*p == '\\' && p[1])
+					p++;
+				else if (*p == '(')
+					depth++;
+				else if (*p == ')' && --depth == 0) {
+					p++;
+					break;
+				}
+			}
+			continue;
+		}
+		start = p;
+		while (*p && *p != ' ' && *p != '\t' && *p != ';' && *p != '(')
+			p++;
+		n = (gsize)(p - start);
+		if (want) {
+			GString *s = g_string_new(NULL);
+			for (gsize i = 0; i < n && s->len < MIME_LEGACY_MAX_HOP_NAME; i++)
+				if ((guchar)start[i] > 0x20 && (guchar)start[i] < 0x7f)
+					g_string_append_c(s, start[i]);
+			if (s->len)
+				return g_string_free(s, FALSE);
+			g_string_free(s, TRUE);
+			return NULL;
+		}
+		want = n == 2 && g_ascii_strncasecmp(start, "by", 2) == 0;
+	}
+	return NULL;
+}
+
+static gboolean
+hops(Ctx *c, GMimeObject *top)
+{
+	GMimeHeaderList *hl = g_mime_object_get_header_list(top);
+	int n = hl ? g_mime_header_list_get_count(hl) : 0;
+	GPtrArray *fields = g_ptr_array_new();
+
+	for (int i = 0; i < n; i++) {
+		GMimeHeader *h = g_mime_header_list_get_header_at(hl, i);
+		if (g_ascii_strcasecmp(g_mime_header_get_name(h), "Received") == 0)
+			g_ptr_array_add(fields, h);
+	}
+	if (fields->len > MSG_MAX_HOPS) {
+		limit(c, "the message has crossed %u hosts (Received: fields), over the legacy "
+		    "limit of %u hops (MSG_MAX_HOPS): most likely a mail loop", fields->len,
+		    MSG_MAX_HOPS);
+		g_ptr_array_unref(fields);
+		return FALSE;
+	}
+	/* Received: fields are added on top: the last one is the oldest. */
+	for (guint i = fields->len; i-- > 0;) {
+		const char *raw = g_mime_header_get_raw_value(fields->pdata[i]);
+		char *v = raw && strlen(raw) <= MIME_LEGACY_MAX_HEADER_LEN ? g_strdup(raw) :
+		    g_strdup("");
+		char *node, *semi;
+		gint64 when = 0;
+
+		for (char *p = v; *p; p++)
+			if ((guchar)*p < 0x20 || (guchar)*p >= 0x7f)
+				*p = ' ';
+		node = received_by(v);
+		semi = strrchr(v, ';');
+		if (semi) {
+			GDateTime *dt = g_mime_utils_header_decode_date(semi + 1);
+			if (dt) {
+				when = g_date_time_to_unix(dt);
+				g_date_time_unref(dt);
+			}
+		}
+		msg_add_hop(c->msg, node ? node : "smtp", when);
+		g_free(node);
+		g_free(v);
+	}
+	g_ptr_array_unref(fields);
+	return TRUE;
+}
+
+/* ---- HTML to text ----------------------------------------------------------------- */
+
+typedef struct {
+	GString *out;
+	int pending;        /* line breaks wanted before the next text (2: a blank line) */
+	gboolean space;     /* a blank seen since the last text */
+	int pre;            /* inside <pre> */
+} Html;
+
+static void
+h_flush(Html *h)
+{
+	if (h->pending && h->out->len) {
+		int have = 0;
+		while (h->out->len && h->out->str[h->out->len - 1] == ' ')
+			g_string_truncate(h->out, h->out->len - 1);
+		for (gsize i = h->out->len; i > 0 && h->out->str[i - 1] == '\n'; i--)
+			have++;
+		for (int k = have; k < MIN(h->pending, 2); k++)
+			g_string_append_c(h->out, '\n');
+	} else if (h->space && h->out->len && h->out->str[h->out->len - 1] != '\n' &&
+	    h->out->str[h->out->len - 1] != ' ') {
+		g_string_append_c(h->out, ' ');
+	}
+	h->pending = 0;
+	h->space = FALSE;
+}
+
+static void
+h_text(Html *h, const char *s)
+{
+	for (; *s; s++) {
+		if (h->pre && *s == '\n') {
+			h->pending++;
+			continue;
+		}
+		if (!h->pre && (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r' ||
+		    *s == '\f')) {
+			h->space = TRUE;
+			continue;
+		}
+		if (h->pending || h->space)
+			h_flush(h);
+		g_string_append_c(h->out, *s);
+	}
+}
+
+/* Literal text, blanks kept (a list bullet). */
+static void
+h_raw(Html *h, const char *s)
+{
+	h_flush(h);
+	g_string_append(h->out, s);
+}
+
+static void
+h_break(Html *h, int n)
+{
+	h->pending = MAX(h->pending, n);
+}
+
+static gboolean
+name_in(const xmlChar *name, const char *const *list)
+{
+	for (; *list; list++)
+		if (g_ascii_strcasecmp((const char *)name, *list) == 0)
+			return TRUE;
+	return FALSE;
+}
+
+static const char *const html_skip[] = { "script", "style", "head", "title", "noscript",
+	"template", "object", "iframe", NULL };
+static const char *const html_para[] = { "p", "h1", "h2", "h3", "h4", "h5", "h6", "ul",
+	"ol", "table", "blockquote", "pre", "dl", "hr", "form", "address", "figure", NULL };
+static const char *const html_line[] = { "div", "tr", "li", "dt", "dd", "section",
+	"article", "header", "footer", "nav", "main", "center", "caption", "aside", NULL };
+
+/* Enter an element; FALSE when its content is not shown. */
+static gboolean
+h_enter(Html *h, xmlNodePtr n)
+{
+	if (name_in(n->name, html_skip))
+		return FALSE;
+	if (xmlStrcasecmp(n->name, BAD_CAST "br") == 0) {
+		h->pending++;
+		h->space = FALSE;
+		return TRUE;
+	}
+	if (name_in(n->name, html_para))
+		h_break(h, 2);
+	else if (name_in(n->name, html_line))
+		h_break(h, 1);
+	if (xmlStrcasecmp(n->name, BAD_CAST "pre") == 0)
+		h->pre++;
+	if (xmlStrcasecmp(n->name, BAD_CAST "li") == 0)
+		h_raw(h, "- ");
+	if ((xmlStrcasecmp(n->name, BAD_CAST "td") == 0 ||
+	    xmlStrcasecmp(n->name, BAD_CAST "th") == 0) && n->prev)
+		h->space = TRUE;
+	if (xmlStrcasecmp(n->name, BAD_CAST "img") == 0) {
+		xmlChar *alt = xmlGetProp(n, BAD_CAST "alt");
+		if (alt && *alt) {
+			h->space = TRUE;
+			h_text(h, "[");
+			h_text(h, (const char *)alt);
+			h_text(h, "]");
+		}
+		xmlFree(alt);
+	}
+	if (xmlStrcasecmp(n->name, BAD_CAST "a") == 0) {
+		h_flush(h);
+		n->_private = GSIZE_TO_POINTER(h->out->len + 1);
+	}
+	return TRUE;
+}
+
+static void
+h_leave(Html *h, xmlNodePtr n)
+{
+	if (name_in(n->name, html_skip))
+		return;
+	if (xmlStrcasecmp(n->name, BAD_CAST "pre") == 0 && h->pre > 0)
+		h->pre--;
+	if (name_in(n->name, html_para))
+		h_break(h, 2);
+	else if (name_in(n->name, html_line))
+		h_break(h, 1);
+	if (xmlStrcasecmp(n->name, BAD_CAST "a") == 0 && n->_private) {
+		gsize start = GPOINTER_TO_SIZE(n->_private) - 1;
+		xmlChar *href = xmlGetProp(n, BAD_CAST "href");
+		const char *url = (const char *)href;
+
+		n->_private = NULL;
+		if (url) {
+			const char *bare = g_ascii_strncasecmp(url, "mailto:", 7) == 0 ? url + 7 : url;
+			char *text = g_strstrip(g_strdup(start <= h->out->len ?
+			    h->out->str + start : ""));
+			if (*url && *url != '#' && g_ascii_strncasecmp(url, "javascript:", 11) != 0 &&
+			    strcmp(text, url) != 0 && strcmp(text, bare) != 0 &&
+			    !strchr(url, '\n') && !strchr(url, '\r')) {
+				h->space = *text != '\0';
+				h_text(h, "<");
+				h_text(h, url);
+				h_text(h, ">");
+			}
+			g_free(text);
+		}
+		xmlFree(href);
+	}
+}
+
+/* Readable text of an HTML document in UTF-8, without recursion. */
+static char *
+html_to_text(const char *html, gsize len)
+{
+	Html h = { g_string_new(NULL), 0, FALSE, 0 };
+	htmlDocPtr doc;
+	xmlNodePtr cur;
+
+	if (len > G_MAXINT)
+		len = G_MAXINT;
+	doc = htmlReadMemory(html, (int)len, NULL, "UTF-8", HTML_PARSE_NONET |
+	    HTML_PARSE_NOERROR | HTML_PARSE_NOWARNING | HTML_PARSE_RECOVER |
+	    HTML_PARSE_IGNORE_ENC | HTML_PARSE_NOBLANKS);
+	cur = doc ? doc->children : NULL;
+	while (cur) {
+		gboolean descend = FALSE;
+
+		if (cur->type == XML_ELEMENT_NODE)
+			descend = h_enter(&h, cur);
+		else if (cur->type == XML_TEXT_NODE || cur->type == XML_CDATA_SECTION_NODE)
+			h_text(&h, cur->content ? (const char *)cur->content : "");
+		if (descend && cur->children) {
+			cur = cur->children;
+			continue;
+		}
+		/* Leave this node, and every parent whose last child it was. */
+		for (;;) {
+			if (cur->type == XML_ELEMENT_NODE && (descend || !cur->children))
+				h_leave(&h, cur);
+			descend = TRUE;   /* parents were all entered and descended */
+			if (cur->next) {
+				cur = cur->next;
+				break;
+			}
+			cur = cur->parent;
+			if (!cur || cur == (xmlNodePtr)doc) {
+				cur = NULL;
+				break;
+			}
+		}
+	}
+	if (doc)
+		xmlFreeDoc(doc);
+	while (h.out->len && (h.out->str[h.out->len - 1] == ' ' ||
+	    h.out->str[h.out->len - 1] == '\n'))
+		g_string_truncate(h.out, h.out->len - 1);
+	return g_string_free(h.out, FALSE);
+}
+
+/* ---- parts ----------------------------------------------------------------------- */
+
+/* Take the bytes of a memory stream (the stream must be unreffed after). */
+static GByteArray *
+stream_bytes(GMimeStream *s)
+{
+	g_mime_stream_mem_set_owner(GMIME_STREAM_MEM(s), FALSE);
+	return g_mime_stream_mem_get_byte_array(GMIME_STREAM_MEM(s));
+}
+
+/* The decoded content of a leaf part. */
+static GByteArray *
+part_bytes(GMimePart *part)
+{
+	GMimeDataWrapper *w = g_mime_part_get_content(part);
+	GMimeStream *mem = g_mime_stream_mem_new();
+	GByteArray *ba;
+
+	if (w)
+		g_mime_data_wrapper_write_to_stream(w, mem);
+	ba = stream_bytes(mem);
+	g_object_unref(mem);
+	return ba;
+}
+
+/* Base64 that lies: characters outside the alphabet, or a cut last group. */
+static void
+check_base64(Ctx *c, GMimePart *part, const char *path)
+{
+	GMimeDataWrapper *w = g_mime_part_get_content(part);
+	GMimeStream *raw, *mem;
+	GByteArray *ba;
+	gsize bad = 0, good = 0;
+
+	if (!w || g_mime_data_wrapper_get_encoding(w) != GMIME_CONTENT_ENCODING_BASE64)
+		return;
+	raw = g_mime_data_wrapper_get_stream(w);
+	if (!raw)
+		return;
+	mem = g_mime_stream_mem_new();
+	g_mime_stream_reset(raw);
+	g_mime_stream_write_to_stream(raw, mem);
+	g_mime_stream_reset(raw);
+	ba = g_mime_stream_mem_get_byte_array(GMIME_STREAM_MEM(mem));
+	for (guint i = 0; i < ba->len; i++) {
+		guchar ch = ba->data[i];
+		if (g_ascii_isalnum(ch) || ch == '+' || ch == '/')
+			good++;
+		else if (ch != '=' && ch != ' ' && ch != '\t' && ch != '\r' && ch != '\n')
+			bad++;
+	}
+	if (bad)
+		note(c, "part %s: bad base64, %zu characters skipped", label(path), bad);
+	if (good % 4 == 1)
+		note(c, "part %s: base64 cut short, its last 6 bits dropped", label(path));
+	g_object_unref(mem);
+}
+
+/* The bytes of an object as it came (for deep subtrees and messages). */
+static GByteArray *
+object_bytes(Ctx *c, GMimeObject *obj)
+{
+	GMimeStream *mem = g_mime_stream_mem_new();
+	GByteArray *ba;
+
+	g_mime_object_write_to_stream(obj, c->format, mem);
+	ba = stream_bytes(mem);
+	g_object_unref(mem);
+	return ba;
+}
+
+static const struct {
+	const char *type;
+	const char *ext;
+} extensions[] = {
+	{ "text/plain", ".txt" }, { "text/html", ".html" }, { "text/csv", ".csv" },
+	{ "text/calendar", ".ics" }, { "text/xml", ".xml" }, { "text/rfc822-headers", ".txt" },
+	{ "image/png", ".png" }, { "image/jpeg", ".jpg" }, { "image/gif", ".gif" },
+	{ "image/bmp", ".bmp" }, { "image/tiff", ".tif" }, { "image/webp", ".webp" },
+	{ "image/svg+xml", ".svg" }, { "application/pdf", ".pdf" },
+	{ "application/zip", ".zip" }, { "application/gzip", ".gz" },
+	{ "application/json", ".json" }, { "application/xml", ".xml" },
+	{ "application/msword", ".doc" }, { "application/vnd.ms-excel", ".xls" },
+	{ "application/pgp-signature", ".asc" }, { "application/pgp-encrypted", ".asc" },
+	{ "application/pkcs7-signature", ".p7s" }, { "application/x-pkcs7-signature", ".p7s" },
+	{ "application/pkcs7-mime", ".p7m" }, { "message/rfc822", ".eml" },
+	{ "message/global", ".eml" }, { "message/delivery-status", ".txt" },
+	{ "message/disposition-notification", ".txt" }, { "audio/mpeg", ".mp3" },
+	{ "audio/wav", ".wav" }, { "video/mp4", ".mp4" },
+};
+
+static const char *
+extension_for(GMimeContentType *ct)
+{
+	const char *type = ct ? g_mime_content_type_get_media_type(ct) : NULL;
+	const char *sub = ct ? g_mime_content_type_get_media_subtype(ct) : NULL;
+	char *full;
+	const char *ext = ".bin";
+
+	if (!type || !sub)
+		return ext;
+	if (g_ascii_strcasecmp(type, "multipart") == 0)
+		return ".eml";
+	full = g_strdup_printf("%s/%s", type, sub);
+	for (gsize i = 0; i < G_N_ELEMENTS(extensions); i++)
+		if (g_ascii_strcasecmp(full, extensions[i].type) == 0)
+			ext = extensions[i].ext;
+	g_free(full);
+	return ext;
+}
+
+/* Where the extension of a name starts (its last '.'), or len when it has none
+ * worth keeping. */
+static gsize
+ext_start(const char *s, gsize len)
+{
+	for (gsize i = len; i-- > 1;)
+		if (s[i] == '.')
+			return len - i <= MIME_LEGACY_MAX_EXT_LEN ? i : len;
+	return len;
+}
+
+/* stem (cut so that the whole fits) + suffix + ext */
+static char *
+fit_name(const char *stem, gsize stem_len, const char *suffix, const char *ext, gsize ext_len)
+{
+	gsize room = MSG_MAX_NAME_LEN - strlen(suffix) - ext_len;
+	GString *s = g_string_new(NULL);
+
+	g_string_append_len(s, stem, (gssize)MIN(stem_len, room));
+	while (s->len > 0 && (s->str[s->len - 1] == ' ' || s->str[s->len - 1] == '.'))
+		g_string_truncate(s, s->len - 1);
+	g_string_append(s, suffix);
+	g_string_append_len(s, ext, (gssize)ext_len);
+	return g_string_free(s, FALSE);
+}
+
+/* A safe, unique attachment name in the codepage from a UTF-8 suggestion
+ * (may be NULL; a file name when is_path: only its last component counts)
+ * and the part's type. */
+static char *
+attachment_name(Ctx *c, const char *suggested, gboolean is_path, GMimeContentType *ct,
+    const char *ext_if_none)
+{
+	GString *s = g_string_new(NULL);
+	char *name, *key;
+	gsize e;
+
+	if (suggested && *suggested) {
+		char *valid = g_utf8_make_valid(suggested, -1);
+		const char *base = valid;
+		char *cp;
+		gsize n = 0, a = 0;
+
+		/* The last path component, when there is one. */
+		for (const char *p = valid; is_path && *p; p++)
+			if ((*p == '/' || *p == '\\') && p[1])
+				base = p + 1;
+		cp = to_cp(c, base, strlen(base), &n);
+		for (gsize i = 0; i < n; i++) {
+			guchar ch = (guchar)cp[i];
+			if (ch < 0x20 || ch == 0x7f || strchr("/\\:*?\"<>|", ch))
+				cp[i] = '_';
+		}
+		while (a < n && (cp[a] == '.' || cp[a] == ' '))
+			a++;
+		while (n > a && (cp[n - 1] == '.' || cp[n - 1] == ' '))
+			n--;
+		g_string_append_len(s, cp + a, (gssize)(n - a));
+		g_free(cp);
+		g_free(valid);
+	}
+	if (s->len == 0)
+		g_string_printf(s, "attachment-%u%s", c->msg->attachments->len + 1,
+		    ext_if_none ? ext_if_none : extension_for(ct));
+	e = ext_start(s->str, s->len);
+	name = s->len > MSG_MAX_NAME_LEN ? fit_name(s->str, e, "", s->str + e, s->len - e) :
+	    g_strdup(s->str);
+	key = g_ascii_strdown(name, -1);
+	for (guint k = 2; g_hash_table_contains(c->names, key); k++) {
+		char suffix[32];
+
+		g_snprintf(suffix, sizeof suffix, " (%u)", k);
+		g_free(name);
+		g_free(key);
+		name = fit_name(s->str, e, suffix, s->str + e, s->len - e);
+		key = g_ascii_strdown(name, -1);
+	}
+	g_hash_table_add(c->names, key);
+	g_string_free(s, TRUE);
+	return name;
+}
+
+/* Keep bytes as an attachment named from suggested (UTF-8, may be NULL). */
+static gboolean
+add_attachment(Ctx *c, const char *suggested, gboolean is_path, GMimeContentType *ct,
+    const char *ext, GByteArray *bytes)
+{
+	char *name;
+	GBytes *b;
+
+	if (c->error)
+		return FALSE;
+	if (c->msg->attachments->len >= MSG_MAX_ATTACHMENTS)
+		return limit(c, "the message has more than %u attachments, over the legacy limit "
+		    "(MSG_MAX_ATTACHMENTS)", MSG_MAX_ATTACHMENTS);
+	if (!add_size(c, bytes->len))
+		return FALSE;
+	name = attachment_name(c, suggested, is_path, ct, ext);
+	b = g_bytes_new(bytes->data, bytes->len);
+	msg_add_attachment(c->msg, name, b);
+	g_bytes_unref(b);
+	g_free(name);
+	return TRUE;
+}
+
+static void
+add_text(Ctx *c, const char *utf8)
+{
+	gsize n = strlen(utf8);
+
+	while (n > 0 && (utf8[n - 1] == '\n' || utf8[n - 1] == '\r' || utf8[n - 1] == ' ' ||
+	    utf8[n - 1] == '\t'))
+		n--;
+	if (n == 0)
+		return;
+	if (c->body->len)
+		g_string_append(c->body, "\n\n");
+	g_string_append_len(c->body, utf8, (gssize)n);
+	add_size(c, n);
+}
+
+static gboolean
+is_type(GMimeObject *obj, const char *type, const char *sub)
+{
+	GMimeContentType *ct = g_mime_object_get_content_type(obj);
+
+	return ct && g_mime_content_type_is_type(ct, type, sub);
+}
+
+static gboolean
+is_attachment(GMimeObject *obj)
+{
+	GMimeContentDisposition *d = g_mime_object_get_content_disposition(obj);
+
+	return d && g_mime_content_disposition_is_attachment(d);
+}
+
+/* A leaf: text for the body, or an attachment. */
+static void
+leaf(Ctx *c, GMimePart *part, const char *path, gboolean text_ok)
+{
+	GMimeObject *obj = GMIME_OBJECT(part);
+	gboolean plain = is_type(obj, "text", "plain"), html = is_type(obj, "text", "html");
+	GByteArray *bytes;
+
+	check_base64(c, part, path);
+	bytes = part_bytes(part);
+	if (text_ok && (plain || html) && !is_attachment(obj)) {
+		const char *cs = g_mime_object_get_content_type_parameter(obj, "charset");
+		char *what = g_strdup_printf("part %s", label(path));
+		char *utf8 = to_utf8(c, what, cs, (const char *)bytes->data, bytes->len);
+
+		if (html) {
+			char *text = html_to_text(utf8, strlen(utf8));
+			g_free(utf8);
+			utf8 = text;
+		}
+		add_text(c, utf8);
+		g_free(utf8);
+		g_free(what);
+	} else {
+		const char *fn = g_mime_part_get_filename(part);
+		add_attachment(c, fn, TRUE, g_mime_object_get_content_type(obj), NULL, bytes);
+	}
+	g_byte_array_unref(bytes);
+}
+
+static void walk(Ctx *c, GMimeObject *obj, const char *path, int depth, gboolean text_ok);
+
+/* message/rfc822: the embedded message, whole, as NAME.eml. */
+static void
+message_part(Ctx *c, GMimeMessagePart *mp, const char *path)
+{
+	GMimeMessage *m = g_mime_message_part_get_message(mp);
+	GByteArray *bytes;
+	char *subject = NULL;
+
+	if (!m) {
+		GByteArray *empty = g_byte_array_new();
+		note(c, "part %s: an empty message/rfc822 part", label(path));
+		add_attachment(c, NULL, FALSE, NULL, ".eml", empty);
+		g_byte_array_unref(empty);
+		return;
+	}
+	bytes = object_bytes(c, GMIME_OBJECT(m));
+	subject = header_text(c, find_header(GMIME_OBJECT(m), "Subject"));
+	if (subject) {
+		char *s = g_strstrip(subject);
+		if (*s) {
+			char *named = g_strconcat(s, ".eml", NULL);
+			g_free(subject);
+			subject = named;
+		} else {
+			g_free(subject);
+			subject = NULL;
+		}
+	}
+	add_attachment(c, subject, FALSE, NULL, ".eml", bytes);
+	g_free(subject);
+	g_byte_array_unref(bytes);
+}
+
+static char *
+child_path(const char *path, int i)
+{
+	return *path ? g_strdup_printf("%s.%d", path, i + 1) : g_strdup_printf("%d", i + 1);
+}
+
+static const char *
+type_text(GMimeObject *obj, char *buf, gsize size)
+{
+	GMimeContentType *ct = g_mime_object_get_content_type(obj);
+	char *mime = ct ? g_mime_content_type_get_mime_type(ct) : NULL;
+	char *t = shown(mime);
+
+	g_strlcpy(buf, t, size);
+	g_free(t);
+	g_free(mime);
+	return buf;
+}
+
+static void
+alternative(Ctx *c, GMimeMultipart *mp, const char *path, int depth, gboolean text_ok)
+{
+	int n = g_mime_multipart_get_count(mp), best = -1;
+
+	for (int pass = 0; pass < 3 && best < 0; pass++)
+		for (int i = 0; i < n && best < 0; i++) {
+			GMimeObject *o = g_mime_multipart_get_part(mp, i);
+			if (is_attachment(o))
+				continue;
+			if ((pass == 0 && GMIME_IS_PART(o) && is_type(o, "text", "plain")) ||
+			    (pass == 1 && GMIME_IS_PART(o) && is_type(o, "text", "html")) ||
+			    (pass == 2 && GMIME_IS_MULTIPART(o)))
+				best = i;
+		}
+	if (best < 0)
+		best = 0;
+	for (int i = 0; i < n && !c->error; i++) {
+		char *p = child_path(path, i);
+		if (i == best) {
+			walk(c, g_mime_multipart_get_part(mp, i), p, depth + 1, text_ok);
+		} else {
+			char t[NOTE_QUOTE_MAX * 4 + 8];
+			note(c, "part %s (%s): another form of the same text, dropped", p,
+			    type_text(g_mime_multipart_get_part(mp, i), t, sizeof t));
+		}
+		g_free(p);
+	}
+}
+
+static void
+related(Ctx *c, GMimeMultipart *mp, const char *path, int depth, gboolean text_ok)
+{
+	int n = g_mime_multipart_get_count(mp), root = 0;
+	const char *start = g_mime_object_get_content_type_parameter(GMIME_OBJECT(mp), "start");
+
+	if (start) {
+		char *id = g_strdup(start);
+		char *s = g_strstrip(id);
+		gsize len = strlen(s);
+		if (len >= 2 && s[0] == '<' && s[len - 1] == '>') {
+			s[len - 1] = '\0';
+			s++;
+		}
+		for (int i = 0; i < n; i++) {
+			const char *cid = g_mime_object_get_content_id(g_mime_multipart_get_part(mp, i));
+			if (cid && strcmp(cid, s) == 0) {
+				root = i;
+				break;
+			}
+		}
+		g_free(id);
+	}
+	for (int i = 0; i < n && !c->error; i++) {
+		char *p = child_path(path, i);
+		walk(c, g_mime_multipart_get_part(mp, i), p, depth + 1, text_ok && i == root);
+		g_free(p);
+	}
+}
+
+static void
+walk(Ctx *c, GMimeObject *obj, const char *path, int depth, gboolean text_ok)
+{
+	if (c->error || !obj)
+		return;
+	if (depth > MIME_LEGACY_MAX_DEPTH) {
+		GByteArray *bytes = object_bytes(c, obj);
+		note(c, "nesting deeper than %d levels: part %s kept as an attachment",
+		    MIME_LEGACY_MAX_DEPTH, label(path));
+		add_attachment(c, NULL, FALSE, g_mime_object_get_content_type(obj), ".eml", bytes);
+		g_byte_array_unref(bytes);
+		return;
+	}
+	if (GMIME_IS_MULTIPART(obj)) {
+		GMimeMultipart *mp = GMIME_MULTIPART(obj);
+		int n = g_mime_multipart_get_count(mp);
+
+		if (n == 0) {
+			/* A multipart GMime found no parts in: keep its text as text. */
+			const char *pre = g_mime_multipart_get_prologue(mp);
+			if (pre && *pre) {
+				char *utf8 = to_utf8(c, "a multipart without parts", NULL, pre,
+				    strlen(pre));
+				note(c, "part %s: a multipart without parts (wrong boundary?), its "
+				    "text kept as the body", label(path));
+				if (text_ok)
+					add_text(c, utf8);
+				g_free(utf8);
+			}
+			return;
+		}
+		if (is_type(obj, "multipart", "alternative")) {
+			alternative(c, mp, path, depth, text_ok);
+		} else if (is_type(obj, "multipart", "related")) {
+			related(c, mp, path, depth, text_ok);
+		} else {
+			for (int i = 0; i < n && !c->error; i++) {
+				char *p = child_path(path, i);
+				walk(c, g_mime_multipart_get_part(mp, i), p, depth + 1, text_ok);
+				g_free(p);
+			}
+		}
+	} else if (GMIME_IS_MESSAGE_PART(obj)) {
+		message_part(c, GMIME_MESSAGE_PART(obj), path);
+	} else if (GMIME_IS_PART(obj)) {
+		leaf(c, GMIME_PART(obj), path, text_ok);
+	} else {
+		GByteArray *bytes = object_bytes(c, obj);
+		add_attachment(c, NULL, FALSE, g_mime_object_get_content_type(obj), NULL, bytes);
+		g_byte_array_unref(bytes);
+	}
+}
+
+/* ---- the message -------------------------------------------------------------- */
+
+static void
+parser_warning(gint64 offset, GMimeParserWarning code, const gchar *item, gpointer data)
+{
+	Ctx *c = data;
+	char *it = shown(item ? item : "");
+
+	(void)offset;
+	switch (code) {
+	case GMIME_WARN_TRUNCATED_MESSAGE:
+		note(c, "the message is truncated: it ends inside a header section or "
+		    "before a multipart's closing boundary");
+		break;
+	case GMIME_WARN_MALFORMED_MULTIPART:
+		note(c, "a multipart holds no parts (wrong boundary?)");
+		break;
+	case GMIME_CRIT_MULTIPART_WITHOUT_BOUNDARY:
+		note(c, "a multipart has no boundary; it is read as one part");
+		break;
+	case GMIME_CRIT_NESTING_OVERFLOW:
+		note(c, "MIME nesting deeper than the parser follows; the rest is read as "
+		    "content");
+		break;
+	case GMIME_CRIT_INVALID_HEADER_NAME:
+		note(c, "a line of a header section is not a header field: \"%s\"", it);
+		break;
+	case GMIME_WARN_INVALID_CONTENT_TYPE:
+		note(c, "invalid Content-Type \"%s\", read as application/octet-stream", it);
+		break;
+	case GMIME_WARN_INVALID_RFC2047_HEADER_VALUE:
+		note(c, "a header field holds a bad RFC 2047 encoded word: \"%s\"", it);
+		break;
+	case GMIME_WARN_INVALID_ADDRESS_LIST:
+		/* Only our own parse of a field (GMime's at construction is ignored). */
+		if (c->field)
+			note(c, "%s: text that is not an address dropped from \"%s\"", c->field,
+			    it);
+		break;
+	case GMIME_WARN_MALFORMED_MESSAGE:
+	case GMIME_CRIT_PART_WITHOUT_HEADERS_OR_CONTENT:
+		note(c, "the MIME structure is malformed%s%s", *it ? ": " : "", it);
+		break;
+	default:
+		break;
+	}
+	g_free(it);
+}
+
+static gpointer
+init_once(gpointer unused)
+{
+	(void)unused;
+	g_mime_init();
+	xmlInitParser();
+	return NULL;
+}
+
+/* The first line end of the input: CRLF or LF, for parts written back. */
+static gboolean
+uses_crlf(const guint8 *data, gsize len)
+{
+	const guint8 *lf = memchr(data, '\n', len);
+
+	return lf && lf > data && lf[-1] == '\r';
+}
+
+/* Body: CRLF line ends, no NUL or other control but tab and form feed; then
+ * into the codepage. */
+static void
+finish_body(Ctx *c)
+{
+	GString *s = g_string_sized_new(c->body->len + c->body->len / 16 + 2);
+	const char *b = c->body->str;
+	char *cp;
+	gsize n = 0;
+
+	for (gsize i = 0; i < c->body->len; i++) {
+		guchar ch = (guchar)b[i];
+		if (ch == '\r') {
+			if (i + 1 < c->body->len && b[i + 1] == '\n')
+				i++;
+			g_string_append(s, "\r\n");
+		} else if (ch == '\n') {
+			g_string_append(s, "\r\n");
+		} else if (ch >= 0x20 || ch == '\t' || ch == '\f') {
+			g_string_append_c(s, (char)ch);
+		}
+	}
+	if (s->len)
+		g_string_append(s, "\r\n");
+	cp = to_cp(c, s->str, s->len, &n);
+	c->msg->body = g_bytes_new_take(cp, n);
+	g_string_free(s, TRUE);
+}
+
+LegacyMessage *
+mime_legacy_translate(const guint8 *data, gsize len, const char *codepage,
+    MimeLegacyStats *stats, GError **error)
+{
+	static GOnce once = G_ONCE_INIT;
+	static const char *fallback[] = { "UTF-8", "windows-1252", NULL };
+	MimeLegacyStats local = { 0 };
+	GMimeStream *stream;
+	GMimeParser *parser;
+	GMimeMessage *m;
+	GError *e = NULL;
+	Ctx c = { 0 };
+	char *tmp;
+
+	g_once(&once, init_once, NULL);
+	if (!stats)
+		stats = &local;
+	mime_legacy_stats_clear(stats);
+	stats->notes = g_ptr_array_new_with_free_func(g_free);
+	tmp = translit_from_utf8(codepage, "", 0, NULL, NULL, NULL, &e);
+	if (!tmp) {
+		g_set_error(error, MIME_LEGACY_ERROR, MIME_LEGACY_ERROR_CODEPAGE, "%s",
+		    e->message);
+		g_error_free(e);
+		mime_legacy_stats_clear(&local);
+		return NULL;
+	}
+	g_free(tmp);
+	if (len > SMTP_MAX_MESSAGE_SIZE) {
+		g_set_error(error, MIME_LEGACY_ERROR, MIME_LEGACY_ERROR_LIMIT,
+		    "the message is %zu bytes, over the limit of %u (SMTP_MAX_MESSAGE_SIZE)",
+		    len, SMTP_MAX_MESSAGE_SIZE);
+		mime_legacy_stats_clear(&local);
+		return NULL;
+	}
+
+	c.codepage = codepage;
+	c.stats = stats;
+	c.msg = msg_new();
+	c.msg->codepage = g_strdup(codepage);
+	c.body = g_string_new(NULL);
+	c.names = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+	c.seen_notes = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+	c.options = g_mime_parser_options_new();
+	g_mime_parser_options_set_fallback_charsets(c.options, fallback);
+	g_mime_parser_options_set_warning_callback(c.options, parser_warning, &c);
+	c.format = g_mime_format_options_clone(NULL);
+	g_mime_format_options_set_newline_format(c.format, uses_crlf(data, len) ?
+	    GMIME_NEWLINE_FORMAT_DOS : GMIME_NEWLINE_FORMAT_UNIX);
+
+	stream = g_mime_stream_mem_new_with_buffer((const char *)data, len);
+	parser = g_mime_parser_new_with_stream(stream);
+	g_mime_parser_set_format(parser, GMIME_FORMAT_MESSAGE);
+	m = g_mime_parser_construct_message(parser, c.options);
+	if (!m) {
+		/* Not even a header section: the whole input is the text. */
+		char *utf8 = to_utf8(&c, "the message", NULL, (const char *)data, len);
+		note(&c, "no header section could be read; the whole input is the body");
+		add_text(&c, utf8);
+		g_free(utf8);
+	} else {
+		GMimeObject *top = GMIME_OBJECT(m);
+		GDateTime *date;
+		char *subject;
+
+		if (hops(&c, top)) {
+			from_party(&c, top);
+			display_list(&c, top, "To", c.msg->to);
+			display_list(&c, top, "Cc", c.msg->cc);
+			subject = header_text(&c, find_header(top, "Subject"));
+			c.msg->subject = line_to_cp(&c, subject ? subject : "", MSG_MAX_SUBJECT_LEN);
+			g_free(subject);
+			date = g_mime_message_get_date(m);
+			c.msg->date = date ? g_date_time_to_unix(date) : 0;
+			c.msg->priority = priority_of(&c, top);
+			walk(&c, g_mime_message_get_mime_part(m), "", 0, TRUE);
+		}
+		g_object_unref(m);
+	}
+	g_object_unref(parser);
+	g_object_unref(stream);
+
+	if (!c.error)
+		finish_body(&c);
+	if (!c.error && c.msg->body && g_bytes_get_size(c.msg->body) > MSG_MAX_SIZE)
+		limit(&c, "the text is over the legacy limit of %u bytes", MSG_MAX_SIZE);
+	if (c.notes_dropped)
+		g_ptr_array_add(stats->notes, g_strdup_printf("%u more notes not shown",
+		    c.notes_dropped));
+	if (!c.msg->subject)
+		c.msg->subject = g_strdup("");
+	g_string_free(c.body, TRUE);
+	g_hash_table_unref(c.names);
+	g_hash_table_unref(c.seen_notes);
+	g_mime_format_options_free(c.format);
+	g_mime_parser_options_free(c.options);
+	if (c.error) {
+		g_propagate_error(error, c.error);
+		msg_free(c.msg);
+		mime_legacy_stats_clear(&local);
+		return NULL;
+	}
+	mime_legacy_stats_clear(&local);
+	return c.msg;
+}
