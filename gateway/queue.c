@@ -1166,6 +1166,26 @@ queue_set_routes(Queue *q, const QueueEnvelope *env, GError **error)
 }
 
 gboolean
+queue_set_routes_many(Queue *q, GPtrArray *envs, GError **error)
+{
+	if (envs->len == 0)
+		return TRUE;
+	if (!db_exec(q, "BEGIN IMMEDIATE", error))
+		return FALSE;
+	for (guint i = 0; i < envs->len; i++)
+		if (!upsert_rcpts(q, envs->pdata[i], error)) {
+			db_exec(q, "ROLLBACK", NULL);
+			return FALSE;
+		}
+	if (!db_exec(q, "COMMIT", error)) {
+		db_exec(q, "ROLLBACK", NULL);
+		return FALSE;
+	}
+	fault_step("queue routes");
+	return TRUE;
+}
+
+gboolean
 queue_translated(Queue *q, const QueueEnvelope *orig, const QueueEnvelope *env,
     GBytes *body, GError **error)
 {

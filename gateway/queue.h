@@ -162,6 +162,8 @@ gboolean queue_delete(Queue *q, const char *qid, GError **error);
 gboolean queue_state_final(const char *state);
 /* queue_set_routes - store every recipient row of env (updated or new) in one commit */
 gboolean queue_set_routes(Queue *q, const QueueEnvelope *env, GError **error);
+/* queue_set_routes_many - queue_set_routes of every envelope in envs, in one commit */
+gboolean queue_set_routes_many(Queue *q, GPtrArray *envs, GError **error);
 /* queue_translated - in one commit: the new message env (body, recipients
  * with their states) and the changed recipient rows of orig it came from */
 gboolean queue_translated(Queue *q, const QueueEnvelope *orig, const QueueEnvelope *env,

@@ -55,6 +55,8 @@ typedef struct {
 	guint routed, held, pending_smtp, errors, finished;
 	guint ingested, refused, dir_imports, outbound;
 	const char *hostname;
+	GPtrArray *to_store;    /* QueueEnvelope * routed, not yet stored */
+	GHashTable *unstored;   /* qids whose routes could not be stored */
 	GHashTable *smtp_of;    /* legacy address -> its SMTP address or NULL (one message) */
 } Run;
 
@@ -482,7 +484,6 @@ route_message(Run *run, QueueEnvelope *env)
 	GHashTable *seen = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
 	guint n = env->rcpts->len;
 	gboolean any = FALSE, ok = TRUE;
-	GError *e = NULL;
 	char buf[600];
 
 	/* What earlier runs settled counts as seen. */
@@ -532,11 +533,29 @@ route_message(Run *run, QueueEnvelope *env)
 		else if (strcmp(r->state, "routed") == 0)
 			run->routed++;
 	}
-	if (!run->dry_run && !queue_set_routes(run->q, env, &e)) {
-		pg_error(env->qid, "run: %s", e->message);
+	if (!run->dry_run)
+		g_ptr_array_add(run->to_store, env);
+}
+
+/* The routes of many messages in one commit: routing is idempotent (rows
+ * still accepted are routed again next time), so a crash costs nothing. */
+static void
+store_routes(Run *run)
+{
+	GError *e = NULL;
+
+	if (!queue_set_routes_many(run->q, run->to_store, &e)) {
+		pg_error(NULL, "run: storing the routes of %u messages: %s", run->to_store->len,
+		    e->message);
 		g_error_free(e);
 		run->errors++;
+		/* Nothing of them is stored: they wait for the next run, and must
+		 * not be bundled now (their rows in the queue say accepted). */
+		for (guint i = 0; i < run->to_store->len; i++)
+			g_hash_table_add(run->unstored,
+			    ((QueueEnvelope *)run->to_store->pdata[i])->qid);
 	}
+	g_ptr_array_set_size(run->to_store, 0);
 }
 
 /* ------------------------------------------------------------- bundling */
@@ -730,7 +749,12 @@ add_copy(Run *run, const char *po, LegacyMessage *m, const char *qid, GPtrArray 
 		g_byte_array_unref(probe);
 		return FALSE;
 	}
-	bundle_add_entry(bd->b, BUNDLE_ENTRY_MESSAGE, g_byte_array_free_to_bytes(probe));
+	{
+		GBytes *entry = g_byte_array_free_to_bytes(probe);
+
+		bundle_add_entry(bd->b, BUNDLE_ENTRY_MESSAGE, entry);   /* takes its own ref */
+		g_bytes_unref(entry);
+	}
 	bd->bytes += g_bytes_get_size(((BundleEntry *)bd->b->entries->pdata[bd->b->entries->len
 	    - 1])->data);
 	g_ptr_array_add(bd->qids, g_strdup(qid));
@@ -1056,6 +1080,8 @@ fan_out_message(Run *run, QueueEnvelope *env)
 	GHashTableIter it;
 	gpointer k;
 
+	if (g_hash_table_contains(run->unstored, env->qid))
+		goto out;
 	if (g_strcmp0(env->format, "legacy") == 0) {
 		/* Its SMTP recipients first: one Internet message for them. */
 		body = queue_body_read(run->q, env->qid, -1, &e);
@@ -1293,6 +1319,8 @@ run_main(const char *config_file, int argc, char **argv)
 	run.builders = g_hash_table_new_full(g_str_hash, g_str_equal, NULL,
 	    (GDestroyNotify)builder_free);
 	run.smtp_of = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+	run.to_store = g_ptr_array_new();
+	run.unstored = g_hash_table_new(g_str_hash, g_str_equal);
 	run.hostname = config_string(run.site->cfg, CONFIG_SMTPD_HOSTNAME);
 	if (!*run.hostname)
 		run.hostname = g_get_host_name();
@@ -1315,9 +1343,12 @@ run_main(const char *config_file, int argc, char **argv)
 	}
 	for (guint i = 0; i < all->len; i++) {
 		route_message(&run, all->pdata[i]);
+		if (run.to_store->len >= 1000)
+			store_routes(&run);
 		if (run.tty && !run.dry_run && (i + 1) % 1000 == 0)
 			fprintf(stderr, "\rrouting: %u of %u messages", i + 1, all->len);
 	}
+	store_routes(&run);
 	if (!run.dry_run) {
 		for (guint i = 0; i < all->len; i++) {
 			fan_out_message(&run, all->pdata[i]);
@@ -1362,6 +1393,10 @@ out:
 		g_hash_table_unref(run.counts);
 	if (run.smtp_of)
 		g_hash_table_unref(run.smtp_of);
+	if (run.to_store)
+		g_ptr_array_unref(run.to_store);
+	if (run.unstored)
+		g_hash_table_unref(run.unstored);
 	queue_close(run.q);
 	if (lock_fd >= 0)
 		close(lock_fd);
