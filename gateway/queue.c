@@ -81,6 +81,7 @@ struct Queue {
 	char *body_dir;         /* state_dir/queue */
 	int dir_fd;             /* body_dir, for fsync */
 	sqlite3 *db;
+	sqlite3_stmt *upsert;   /* upsert_rcpts', prepared once */
 };
 
 struct QueueBody {
@@ -269,6 +270,8 @@ queue_close(Queue *q)
 {
 	if (!q)
 		return;
+	if (q->upsert)
+		sqlite3_finalize(q->upsert);
 	if (q->db)
 		sqlite3_close_v2(q->db);
 	if (q->dir_fd >= 0)
@@ -1243,15 +1246,17 @@ upsert_rcpts(Queue *q, const QueueEnvelope *env, GError **error)
 	    "state = excluded.state, reason = excluded.reason, po = excluded.po, "
 	    "legacy = excluded.legacy, parent = excluded.parent, bcc = excluded.bcc, "
 	    "via = excluded.via, rcpt_to = excluded.rcpt_to";
-	sqlite3_stmt *st;
+	sqlite3_stmt *st = q->upsert;
 
-	st = prepare(q, sql, error);
-	if (!st)
-		return FALSE;
+	if (!st && sqlite3_prepare_v3(q->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &q->upsert,
+	    NULL) != SQLITE_OK)
+		return db_fail(q, error, "prepare a statement");
+	st = q->upsert;
 	for (guint i = 0; i < env->rcpts->len; i++) {
 		const QueueRcpt *r = env->rcpts->pdata[i];
 
 		sqlite3_reset(st);
+		sqlite3_clear_bindings(st);
 		bind_text(st, 1, env->qid);
 		sqlite3_bind_int(st, 2, (int)r->idx);
 		bind_text(st, 3, r->address);
@@ -1269,11 +1274,11 @@ upsert_rcpts(Queue *q, const QueueEnvelope *env, GError **error)
 		bind_text(st, 12, r->via);
 		bind_text(st, 13, r->rcpt_to);
 		if (sqlite3_step(st) != SQLITE_DONE) {
-			sqlite3_finalize(st);
+			sqlite3_reset(st);
 			return db_fail(q, error, "record routes");
 		}
 	}
-	sqlite3_finalize(st);
+	sqlite3_reset(st);
 	return TRUE;
 }
 

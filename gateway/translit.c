@@ -296,13 +296,66 @@ lost:
 	return LOST;
 }
 
-/* Convert one run of valid UTF-8 without NUL, after NFC. */
+static void put_nfc(const CpMap *m, const char *text, gsize len, GString *out, guint *tr,
+    guint *lost);
+static void put_chars(const CpMap *m, const char *text, gsize len, GString *out, guint *tr,
+    guint *lost);
+
+/* Convert one run of valid UTF-8 without NUL, after NFC.  Line by line: a
+ * line feed is a starter that composes with nothing, so normalising each
+ * line alone gives what normalising the whole would; and a line of ASCII
+ * is already NFC and the same bytes in every ASCII-compatible codepage
+ * (cp_supported), so it is copied as it is. */
 static void
 put_run(const CpMap *m, const char *text, gsize len, GString *out, guint *tr, guint *lost)
 {
+	const char *p = text, *end = text + len;
+
+	while (p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		const char *eol = nl ? nl + 1 : end;
+		gboolean ascii = TRUE;
+
+		gboolean below_marks = TRUE;
+
+		for (const char *q = p; ascii && q < eol; q++)
+			ascii = (guchar)*q < 0x80;
+		if (ascii) {
+			g_string_append_len(out, p, eol - p);
+			p = eol;
+			continue;
+		}
+		/* Below U+0300 every character is NFC_Quick_Check=Yes and a
+		 * starter (Unicode UAX #15): such a line is NFC already. */
+		for (const char *q = p; below_marks && q < eol; q = g_utf8_next_char(q))
+			below_marks = g_utf8_get_char(q) < 0x300;
+		if (below_marks)
+			put_chars(m, p, (gsize)(eol - p), out, tr, lost);
+		else
+			put_nfc(m, p, (gsize)(eol - p), out, tr, lost);
+		p = eol;
+	}
+}
+
+/* One piece of valid UTF-8 without NUL, normalised to NFC, then converted. */
+static void
+put_nfc(const CpMap *m, const char *text, gsize len, GString *out, guint *tr, guint *lost)
+{
 	char *nfc = g_utf8_normalize(text, (gssize)len, G_NORMALIZE_NFC);
-	const char *p = nfc ? nfc : text;
-	const char *end = nfc ? nfc + strlen(nfc) : text + len;
+
+	if (nfc)
+		put_chars(m, nfc, strlen(nfc), out, tr, lost);
+	else
+		put_chars(m, text, len, out, tr, lost);
+	g_free(nfc);
+}
+
+/* One piece of valid UTF-8 in NFC, character by character. */
+static void
+put_chars(const CpMap *m, const char *text, gsize len, GString *out, guint *tr, guint *lost)
+{
+	const char *p = text;
+	const char *end = text + len;
 
 	while (p < end) {
 		gunichar ch = g_utf8_get_char(p);
@@ -319,7 +372,6 @@ put_run(const CpMap *m, const char *text, gsize len, GString *out, guint *tr, gu
 		}
 		p = g_utf8_next_char(p);
 	}
-	g_free(nfc);
 }
 
 char *
