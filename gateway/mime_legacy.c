@@ -7,8 +7,16 @@
  * every charset itself through iconv with explicit names and a built-in
  * windows-1252 table (so nothing depends on the locale GMime saw at init),
  * and turns text into the codepage with translit.h.  Header fields are read
- * raw: 8-bit bytes become UTF-8 here, then RFC 2047 words are decoded.
- * HTML becomes text by walking libxml2's HTML tree without recursion.
+ * raw: 8-bit bytes become UTF-8 here, then RFC 2047 words are decoded here
+ * too, one word at a time (RFC 2047 6), never by GMime: GMime 3.2.13 (Debian
+ * 12) returns only the first of several base64 words when an early one ends
+ * in '=' padding (GMime issue #133, fixed in 3.2.14), and its parameter
+ * decoder reads raw 8-bit values in the locale's charset.  So GMime parses
+ * address lists with every "=?" in them replaced by a character the field
+ * does not hold (it then decodes nothing), and file names written as RFC 2047
+ * words in a quoted parameter (as Outlook and Thunderbird do) are read from
+ * the raw field.  HTML becomes text by walking libxml2's HTML tree without
+ * recursion.
  */
 #include "config.h"
 
@@ -30,6 +38,8 @@ G_DEFINE_QUARK(postgate-mime-legacy-error-quark, mime_legacy_error)
 #define NOTE_QUOTE_MAX 64
 /* Output space iconv gets per round. */
 #define ICONV_CHUNK 4096
+/* Longest charset name (with an RFC 2231 language) an encoded-word may give. */
+#define RFC2047_MAX_CHARSET 64
 
 typedef struct {
 	const char *codepage;
@@ -44,6 +54,8 @@ typedef struct {
 	guint64 size;                   /* bytes of content so far */
 	GError *error;                  /* the first limit hit: the walk stops */
 	const char *field;              /* the address field being parsed, for notes */
+	const char *list_field;         /* the address field GMime parsed last */
+	char marker[8];                 /* UTF-8 standing for "=?" in it; "" for none */
 } Ctx;
 
 void
@@ -304,6 +316,268 @@ to_utf8(Ctx *c, const char *what, const char *charset, const char *s, gsize len)
 	return out;
 }
 
+/* ---- RFC 2047 encoded-words ------------------------------------------------------ */
+
+static int
+b64_value(char ch)
+{
+	if (ch >= 'A' && ch <= 'Z')
+		return ch - 'A';
+	if (ch >= 'a' && ch <= 'z')
+		return ch - 'a' + 26;
+	if (ch >= '0' && ch <= '9')
+		return ch - '0' + 52;
+	return ch == '+' ? 62 : ch == '/' ? 63 : -1;
+}
+
+/* The B encoding (RFC 2047 4.1): base64 without blanks, '=' padding only at
+ * the end (it may be missing); FALSE when the text is not that. */
+static gboolean
+decode_b(const char *s, gsize len, GByteArray *out)
+{
+	gsize pad = 0, n;
+	guint32 acc = 0;
+	int bits = 0;
+
+	while (pad < len && pad < 2 && s[len - 1 - pad] == '=')
+		pad++;
+	n = len - pad;
+	if ((pad && len % 4 != 0) || n % 4 == 1)
+		return FALSE;
+	for (gsize i = 0; i < n; i++) {
+		int v = b64_value(s[i]);
+		if (v < 0)
+			return FALSE;
+		acc = (acc << 6) | (guint32)v;
+		bits += 6;
+		if (bits >= 8) {
+			bits -= 8;
+			guint8 b = (guint8)(acc >> bits);
+			g_byte_array_append(out, &b, 1);
+		}
+	}
+	return TRUE;
+}
+
+/* The Q encoding (RFC 2047 4.2): '_' a space, =XX a byte; FALSE on a '='
+ * without two hex digits after it. */
+static gboolean
+decode_q(const char *s, gsize len, GByteArray *out)
+{
+	for (gsize i = 0; i < len; i++) {
+		guint8 b = (guint8)s[i];
+		if (s[i] == '_') {
+			b = ' ';
+		} else if (s[i] == '=') {
+			if (i + 2 >= len || !g_ascii_isxdigit(s[i + 1]) || !g_ascii_isxdigit(s[i + 2]))
+				return FALSE;
+			b = (guint8)(g_ascii_xdigit_value(s[i + 1]) * 16 + g_ascii_xdigit_value(s[i + 2]));
+			i += 2;
+		}
+		g_byte_array_append(out, &b, 1);
+	}
+	return TRUE;
+}
+
+/* One encoded-word at the start of s (len bytes): "=?" charset ["*" language]
+ * "?" B|Q "?" encoded-text "?=" (RFC 2047 2, RFC 2231 5), its charset (without
+ * the language) into charset and its bytes appended to out; *used the bytes it
+ * spans.  FALSE when s does not start a well-formed word. */
+static gboolean
+encoded_word(const char *s, gsize len, char charset[RFC2047_MAX_CHARSET + 1],
+    GByteArray *out, gsize *used)
+{
+	gsize i = 2, cs_len, text, end;
+	char enc;
+
+	if (len < 8 || s[0] != '=' || s[1] != '?')
+		return FALSE;
+	while (i < len && s[i] != '?' && s[i] != '*') {
+		guchar ch = (guchar)s[i];
+		if (ch <= 0x20 || ch >= 0x7f || strchr("()<>@,;:\"/[]=\\", ch) ||
+		    i - 2 >= RFC2047_MAX_CHARSET)
+			return FALSE;
+		i++;
+	}
+	cs_len = i - 2;
+	if (cs_len == 0)
+		return FALSE;
+	if (i < len && s[i] == '*')
+		while (i < len && s[i] != '?') {
+			if (!g_ascii_isalnum(s[i]) && s[i] != '-' && s[i] != '*')
+				return FALSE;
+			i++;
+		}
+	if (i + 3 > len || s[i] != '?' || s[i + 2] != '?')
+		return FALSE;
+	enc = g_ascii_toupper(s[i + 1]);
+	if (enc != 'B' && enc != 'Q')
+		return FALSE;
+	text = i + 3;
+	for (end = text; end < len && s[end] != '?'; end++)
+		if ((guchar)s[end] <= 0x20 || (guchar)s[end] >= 0x7f)
+			return FALSE;
+	if (end + 1 >= len || s[end + 1] != '=')
+		return FALSE;
+	if (!(enc == 'B' ? decode_b(s + text, end - text, out) :
+	    decode_q(s + text, end - text, out)))
+		return FALSE;
+	memcpy(charset, s + 2, cs_len);
+	charset[cs_len] = '\0';
+	*used = end + 2;
+	return TRUE;
+}
+
+/* The decoded bytes of a run of adjacent words in one charset as UTF-8
+ * (a character a broken mailer split between two words is whole again). */
+static void
+flush_words(Ctx *c, const char *what, GString *out, char *charset, GByteArray *bytes)
+{
+	char *utf8;
+
+	if (!*charset)
+		return;
+	for (guint i = 0; i < bytes->len; i++)
+		if (bytes->data[i] == '\0')
+			bytes->data[i] = ' ';   /* a C string holds no NUL */
+	utf8 = to_utf8(c, what, charset, (const char *)bytes->data, bytes->len);
+	g_string_append(out, utf8);
+	g_free(utf8);
+	g_byte_array_set_size(bytes, 0);
+	*charset = '\0';
+}
+
+static gboolean
+is_lwsp(char ch)
+{
+	return ch == ' ' || ch == '\t' || ch == '\r' || ch == '\n';
+}
+
+/* UTF-8 header text with its RFC 2047 encoded-words decoded (RFC 2047 6),
+ * each word on its own: blanks between two words dropped (6.2), any charset
+ * GMime or iconv knows (an unknown one read as windows-1252, noted), a word
+ * that is not well formed kept as it is (noted).  Words are also found
+ * inside other text, as mailers and GMime's loose mode do. */
+static char *
+rfc2047_decode(Ctx *c, const char *what, const char *text)
+{
+	GString *out = g_string_new(NULL);
+	GByteArray *run = g_byte_array_new(), *word = g_byte_array_new();
+	char run_cs[RFC2047_MAX_CHARSET + 1] = "", cs[RFC2047_MAX_CHARSET + 1];
+	gsize len = strlen(text), i = 0, blanks = 0, held = 0;
+	gboolean after_word = FALSE;
+
+	while (i < len) {
+		gsize used = 0;
+
+		if (text[i] == '=' && i + 1 < len && text[i + 1] == '?') {
+			g_byte_array_set_size(word, 0);
+			if (encoded_word(text + i, len - i, cs, word, &used)) {
+				if (!after_word || g_ascii_strcasecmp(cs, run_cs) != 0)
+					flush_words(c, what, out, run_cs, run);
+				g_strlcpy(run_cs, cs, sizeof run_cs);
+				g_byte_array_append(run, word->data, word->len);
+				after_word = TRUE;
+				held = 0;
+				i += used;
+				continue;
+			} else {
+				gsize n = 0;
+				char *w, *sw;
+				while (i + n < len && !is_lwsp(text[i + n]))
+					n++;
+				w = g_strndup(text + i, n);
+				sw = shown(w);
+				note(c, "%s: a malformed RFC 2047 encoded-word kept as it is: \"%s\"",
+				    what, sw);
+				g_free(sw);
+				g_free(w);
+			}
+		}
+		if (after_word && is_lwsp(text[i])) {
+			if (held == 0)
+				blanks = i;
+			held++;
+			i++;
+			continue;
+		}
+		flush_words(c, what, out, run_cs, run);
+		if (held)
+			g_string_append_len(out, text + blanks, (gssize)held);
+		held = 0;
+		after_word = FALSE;
+		g_string_append_c(out, text[i]);
+		i++;
+	}
+	flush_words(c, what, out, run_cs, run);
+	if (held)
+		g_string_append_len(out, text + blanks, (gssize)held);
+	g_byte_array_unref(run);
+	g_byte_array_unref(word);
+	return g_string_free(out, FALSE);
+}
+
+/* A private-use character the UTF-8 text does not hold, as UTF-8 into buf
+ * ("" when it holds them all, which a field within MIME_LEGACY_MAX_HEADER_LEN
+ * cannot: 6,400 + 65,534 of them take more bytes). */
+static void
+pick_marker(const char *text, char buf[8])
+{
+	static const gunichar first[2] = { 0xE000, 0xF0000 }, last[2] = { 0xF8FF, 0xFFFFD };
+	guint8 *seen = g_malloc0((0xF8FF - 0xE000 + 1 + 0xFFFFD - 0xF0000 + 1) / 8 + 1);
+	gsize off[2] = { 0, 0xF8FF - 0xE000 + 1 };
+
+	buf[0] = '\0';
+	for (const char *p = text; *p;) {
+		gunichar ch = g_utf8_get_char_validated(p, -1);
+		if (ch == (gunichar)-1 || ch == (gunichar)-2) {
+			p++;
+			continue;
+		}
+		for (int r = 0; r < 2; r++)
+			if (ch >= first[r] && ch <= last[r]) {
+				gsize k = off[r] + (ch - first[r]);
+				seen[k / 8] |= (guint8)(1u << (k % 8));
+			}
+		p = g_utf8_next_char(p);
+	}
+	for (int r = 0; r < 2 && !buf[0]; r++)
+		for (gunichar ch = first[r]; ch <= last[r]; ch++) {
+			gsize k = off[r] + (ch - first[r]);
+			if (!(seen[k / 8] & (1u << (k % 8)))) {
+				buf[g_unichar_to_utf8(ch, buf)] = '\0';
+				break;
+			}
+		}
+	g_free(seen);
+}
+
+/* s with every from replaced by to. */
+static char *
+replace_all(const char *s, const char *from, const char *to)
+{
+	GString *o = g_string_new(NULL);
+	gsize n = strlen(from);
+	const char *p = s, *q;
+
+	if (n == 0)
+		return g_strdup(s);
+	while ((q = strstr(p, from))) {
+		g_string_append_len(o, p, q - p);
+		g_string_append(o, to);
+		p = q + n;
+	}
+	g_string_append(o, p);
+	return g_string_free(o, FALSE);
+}
+
+/* Text GMime gave back from the address list parsed last, "=?" restored. */
+static char *
+unmark(Ctx *c, const char *s)
+{
+	return c->marker[0] ? replace_all(s ? s : "", c->marker, "=?") : g_strdup(s ? s : "");
+}
+
 /* ---- text into the codepage --------------------------------------------------- */
 
 static char *
@@ -408,13 +682,17 @@ static char *
 header_text(Ctx *c, GMimeHeader *h)
 {
 	char *raw = header_raw_utf8(c, h);
-	char *dec, *valid;
+	char *dec, *valid, *what, *name;
 
 	if (!raw)
 		return NULL;
-	dec = g_mime_utils_header_decode_text(c->options, raw);
+	name = shown(g_mime_header_get_name(h));
+	what = g_strdup_printf("header field %s", name);
+	dec = rfc2047_decode(c, what, raw);
 	g_free(raw);
-	valid = g_utf8_make_valid(dec ? dec : "", -1);
+	g_free(what);
+	g_free(name);
+	valid = g_utf8_make_valid(dec, -1);
 	g_free(dec);
 	return valid;
 }
@@ -457,16 +735,19 @@ priority_of(Ctx *c, GMimeObject *top)
 
 /* "SMTP:local@domain" for a mailbox, canonical, or NULL. */
 static char *
-mailbox_addr(InternetAddressMailbox *mb)
+mailbox_addr(Ctx *c, InternetAddressMailbox *mb)
 {
-	const char *a = internet_address_mailbox_get_idn_addr(mb);
+	char *a = unmark(c, internet_address_mailbox_get_idn_addr(mb));
 	char *typed, *canon;
 
-	if (!a || !*a)
+	if (!*a) {
+		g_free(a);
 		return NULL;
+	}
 	typed = g_strconcat("SMTP:", a, NULL);
 	canon = addr_canonical(typed, strlen(typed), NULL);
 	g_free(typed);
+	g_free(a);
 	return canon;
 }
 
@@ -492,8 +773,19 @@ parse_addresses(Ctx *c, GMimeObject *top, const char *field)
 	char *raw = header_raw_utf8(c, find_header(top, field));
 	InternetAddressList *list;
 
+	c->marker[0] = '\0';
+	c->list_field = field;
 	if (!raw)
 		return NULL;
+	/* GMime must decode no encoded-word: "=?" becomes a character the field
+	 * does not hold, and display_name decodes the names. */
+	if (strstr(raw, "=?")) {
+		char *marked;
+		pick_marker(raw, c->marker);
+		marked = replace_all(raw, "=?", c->marker);
+		g_free(raw);
+		raw = marked;
+	}
 	c->field = field;
 	list = internet_address_list_parse(c->options, raw);
 	c->field = NULL;
@@ -504,11 +796,16 @@ parse_addresses(Ctx *c, GMimeObject *top, const char *field)
 static char *
 display_name(Ctx *c, InternetAddress *a)
 {
-	const char *name = internet_address_get_name(a);
-	char *valid = g_utf8_make_valid(name ? name : "", -1);
+	char *name = unmark(c, internet_address_get_name(a));
+	char *what = g_strdup_printf("header field %s", c->list_field);
+	char *dec = rfc2047_decode(c, what, name);
+	char *valid = g_utf8_make_valid(dec, -1);
 	char *out = line_to_cp(c, valid, MSG_MAX_NAME_LEN);
 
 	g_free(valid);
+	g_free(dec);
+	g_free(what);
+	g_free(name);
 	return out;
 }
 
@@ -526,7 +823,7 @@ from_party(Ctx *c, GMimeObject *top)
 	boxes = g_ptr_array_new();
 	flatten(list, boxes, 0);
 	if (boxes->len > 0)
-		addr = mailbox_addr(boxes->pdata[0]);
+		addr = mailbox_addr(c, boxes->pdata[0]);
 	if (addr) {
 		c->msg->from.addr = addr;
 		c->msg->from.name = display_name(c, boxes->pdata[0]);
@@ -559,13 +856,15 @@ display_list(Ctx *c, GMimeObject *top, const char *field, GPtrArray *dest)
 			over = boxes->len - i;
 			break;
 		}
-		addr = mailbox_addr(boxes->pdata[i]);
+		addr = mailbox_addr(c, boxes->pdata[i]);
 		if (!addr) {
-			char *a = shown(internet_address_mailbox_get_addr(boxes->pdata[i]));
+			char *raw = unmark(c, internet_address_mailbox_get_addr(boxes->pdata[i]));
+			char *a = shown(raw);
 			if (dropped++ == 0)
 				note(c, "%s: address %s cannot be written SMTP:local@domain, dropped",
 				    field, a);
 			g_free(a);
+			g_free(raw);
 			continue;
 		}
 		name = display_name(c, boxes->pdata[i]);
@@ -1126,6 +1425,121 @@ is_attachment(GMimeObject *obj)
 	return d && g_mime_content_disposition_is_attachment(d);
 }
 
+/* Past a quoted-string or a comment at p (RFC 5322 3.2.4, 3.2.2). */
+static const char *
+skip_quoted(const char *p)
+{
+	int depth = 0;
+	char close = *p == '"' ? '"' : ')';
+
+	for (p++; *p; p++) {
+		if (*p == '\\' && p[1])
+			p++;
+		else if (close == ')' && *p == '(')
+			depth++;
+		else if (*p == close && depth-- == 0)
+			return p + 1;
+	}
+	return p;
+}
+
+/* To the next ';' of a parameter list (or its end), over quotes and comments. */
+static const char *
+next_param(const char *p)
+{
+	while (*p && *p != ';')
+		p = *p == '"' || *p == '(' ? skip_quoted(p) : p + 1;
+	return p;
+}
+
+/* The value of parameter name in a raw Content-Type or Content-Disposition
+ * field (RFC 2045 5.1, RFC 2183 2): a quoted-string unquoted, or a token;
+ * NULL when absent.  *starred: an RFC 2231 form (name*, name*0, ...) is there
+ * too, which wins. */
+static char *
+raw_param(const char *field, const char *name, gboolean *starred)
+{
+	gsize nlen = strlen(name);
+	char *found = NULL;
+
+	*starred = FALSE;
+	for (const char *p = next_param(field); *p == ';'; p = next_param(p)) {
+		const char *n;
+		gsize len;
+		GString *v;
+
+		for (p++; is_lwsp(*p) || *p == '('; )
+			p = *p == '(' ? skip_quoted(p) : p + 1;
+		n = p;
+		while (*p && *p != '=' && *p != ';' && !is_lwsp(*p))
+			p++;
+		len = (gsize)(p - n);
+		while (is_lwsp(*p))
+			p++;
+		if (*p != '=' || len < nlen || g_ascii_strncasecmp(n, name, nlen) != 0)
+			continue;
+		if (len > nlen) {
+			*starred |= n[nlen] == '*';
+			continue;
+		}
+		for (p++; is_lwsp(*p); p++)
+			;
+		v = g_string_new(NULL);
+		if (*p == '"') {
+			for (p++; *p && *p != '"'; p++) {
+				if (*p == '\\' && p[1])
+					p++;
+				g_string_append_c(v, *p);
+			}
+		} else {
+			while (*p && *p != ';' && !is_lwsp(*p))
+				g_string_append_c(v, *p++);
+		}
+		if (!found)
+			found = g_string_free(v, FALSE);
+		else
+			g_string_free(v, TRUE);
+	}
+	return found;
+}
+
+/* The file name a part suggests (Content-Disposition filename, else
+ * Content-Type name), UTF-8, or NULL.  RFC 2231 values as GMime decodes them;
+ * a plain value holding RFC 2047 words or 8-bit bytes from the raw field,
+ * decoded here (GMime 3.2.13 cuts split words, and reads 8-bit values in the
+ * locale's charset). */
+static char *
+part_filename(Ctx *c, GMimeObject *obj)
+{
+	static const char *const where[][2] = { { "Content-Disposition", "filename" },
+		{ "Content-Type", "name" } };
+
+	for (gsize i = 0; i < G_N_ELEMENTS(where); i++) {
+		GMimeHeader *h = find_header(obj, where[i][0]);
+		const char *raw = h ? g_mime_header_get_raw_value(h) : NULL;
+		gboolean starred = FALSE;
+		char *v = raw && strlen(raw) <= MIME_LEGACY_MAX_HEADER_LEN ?
+		    raw_param(raw, where[i][1], &starred) : NULL;
+		const char *gm;
+
+		if (v && !starred && (strstr(v, "=?") || !all_ascii(v, strlen(v)))) {
+			char *what = g_strdup_printf("%s parameter %s", where[i][0], where[i][1]);
+			char *utf8 = to_utf8(c, what, NULL, v, strlen(v));
+			char *dec = rfc2047_decode(c, what, utf8);
+			g_free(utf8);
+			g_free(what);
+			g_free(v);
+			return dec;
+		}
+		g_free(v);
+		gm = i == 0 ? g_mime_object_get_content_disposition_parameter(obj, "filename") :
+		    g_mime_object_get_content_type_parameter(obj, "name");
+		if (gm)
+			return g_strdup(gm);
+	}
+	return NULL;
+}
+
 /* A leaf: text for the body, or an attachment. */
 static void
 leaf(Ctx *c, GMimePart *part, const char *path, gboolean text_ok)
@@ -1150,8 +1564,9 @@ leaf(Ctx *c, GMimePart *part, const char *path, gboolean text_ok)
 		g_free(utf8);
 		g_free(what);
 	} else {
-		const char *fn = g_mime_part_get_filename(part);
+		char *fn = part_filename(c, obj);
 		add_attachment(c, fn, TRUE, g_mime_object_get_content_type(obj), NULL, bytes);
+		g_free(fn);
 	}
 	g_byte_array_unref(bytes);
 }
@@ -1329,7 +1744,8 @@ static void
 parser_warning(gint64 offset, GMimeParserWarning code, const gchar *item, gpointer data)
 {
 	Ctx *c = data;
-	char *it = shown(item ? item : "");
+	char *unmarked = c->field ? unmark(c, item) : g_strdup(item ? item : "");
+	char *it = shown(unmarked);
 
 	(void)offset;
 	switch (code) {
@@ -1370,6 +1786,7 @@ parser_warning(gint64 offset, GMimeParserWarning code, const gchar *item, gpoint
 		break;
 	}
 	g_free(it);
+	g_free(unmarked);
 }
 
 static gpointer

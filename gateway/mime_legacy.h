@@ -14,8 +14,11 @@
  * them), directory lookups, the process locale, or a crash on bad input.
  * RFCs: 5322 (3.3 dates, 3.4 addresses and groups, 3.6.7 Received), 2045
  * (transfer encodings), 2046 (multipart, message/rfc822), 2047 (encoded
- * words), 2183 (Content-Disposition), 2231 (parameter continuations and
- * charsets), 2387 (multipart/related).
+ * words in Subject, display names and file names, decoded here one word at a
+ * time as section 6 says, never by GMime 3.2.13's decoders, which cut a run
+ * of base64 words after the first one ending in '='), 2183
+ * (Content-Disposition), 2231 (parameter continuations and charsets), 2387
+ * (multipart/related).
  */
 #ifndef PG_MIME_LEGACY_H
 #define PG_MIME_LEGACY_H

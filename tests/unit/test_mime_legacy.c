@@ -664,6 +664,157 @@ test_text_attachments_and_html_details(void)
 	msg_free(m);
 }
 
+/* Header text as a CP1252 reader sees it, back in UTF-8. */
+static char *
+seen(const char *cp1252)
+{
+	return utf8_of("CP1252", cp1252, strlen(cp1252));
+}
+
+static const MsgParty *
+party(GPtrArray *list, guint i)
+{
+	return list && i < list->len ? list->pdata[i] : NULL;
+}
+
+/* RFC 2047 encoded-words decoded one at a time (RFC 2047 6): a header split
+ * into several base64 words, early ones ending in '=' padding, is whole
+ * (GMime 3.2.13 kept only the first word: GMime issue #133). */
+static void
+test_rfc2047_split_words(void)
+{
+	static const struct {
+		const char *raw;
+		const char *want;       /* as a CP1252 reader sees it */
+	} subjects[] = {
+		/* Python's email: three base64 words, the first two ending in '='. */
+		{ "=?utf-8?b?UsOpdW5pb24gZGUgbOKAmcOpcXVpcGU=?=\r\n =?utf-8?b?IGTDqWNpc2lvbnMgcHJpc2U=?=\r\n"
+		  " =?utf-8?b?cyDDoCBsYSBmaW4=?=", "Réunion de l’équipe décisions prises à la fin" },
+		{ "=?UTF-8?B?SGVsbG8=?= =?UTF-8?B?IHdvcmxk?=", "Hello world" },
+		/* Blanks between two words dropped, between a word and text kept. */
+		{ "=?iso-8859-1?q?a?=   =?iso-8859-1?q?b?= c =?iso-8859-1?q?d?=\te", "ab c d e" },
+		/* Q: '_' is a space, =XX a byte, lower-case hex too. */
+		{ "=?ISO-8859-1?Q?caf=E9_cr=e8me_=3F?=", "café crème ?" },
+		/* An RFC 2231 language tag on the charset. */
+		{ "=?utf-8*de?q?Gr=C3=BC=C3=9Fe?=", "Grüße" },
+		/* Adjacent words in different charsets. */
+		{ "=?iso-8859-1?q?caf=E9?= =?utf-8?q?_na=C3=AFve?=", "café naïve" },
+		/* A character split between two words of one charset (broken MUAs). */
+		{ "=?utf-8?q?d=C3?= =?utf-8?q?=A9j=C3=A0?=", "déjà" },
+		{ "=?utf-8?b?w6k=?==?utf-8?b?w6g=?=", "éè" },
+		/* An unknown charset: windows-1252. */
+		{ "=?x-no-such-charset?q?na=EFve?=", "naïve" },
+		/* Malformed words are left as they are. */
+		{ "=?utf-8?b?@@@@?= x", "=?utf-8?b?@@@@?= x" },
+		{ "=?utf-8?x?abc?=", "=?utf-8?x?abc?=" },
+		{ "=?utf-8?q?a=ZZ?= =?utf-8?q?ok?=", "=?utf-8?q?a=ZZ?= ok" },
+		{ "=?utf-8?q?no end", "=?utf-8?q?no end" },
+		{ "=??q?empty charset?=", "=??q?empty charset?=" },
+		{ "=?utf-8?b?QUJD?==?", "ABC=?" },
+	};
+
+	for (gsize i = 0; i < G_N_ELEMENTS(subjects); i++) {
+		char *text = g_strdup_printf("From: a@example.org\r\nSubject: %s\r\n\r\nhi\r\n",
+		    subjects[i].raw);
+		MimeLegacyStats st = { 0 };
+		LegacyMessage *m = tr(text, &st, NULL);
+		char *subj = m ? seen(m->subject) : g_strdup("(none)");
+
+		EXPECT(strcmp(subj, subjects[i].want) == 0, "subject %zu: \"%s\", want \"%s\"", i,
+		    subj, subjects[i].want);
+		if (i == 8)
+			EXPECT(has_note(&st, "unknown charset x-no-such-charset"),
+			    "the unknown charset is noted");
+		if (i == 9)
+			EXPECT(has_note(&st, "malformed RFC 2047 encoded-word"),
+			    "a malformed word is noted");
+		g_free(subj);
+		g_free(text);
+		msg_free(m);
+		mime_legacy_stats_clear(&st);
+	}
+}
+
+static void
+test_rfc2047_display_names(void)
+{
+	LegacyMessage *m = tr("From: =?utf-8?b?RnJhbsOnb2lzZSBCw6l6aWVyLUR1cG9udCBkZSBsYQ==?=\r\n"
+	    " =?utf-8?b?IFZhbGzDqWUtUG91c3Npbg==?= <fb@example.fr>\r\n"
+	    "To: =?utf-8?q?Doe=2C_J=C3=BCrgen?= <jd@example.org>, \"=?utf-8?b?w4k=?=\r\n"
+	    " =?utf-8?b?bWlsaWU=?=\" <em@example.org>,\r\n"
+	    " =?utf-8?b?Q2zDqW1lbnQ=?= =?utf-8?b?IEFkw6g=?= (=?utf-8?q?ignored?=) <ca@example.org>,\r\n"
+	    " =?utf-8?q?x?=@example.org, plain@example.org (=?utf-8?b?Q29tbWVudCDDqQ==?=)\r\n"
+	    "Cc: Team: =?iso-8859-1?q?Ren=E9e?= =?iso-8859-1?q?_Dupont?= <rd@example.fr>;\r\n"
+	    "\r\nhi\r\n", NULL, NULL);
+	static const char *const to[][2] = {
+		{ "SMTP:jd@example.org", "Doe, Jürgen" },
+		{ "SMTP:em@example.org", "Émilie" },
+		{ "SMTP:ca@example.org", "Clément Adè" },
+		{ "SMTP:=?utf-8?q?x?=@example.org", "" },
+		{ "SMTP:plain@example.org", "Comment é" },
+	};
+	const MsgParty *p;
+	char *name;
+
+	EXPECT(m != NULL, "translated");
+	if (!m)
+		return;
+	name = seen(m->from.name);
+	EXPECT(strcmp(name, "Françoise Bézier-Dupont de la Vallée-Poussin") == 0,
+	    "a From name in two base64 words, the first ending in '=': \"%s\"", name);
+	g_free(name);
+	EXPECT(m->to->len == G_N_ELEMENTS(to), "%u To entries, want %zu (a comma inside an "
+	    "encoded-word is text)", m->to->len, G_N_ELEMENTS(to));
+	for (guint i = 0; i < G_N_ELEMENTS(to); i++) {
+		p = party(m->to, i);
+		name = p ? seen(p->name) : g_strdup("(none)");
+		EXPECT(p && strcmp(p->addr, to[i][0]) == 0, "To %u address %s, want %s", i + 1,
+		    p ? p->addr : "(none)", to[i][0]);
+		EXPECT(strcmp(name, to[i][1]) == 0, "To %u name \"%s\", want \"%s\"", i + 1, name,
+		    to[i][1]);
+		g_free(name);
+	}
+	p = party(m->cc, 0);
+	name = p ? seen(p->name) : g_strdup("(none)");
+	EXPECT(strcmp(name, "Renée Dupont") == 0, "a group member's name: \"%s\"", name);
+	g_free(name);
+	msg_free(m);
+}
+
+/* A file name as Outlook and Thunderbird write it: RFC 2047 words in a quoted
+ * parameter value, split, the first base64 word ending in '='. */
+static void
+test_rfc2047_file_name(void)
+{
+	LegacyMessage *m = tr("From: a@example.org\r\nMIME-Version: 1.0\r\n"
+	    "Content-Type: multipart/mixed; boundary=\"b;x\"\r\n\r\n--b;x\r\n"
+	    "Content-Type: text/plain\r\n\r\ntext\r\n--b;x\r\n"
+	    "Content-Type: application/octet-stream; name=\"=?utf-8?b?w6k=?=\"\r\n"
+	    "Content-Disposition: attachment; size=3; filename=\"=?utf-8?b?UsOpc3Vtw6k=?=\r\n"
+	    " =?utf-8?b?IGQnw6l0w6k=?= =?utf-8?q?_=E2=80=93_final.pdf?=\"; x=\"y;z\"\r\n\r\n"
+	    "abc\r\n--b;x\r\n"
+	    "Content-Type: application/octet-stream; name=\"=?iso-8859-1?q?r=E9sum=E9?=\r\n"
+	    " =?iso-8859-1?q?_2=2Etxt?=\"\r\n\r\nabc\r\n--b;x--\r\n", NULL, NULL);
+	MsgAttachment *a;
+	char *name;
+
+	EXPECT(m && m->attachments->len == 2, "two attachments");
+	if (!m || m->attachments->len != 2) {
+		msg_free(m);
+		return;
+	}
+	a = m->attachments->pdata[0];
+	name = seen(a->name);
+	EXPECT(strcmp(name, "Résumé d'été – final.pdf") == 0, "filename= in three words: \"%s\"",
+	    name);
+	g_free(name);
+	a = m->attachments->pdata[1];
+	name = seen(a->name);
+	EXPECT(strcmp(name, "résumé 2.txt") == 0, "name= in two words: \"%s\"", name);
+	g_free(name);
+	msg_free(m);
+}
+
 static void
 test_locale_independent(void)
 {
@@ -720,6 +871,10 @@ main(void)
 		{ "input that is not mail", test_not_mail },
 		{ "an unsupported codepage is an error", test_unsupported_codepage },
 		{ "HTML: tables, pre, links, scripts, entities", test_text_attachments_and_html_details },
+		{ "RFC 2047: split words, adjacent words, B and Q, charsets, malformed words",
+		  test_rfc2047_split_words },
+		{ "RFC 2047: display names in From, To and Cc", test_rfc2047_display_names },
+		{ "RFC 2047: file names in quoted parameters, split", test_rfc2047_file_name },
 		{ "the same bytes under C and C.UTF-8", test_locale_independent },
 		{ NULL, NULL },
 	};
