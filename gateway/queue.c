@@ -213,6 +213,19 @@ migrate(Queue *q, GError **error)
 
 		if (!db_exec(q, "BEGIN IMMEDIATE", error))
 			return FALSE;
+		/* Another process may have migrated while this one waited for
+		 * the lock: the version under the lock is the one that counts. */
+		st = prepare(q, "SELECT version FROM schema_version", error);
+		if (!st) {
+			db_exec(q, "ROLLBACK", NULL);
+			return FALSE;
+		}
+		v = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : 0;
+		sqlite3_finalize(st);
+		if (v >= QUEUE_SCHEMA_VERSION) {
+			db_exec(q, "COMMIT", NULL);
+			break;
+		}
 		sql = g_strdup_printf("%s; DELETE FROM schema_version; "
 		    "INSERT INTO schema_version VALUES(%d)", migrations[v], v + 1);
 		ok = db_exec(q, sql, error);
@@ -255,6 +268,17 @@ queue_open(const char *state_dir, GError **error)
 	}
 	g_free(path);
 	sqlite3_busy_timeout(q->db, 10000);
+	/* Turning a new database to WAL takes it whole for a moment; a process
+	 * that meets another doing so is told "locked" at once, without the
+	 * busy timeout: it waits and tries again (bounded). */
+	for (int tries = 0; ; tries++) {
+		rc = sqlite3_exec(q->db, "PRAGMA journal_mode=WAL", NULL, NULL, NULL);
+		if (rc != SQLITE_BUSY && rc != SQLITE_LOCKED)
+			break;
+		if (tries == 100)
+			break;
+		g_usleep(100 * 1000);
+	}
 	if (!db_exec(q, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; "
 	    "PRAGMA foreign_keys=OFF; PRAGMA journal_size_limit=67108864", error) ||
 	    !migrate(q, error))
@@ -1597,7 +1621,9 @@ queue_ingest(Queue *q, const char *po, guint64 seq, const guint8 *hmac, gsize le
 		/* Legacy entries are at most MSG_MAX_SIZE: always in the row. */
 		b.mem = g_byte_array_new_take(g_memdup2(p, n), n);
 		b.size = (gint64)n;
-		ok = insert_rows(q, envs->pdata[i], &b, error);
+		/* Rows with states of their own (responsible elsewhere) keep them. */
+		ok = insert_rows(q, envs->pdata[i], &b, error) &&
+		    upsert_rcpts(q, envs->pdata[i], error);
 		g_byte_array_unref(b.mem);
 		if (!ok)
 			goto fail;

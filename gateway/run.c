@@ -217,9 +217,22 @@ legacy_envelope(const LegacyMessage *m, const char *origin, const char *po)
 		const MsgRecipient *r = m->recipients->pdata[i];
 		guint notify = (m->requests & MSG_REQ_RECEIPT ? QUEUE_NOTIFY_SUCCESS : 0) |
 		    (m->requests & MSG_REQ_NO_NDR ? QUEUE_NOTIFY_NEVER : QUEUE_NOTIFY_FAILURE);
+		QueueRcpt *q;
 
+		queue_envelope_add_rcpt(env, r->addr, notify, NULL);
 		if (r->responsible)
-			queue_envelope_add_rcpt(env, r->addr, notify, NULL);
+			continue;
+		/* Responsible elsewhere: never delivered or bundled again, but
+		 * known, so that a list this message also names does not give
+		 * the same person a second copy. */
+		q = env->rcpts->pdata[env->rcpts->len - 1];
+		g_free(q->state);
+		q->state = g_strdup("done");
+		q->reason = g_strdup("responsible elsewhere");
+		if (g_str_has_prefix(r->addr, "SMTP:"))
+			q->rcpt_to = g_strdup(r->addr + 5);
+		else
+			q->legacy = g_strdup(r->addr);
 	}
 	return env;
 }
@@ -909,7 +922,7 @@ convert_codepage(const QueueEnvelope *env, LegacyMessage *m, const char *to, GEr
 		g_free(a->name);
 		a->name = x;
 	}
-	if (m->body) {
+	if (m->body && g_bytes_get_size(m->body) > 0) {
 		body = g_bytes_get_data(m->body, &n);
 		x = convert_text(from, to, body, n, &out_len, &t, &l, error);
 		if (!x)

@@ -763,6 +763,21 @@ is_local(PoStore *s, const char *addr, char mailbox[ADDR_PART_MAX + 1])
 	return TRUE;
 }
 
+/* Whether addr (canonical) is in the global address list the gateway sent. */
+static gboolean
+gal_has(PoStore *s, const char *addr)
+{
+	sqlite3_stmt *st = db_prepare(s, "SELECT 1 FROM gal WHERE address = ?", NULL);
+	gboolean yes;
+
+	if (!st)
+		return FALSE;
+	sqlite3_bind_text(st, 1, addr, -1, SQLITE_TRANSIENT);
+	yes = sqlite3_step(st) == SQLITE_ROW;
+	sqlite3_finalize(st);
+	return yes;
+}
+
 gboolean
 po_send(PoStore *s, LegacyMessage *msg, char **bundle_name, GError **error)
 {
@@ -775,14 +790,15 @@ po_send(PoStore *s, LegacyMessage *msg, char **bundle_name, GError **error)
 	for (guint i = 0; i < msg->recipients->len; i++) {
 		MsgRecipient *r = msg->recipients->pdata[i];
 		MsgRecipient *rr = remote->recipients->pdata[i];
-		if (is_local(s, r->addr, mb)) {
-			if (!user_exists(s, mb)) {
-				g_set_error(error, PO_ERROR, PO_ERROR_NOUSER,
-				    "no mailbox %s at %s: nothing was sent", mb, s->name);
-				goto out;
-			}
+		if (is_local(s, r->addr, mb) && user_exists(s, mb)) {
 			rr->responsible = FALSE;
+		} else if (is_local(s, r->addr, mb) && !gal_has(s, r->addr)) {
+			g_set_error(error, PO_ERROR, PO_ERROR_NOUSER,
+			    "no mailbox %s at %s: nothing was sent", mb, s->name);
+			goto out;
 		} else {
+			/* Elsewhere, or a custom recipient or list of this postoffice
+			 * in the global address list: the gateway resolves those. */
 			rr->responsible = TRUE;
 			any_remote = TRUE;
 		}
@@ -793,7 +809,8 @@ po_send(PoStore *s, LegacyMessage *msg, char **bundle_name, GError **error)
 		goto out;
 	for (guint i = 0; i < msg->recipients->len; i++) {
 		MsgRecipient *r = msg->recipients->pdata[i];
-		if (!is_local(s, r->addr, mb) || g_hash_table_contains(done, mb))
+		if (!is_local(s, r->addr, mb) || !user_exists(s, mb) ||
+		    g_hash_table_contains(done, mb))
 			continue;
 		g_hash_table_add(done, g_strdup(mb));
 		if (!store_mail(s, mb, msg, "local", error))
