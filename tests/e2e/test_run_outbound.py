@@ -448,6 +448,37 @@ pg.run("-d", po_dir[SALES], "deliver")
 t.check(pg.counts(po_dir[SALES]).get("CARL") == 1,
         "5: the new user has it: %s" % pg.counts(po_dir[SALES]))
 
+# ---- 6. a list at another postoffice naming a recipient the sender's own delivered --------
+# CARL (SALES) writes to HQ's list TEAM = {CORP/HQ/JSMITH, CORP/SALES/ALICE} and to ALICE
+# directly: SALES delivers ALICE at once; the gateway, expanding TEAM, must know that ALICE
+# is responsible elsewhere in this message (SPEC 3.1: one copy each).
+xml = os.path.join(top, "hq-team.xml")
+pg.run("-d", po_dir[HQ], "export-dir", "-o", xml)
+with open(xml, encoding="utf-8") as f:
+    doc = f.read()
+with open(xml, "w", encoding="utf-8") as f:
+    f.write(doc.replace("</sync>", '  <custom name="EXT-1" display="Ann" target="ann@ext.example"/>\n'
+                        '  <list name="TEAM" display="Team"><member address="CORP/HQ/JSMITH"/>'
+                        '<member address="CORP/SALES/ALICE"/></list>\n</sync>'))
+gw("dir", "import", xml)
+gal = os.path.join(top, "gal-sales.xml")
+gw("dir", "export", "--po", SALES, "-o", gal)
+pg.run("-d", po_dir[SALES], "import-gal", gal)
+pg.run("-d", po_dir[HQ], "deliver")
+pg.run("-d", po_dir[SALES], "deliver")
+before = (pg.counts(po_dir[HQ]).get("JSMITH", 0), pg.counts(po_dir[SALES]).get("ALICE", 0))
+p, id6, _ = send(SALES, "--from", "CARL", "--to", "CORP/HQ/TEAM,CORP/SALES/ALICE",
+                 "--subject", "Team and Alice")
+t.check(p.returncode == 0, "6: SALES sends to HQ's list and to ALICE: %s %s" % (p.out, p.err))
+p = run()
+t.check(p.returncode == 0 and not p.errors, "6: run: %s %s" % (p.out.strip(), p.errors))
+pg.run("-d", po_dir[HQ], "deliver")
+pg.run("-d", po_dir[SALES], "deliver")
+after = (pg.counts(po_dir[HQ]).get("JSMITH", 0), pg.counts(po_dir[SALES]).get("ALICE", 0))
+t.check(after[0] - before[0] == 1 and after[1] - before[1] == 1,
+        "6: JSMITH and ALICE each get exactly one copy (ALICE not again through TEAM): "
+        "JSMITH +%d, ALICE +%d" % (after[0] - before[0], after[1] - before[1]))
+
 print("runtime %.1f s" % (time.time() - T0))
 shutil.rmtree(top)
 t.done()
