@@ -496,9 +496,11 @@ route_message(Run *run, QueueEnvelope *env)
 {
 	GHashTable *seen = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
 	guint n = env->rcpts->len;
+	GArray *fresh = g_array_sized_new(FALSE, TRUE, sizeof(gboolean), n);
 	gboolean any = FALSE, ok = TRUE;
 	char buf[600];
 
+	g_array_set_size(fresh, n);   /* which rows this run routes: all FALSE */
 	/* What earlier runs settled counts as seen. */
 	for (guint i = 0; i < n; i++) {
 		QueueRcpt *r = env->rcpts->pdata[i];
@@ -513,6 +515,7 @@ route_message(Run *run, QueueEnvelope *env)
 
 		if (strcmp(r->state, "accepted") != 0)
 			continue;
+		g_array_index(fresh, gboolean, i) = TRUE;
 		any = TRUE;
 		if (!*env->sender) {
 			/* Reports come with the null sender (issue: reports). */
@@ -522,15 +525,17 @@ route_message(Run *run, QueueEnvelope *env)
 		ok = route_one(run, env, r, seen, 0);
 	}
 	g_hash_table_unref(seen);
-	if (!any)
+	if (!any || !ok) {
+		if (!ok)
+			run->errors++;   /* nothing stored: the next run tries again */
+		g_array_unref(fresh);
 		return;
-	if (!ok) {
-		run->errors++;
-		return;   /* nothing stored: the next run tries again */
 	}
 	for (guint i = 0; i < env->rcpts->len; i++) {
 		QueueRcpt *r = env->rcpts->pdata[i];
 
+		if (i < n && !g_array_index(fresh, gboolean, i))
+			continue;   /* settled by an earlier run */
 		if (i >= n || strcmp(r->state, "accepted") != 0) {
 			if (run->dry_run)
 				printf("%s: <%s> -> %s\n", env->qid, r->address,
@@ -546,6 +551,7 @@ route_message(Run *run, QueueEnvelope *env)
 		else if (strcmp(r->state, "routed") == 0)
 			run->routed++;
 	}
+	g_array_unref(fresh);
 	if (!run->dry_run)
 		g_ptr_array_add(run->to_store, env);
 }
