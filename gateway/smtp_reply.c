@@ -250,7 +250,7 @@ smtp_reply_reader_free(SmtpReplyReader *r)
 SmtpReplyStatus
 smtp_reply_feed(SmtpReplyReader *r, const char *buf, gsize len, gsize *used, SmtpReply *out)
 {
-	const char *p = buf, *e = buf + len;
+	const char *p = buf, *e;
 	SmtpReplyStatus st = SMTP_REPLY_MORE;
 
 	memset(out, 0, sizeof *out);
@@ -259,10 +259,11 @@ smtp_reply_feed(SmtpReplyReader *r, const char *buf, gsize len, gsize *used, Smt
 		out->error = g_strdup(r->error);
 		return SMTP_REPLY_BAD;
 	}
-	if (len == 0) {             /* buf may be NULL */
+	if (len == 0) {             /* buf may be NULL: no arithmetic on it */
 		*used = 0;
 		return SMTP_REPLY_MORE;
 	}
+	e = buf + len;
 	while (p < e && st == SMTP_REPLY_MORE) {
 		const char *q;
 
