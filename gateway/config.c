@@ -195,9 +195,12 @@ static const KeyInfo keys[CONFIG_KEY_COUNT] = {
 	    T_NAMESERVERS, "", 0, 0, NULL, 53, 0,
 	    "Nameservers to ask; empty: those in /etc/resolv.conf." },
 	[CONFIG_DELIVERY_TLS] = { CONFIG_GROUP_DELIVERY, "tls", T_ENUM, "may", 0, 0,
-	    "none|may|encrypt", 0, 0,
-	    "STARTTLS towards SMTP servers: none never, may when offered, encrypt "
-	    "always (a server without it is not sent to)." },
+	    "none|may|encrypt|verify", 0, 0,
+	    "STARTTLS towards SMTP servers: none never; may when offered, and in "
+	    "plaintext again on a new connection when the handshake fails; encrypt "
+	    "always (a server without it is not sent to, the mail is held); verify "
+	    "as encrypt, and the server's certificate must verify against "
+	    "tls_ca_file and name the host connected to." },
 	[CONFIG_DELIVERY_TLS_CA_FILE] = { CONFIG_GROUP_DELIVERY, "tls_ca_file", T_PATH,
 	    "", 0, 0, NULL, 0, 0,
 	    "PEM certificates of the authorities that server certificates are "
@@ -223,6 +226,26 @@ static const KeyInfo keys[CONFIG_KEY_COUNT] = {
 	    "single_message_memory", T_DURATION, "1d", 1 * SECOND, 365 * DAY, NULL, 0, 0,
 	    "How long a server that refused a second MAIL FROM in one session is "
 	    "sent one message per session." },
+	[CONFIG_DELIVERY_PORT] = { CONFIG_GROUP_DELIVERY, "port", T_INT, "25", 1, 65535,
+	    NULL, 0, 0,
+	    "TCP port of the SMTP servers found through MX or address records (a "
+	    "relay_host or site-link host names its own port)." },
+	[CONFIG_DELIVERY_CONNECT_TIMEOUT] = { CONFIG_GROUP_DELIVERY, "connect_timeout",
+	    T_DURATION, "30s", 1, HOUR, NULL, 0, 0,
+	    "How long to wait for a TCP connection to an SMTP server before "
+	    "trying its next address." },
+	[CONFIG_DELIVERY_TIMEOUT] = { CONFIG_GROUP_DELIVERY, "timeout", T_DURATION, "5m",
+	    1, HOUR, NULL, 0, 0,
+	    "How long to wait for each reply of an SMTP server (and for it to take "
+	    "what is sent); the reply to the end of the message data gets twice "
+	    "as long." },
+	[CONFIG_DELIVERY_CONNECTIONS] = { CONFIG_GROUP_DELIVERY, "connections", T_INT,
+	    "100", 1, 10000, NULL, 0, 0,
+	    "Most SMTP connections a run holds open at once." },
+	[CONFIG_DELIVERY_DESTINATION_CONNECTIONS] = { CONFIG_GROUP_DELIVERY,
+	    "destination_connections", T_INT, "20", 1, 1000, NULL, 0, 0,
+	    "Most SMTP connections to one destination (a relay host, a site link "
+	    "or a domain's mail servers) at once." },
 
 	[CONFIG_DIRECTORY_TOMBSTONE_LIFETIME] = { CONFIG_GROUP_DIRECTORY,
 	    "tombstone_lifetime", T_DURATION, "180d", 1 * SECOND, 3650 * DAY, NULL, 0, 0,

@@ -18,7 +18,7 @@
 
 G_DEFINE_QUARK(postgate-queue-error-quark, queue_error)
 
-#define QUEUE_SCHEMA_VERSION 2
+#define QUEUE_SCHEMA_VERSION 3
 
 static const char *const migrations[] = {
 	/* 0 -> 1 */
@@ -72,6 +72,14 @@ static const char *const migrations[] = {
 	"ALTER TABLE messages ADD COLUMN origin TEXT;"
 	"CREATE TABLE po_ledger(po TEXT NOT NULL, seq INTEGER NOT NULL, hmac BLOB NOT NULL,"
 	"  applied INTEGER NOT NULL, PRIMARY KEY(po, seq)) WITHOUT ROWID;",
+	/* 2 -> 3: the SMTP client.  What it learnt about a destination (a relay
+	 * host, a site link, a domain's mail servers) outlives the run: until
+	 * when it takes one message per session, until when it is not tried. */
+	"CREATE TABLE destinations(dest TEXT PRIMARY KEY,"
+	"  single_until INTEGER NOT NULL DEFAULT 0,"
+	"  retry_at INTEGER NOT NULL DEFAULT 0,"
+	"  failures INTEGER NOT NULL DEFAULT 0,"
+	"  last_reply TEXT) WITHOUT ROWID;",
 };
 
 G_STATIC_ASSERT(G_N_ELEMENTS(migrations) == QUEUE_SCHEMA_VERSION);
@@ -913,24 +921,31 @@ rcpt_stmt(Queue *q, GError **error)
 	    "FROM recipients WHERE qid = ? ORDER BY idx", error);
 }
 
-GPtrArray *
-queue_list(Queue *q, GError **error)
+/* Messages (where: a condition on m.qid, bound to arg), oldest first, in
+ * one snapshot. */
+static GPtrArray *
+list_where(Queue *q, const char *where, const char *arg, GError **error)
 {
 	GPtrArray *out = g_ptr_array_new_with_free_func((GDestroyNotify)queue_envelope_free);
 	sqlite3_stmt *st, *rst;
 	gboolean ok = TRUE;
+	char *sql;
 	int rc;
 
-	/* One snapshot for the whole listing. */
 	if (!db_exec(q, "BEGIN", error)) {
 		g_ptr_array_unref(out);
 		return NULL;
 	}
-	st = prepare(q, "SELECT " MSG_COLS " FROM messages ORDER BY arrival, qid", error);
+	sql = g_strdup_printf("SELECT " MSG_COLS " FROM messages m %s ORDER BY arrival, qid",
+	    where ? where : "");
+	st = prepare(q, sql, error);
+	g_free(sql);
 	rst = st ? rcpt_stmt(q, error) : NULL;
 	if (!st || !rst) {
 		ok = FALSE;
 	} else {
+		if (arg)
+			bind_text(st, 1, arg);
 		while (ok && (rc = sqlite3_step(st)) == SQLITE_ROW) {
 			QueueEnvelope *env = row_envelope(st);
 
@@ -948,6 +963,12 @@ queue_list(Queue *q, GError **error)
 		return NULL;
 	}
 	return out;
+}
+
+GPtrArray *
+queue_list(Queue *q, GError **error)
+{
+	return list_where(q, NULL, NULL, error);
 }
 
 static gboolean
@@ -1635,4 +1656,198 @@ queue_ingest(Queue *q, const char *po, guint64 seq, const guint8 *hmac, gsize le
 fail:
 	db_exec(q, "ROLLBACK", NULL);
 	return FALSE;
+}
+
+/* ------------------------------------------------------------ SMTP delivery */
+
+GPtrArray *
+queue_smtp_waiting(Queue *q, const char *qid, GError **error)
+{
+	if (qid)
+		return list_where(q, "WHERE m.qid = ?1 AND EXISTS (SELECT 1 FROM recipients r "
+		    "WHERE r.qid = m.qid AND r.state IN ('smtp-pending', 'deferred'))", qid, error);
+	return list_where(q, "WHERE m.qid IN (SELECT qid FROM recipients WHERE state IN "
+	    "('smtp-pending', 'deferred'))", NULL, error);
+}
+
+/* Remove the messages of qids (a set) whose recipients are all finished;
+ * their own body files are named in *gone ('f' + qid) for after the commit. */
+static gboolean
+finish_these(Queue *q, GHashTable *qids, GPtrArray *gone, GError **error)
+{
+	sqlite3_stmt *open_st, *del_r = NULL, *del_m = NULL;
+	GHashTableIter it;
+	gpointer key;
+	gboolean ok = FALSE;
+
+	open_st = prepare(q, "SELECT (SELECT count(*) FROM recipients r WHERE r.qid = m.qid "
+	    "AND r.state NOT IN ('bundled', 'expanded', 'duplicate', 'done', 'sent')), "
+	    "m.data IS NULL FROM messages m WHERE m.qid = ?", error);
+	del_r = open_st ? prepare(q, "DELETE FROM recipients WHERE qid = ?", error) : NULL;
+	del_m = del_r ? prepare(q, "DELETE FROM messages WHERE qid = ?", error) : NULL;
+	if (!del_m)
+		goto out;
+	g_hash_table_iter_init(&it, qids);
+	while (g_hash_table_iter_next(&it, &key, NULL)) {
+		gboolean file;
+
+		sqlite3_reset(open_st);
+		bind_text(open_st, 1, key);
+		if (sqlite3_step(open_st) != SQLITE_ROW || sqlite3_column_int(open_st, 0) != 0)
+			continue;
+		file = sqlite3_column_int(open_st, 1) != 0;
+		sqlite3_reset(del_r);
+		sqlite3_reset(del_m);
+		bind_text(del_r, 1, key);
+		bind_text(del_m, 1, key);
+		if (sqlite3_step(del_r) != SQLITE_DONE || sqlite3_step(del_m) != SQLITE_DONE) {
+			db_fail(q, error, "remove a finished message");
+			goto out;
+		}
+		g_ptr_array_add(gone, g_strdup_printf("%c%s", file ? 'f' : 'i', (char *)key));
+	}
+	ok = TRUE;
+out:
+	sqlite3_finalize(open_st);
+	sqlite3_finalize(del_r);
+	sqlite3_finalize(del_m);
+	return ok;
+}
+
+gboolean
+queue_smtp_outcomes(Queue *q, const QueueOutcome *o, guint n, guint *finished,
+    GError **error)
+{
+	GHashTable *qids = g_hash_table_new(g_str_hash, g_str_equal);
+	GPtrArray *gone = g_ptr_array_new_with_free_func(g_free);
+	sqlite3_stmt *st = NULL;
+	gboolean ok = FALSE;
+
+	if (!db_exec(q, "BEGIN IMMEDIATE", error))
+		goto out;
+	/* Only rows still waiting change: an outcome never overrides what an
+	 * administrator did meanwhile (hold, delete). */
+	st = prepare(q, "UPDATE recipients SET state = ?3, reason = ?4, last_reply = "
+	    "coalesce(?5, last_reply), next_attempt = ?6, held_from = CASE WHEN ?3 = 'held' "
+	    "THEN 'deferred' ELSE NULL END WHERE qid = ?1 AND idx = ?2 AND state IN "
+	    "('smtp-pending', 'deferred')", error);
+	if (!st)
+		goto fail;
+	for (guint i = 0; i < n; i++) {
+		sqlite3_reset(st);
+		bind_text(st, 1, o[i].qid);
+		sqlite3_bind_int(st, 2, (int)o[i].idx);
+		bind_text(st, 3, o[i].state);
+		bind_text(st, 4, o[i].reason);
+		bind_text(st, 5, o[i].last_reply);
+		sqlite3_bind_int64(st, 6, o[i].next_attempt);
+		if (sqlite3_step(st) != SQLITE_DONE) {
+			db_fail(q, error, "record delivery outcomes");
+			goto fail;
+		}
+		if (strcmp(o[i].state, "sent") == 0)
+			g_hash_table_add(qids, (gpointer)o[i].qid);
+	}
+	if (!finish_these(q, qids, gone, error) || !db_exec(q, "COMMIT", error))
+		goto fail;
+	fault_step("queue smtp outcomes");
+	for (guint i = 0; i < gone->len; i++) {
+		const char *g = gone->pdata[i];
+
+		if (g[0] == 'f') {
+			char *path = body_path(q, g + 1);
+
+			if (unlink(path) != 0 && errno != ENOENT)
+				pg_warn(g + 1, "queue: cannot remove %s: %s", path, g_strerror(errno));
+			g_free(path);
+		}
+		pg_info(g + 1, "removed: every recipient is done");
+	}
+	if (finished)
+		*finished = gone->len;
+	ok = TRUE;
+	goto out;
+fail:
+	db_exec(q, "ROLLBACK", NULL);
+out:
+	sqlite3_finalize(st);
+	g_hash_table_unref(qids);
+	g_ptr_array_unref(gone);
+	return ok;
+}
+
+gboolean
+queue_dest_get(Queue *q, const char *dest, QueueDest *out, GError **error)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	memset(out, 0, sizeof *out);
+	st = prepare(q, "SELECT single_until, retry_at, failures, last_reply FROM destinations "
+	    "WHERE dest = ?", error);
+	if (!st)
+		return FALSE;
+	bind_text(st, 1, dest);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		out->single_until = sqlite3_column_int64(st, 0);
+		out->retry_at = sqlite3_column_int64(st, 1);
+		out->failures = (guint)sqlite3_column_int(st, 2);
+		out->last_reply = col_dup(st, 3);
+	}
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE || db_fail(q, error, "read a destination");
+}
+
+gboolean
+queue_dest_set(Queue *q, const char *dest, const QueueDest *d, GError **error)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	st = prepare(q, "INSERT OR REPLACE INTO destinations(dest, single_until, retry_at, "
+	    "failures, last_reply) VALUES(?, ?, ?, ?, ?)", error);
+	if (!st)
+		return FALSE;
+	bind_text(st, 1, dest);
+	sqlite3_bind_int64(st, 2, d->single_until);
+	sqlite3_bind_int64(st, 3, d->retry_at);
+	sqlite3_bind_int(st, 4, (int)d->failures);
+	bind_text(st, 5, d->last_reply);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE || db_fail(q, error, "record a destination");
+}
+
+void
+queue_dest_clear(QueueDest *d)
+{
+	g_clear_pointer(&d->last_reply, g_free);
+}
+
+GPtrArray *
+queue_dest_list(Queue *q, GError **error)
+{
+	GPtrArray *out = g_ptr_array_new_with_free_func(g_free);
+	sqlite3_stmt *st;
+	int rc;
+
+	st = prepare(q, "SELECT dest, single_until, retry_at, failures, coalesce(last_reply, '') "
+	    "FROM destinations ORDER BY dest", error);
+	if (!st) {
+		g_ptr_array_unref(out);
+		return NULL;
+	}
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		g_ptr_array_add(out, g_strdup_printf("%s\t%" G_GINT64_FORMAT "\t%" G_GINT64_FORMAT
+		    "\t%d\t%s", sqlite3_column_text(st, 0), (gint64)sqlite3_column_int64(st, 1),
+		    (gint64)sqlite3_column_int64(st, 2), sqlite3_column_int(st, 3),
+		    sqlite3_column_text(st, 4)));
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		g_ptr_array_unref(out);
+		db_fail(q, error, "list destinations");
+		return NULL;
+	}
+	return out;
 }

@@ -199,4 +199,38 @@ gboolean queue_ingest(Queue *q, const char *po, guint64 seq, const guint8 *hmac,
 /* queue_finish - remove every message whose recipients are all finished */
 gboolean queue_finish(Queue *q, guint *finished, GError **error);
 
+/* One delivery outcome of a recipient row, for queue_smtp_outcomes. */
+typedef struct {
+	const char *qid;
+	guint idx;
+	const char *state;      /* "sent", "deferred" or "held" */
+	const char *reason;     /* NULL for sent */
+	const char *last_reply; /* the server's reply or what went wrong; NULL: keep */
+	gint64 next_attempt;    /* deferred: unix time; else 0 */
+} QueueOutcome;
+
+/* What the SMTP client remembers of a destination. */
+typedef struct {
+	gint64 single_until;    /* one message per session until then (unix time) */
+	gint64 retry_at;        /* not tried before then */
+	guint failures;         /* attempts in a row that found it unreachable */
+	char *last_reply;       /* why it is backed off, or NULL */
+} QueueDest;
+
+/* queue_smtp_waiting - messages with recipients smtp-pending or deferred
+ * (only qid's when qid is not NULL), oldest first */
+GPtrArray *queue_smtp_waiting(Queue *q, const char *qid, GError **error);
+/* queue_smtp_outcomes - in one commit: n outcomes (rows no longer waiting
+ * are left alone), and the messages they finish removed (*finished) */
+gboolean queue_smtp_outcomes(Queue *q, const QueueOutcome *o, guint n, guint *finished,
+    GError **error);
+/* queue_dest_get - what is remembered of dest (all zero: nothing) */
+gboolean queue_dest_get(Queue *q, const char *dest, QueueDest *out, GError **error);
+/* queue_dest_set - remember d for dest */
+gboolean queue_dest_set(Queue *q, const char *dest, const QueueDest *d, GError **error);
+/* queue_dest_clear - free what queue_dest_get stored in d */
+void queue_dest_clear(QueueDest *d);
+/* queue_dest_list - "DEST\tSINGLE_UNTIL\tRETRY_AT\tFAILURES\tLAST_REPLY" lines */
+GPtrArray *queue_dest_list(Queue *q, GError **error);
+
 #endif

@@ -8,6 +8,7 @@
 #include "pg_log.h"
 #include "queue.h"
 #include "queue_cmd.h"
+#include "run.h"
 #include "site.h"
 
 static const char usage_text[] =
@@ -253,6 +254,14 @@ do_show(Queue *q, const char *qid)
 			g_string_append_printf(out, " orcpt=%s", r->orcpt);
 		if (r->reason)
 			g_string_append_printf(out, " reason=\"%s\"", r->reason);
+		if (r->via)
+			g_string_append_printf(out, " via=\"%s\"", r->via);
+		if (r->next_attempt > 0 && strcmp(r->state, "deferred") == 0) {
+			char *t = time_text(r->next_attempt);
+
+			g_string_append_printf(out, " next_attempt=\"%s\"", t);
+			g_free(t);
+		}
 		if (r->last_reply)
 			g_string_append_printf(out, " last_reply=\"%s\"", r->last_reply);
 		g_string_append_c(out, '\n');
@@ -352,6 +361,11 @@ queue_cmd_main(const char *config_file, int argc, char **argv)
 
 	if (!verb)
 		return usage("no queue command given");
+	if (strcmp(verb, "retry") == 0) {
+		if (argc > 3 || (argc == 3 && argv[2][0] == '-'))
+			return usage("retry takes at most one queue id");
+		return run_retry(config_file, argc == 3 ? argv[2] : NULL);
+	}
 	if (strcmp(verb, "list") != 0 && strcmp(verb, "show") != 0 &&
 	    strcmp(verb, "hold") != 0 && strcmp(verb, "release") != 0 &&
 	    strcmp(verb, "delete") != 0)

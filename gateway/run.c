@@ -13,6 +13,7 @@
 #include "atomic_write.h"
 #include "bundle.h"
 #include "codepage.h"
+#include "delivery.h"
 #include "dir_cmd.h"
 #include "dir_route.h"
 #include "fault.h"
@@ -53,6 +54,8 @@ typedef struct {
 	GHashTable *counts;     /* NET/PO -> PoCount */
 	GHashTable *builders;   /* NET/PO -> Builder */
 	guint routed, held, pending_smtp, errors, finished;
+	gboolean delivered;     /* the SMTP client ran */
+	DeliveryStats smtp;
 	guint ingested, refused, dir_imports, outbound;
 	const char *hostname;
 	GPtrArray *to_store;    /* QueueEnvelope * routed, not yet stored */
@@ -1235,6 +1238,17 @@ out:
 /* ------------------------------------------------------------------ main */
 
 static void
+print_smtp(const DeliveryStats *st)
+{
+	if (st->sent + st->deferred + st->held + st->skipped == 0)
+		return;
+	printf("  SMTP: %u recipient%s sent, %u deferred, %u held, %u not yet due; %u "
+	    "session%s, %u message%s finished\n", st->sent, st->sent == 1 ? "" : "s",
+	    st->deferred, st->held, st->skipped, st->sessions, st->sessions == 1 ? "" : "s",
+	    st->finished, st->finished == 1 ? "" : "s");
+}
+
+static void
 summary(Run *run, guint messages)
 {
 	GList *pos = g_list_sort(g_hash_table_get_keys(run->counts), (GCompareFunc)strcmp);
@@ -1251,6 +1265,8 @@ summary(Run *run, guint messages)
 	if (run->outbound)
 		printf("  to the Internet: %u message%s translated and queued for SMTP\n",
 		    run->outbound, run->outbound == 1 ? "" : "s");
+	if (run->delivered)
+		print_smtp(&run->smtp);
 	for (GList *l = pos; l; l = l->next) {
 		PoCount *c = g_hash_table_lookup(run->counts, l->data);
 
@@ -1286,10 +1302,12 @@ take_lock(const char *state_dir, int *fd)
 int
 run_main(const char *config_file, int argc, char **argv)
 {
-	gboolean dry_run = FALSE, use_syslog = FALSE;
+	gboolean dry_run = FALSE, use_syslog = FALSE, no_delivery = FALSE;
 	GOptionEntry entries[] = {
 		{ "dry-run", 'n', 0, G_OPTION_ARG_NONE, &dry_run,
 		    "Show where each recipient would go; change nothing", NULL },
+		{ "no-delivery", 0, 0, G_OPTION_ARG_NONE, &no_delivery,
+		    "Route, translate and bundle, but send nothing over SMTP", NULL },
 		{ "syslog", 0, 0, G_OPTION_ARG_NONE, &use_syslog, "Log to syslog", NULL },
 		G_OPTION_ENTRY_NULL,
 	};
@@ -1397,6 +1415,17 @@ run_main(const char *config_file, int argc, char **argv)
 		}
 	}
 	dir_read_end(run.site->dir);
+	if (!run.dry_run && !no_delivery) {
+		guint finished = run.smtp.finished;
+
+		run.delivered = TRUE;
+		if (!delivery_run(run.site, run.q, NULL, FALSE, &run.smtp, &e)) {
+			pg_error(NULL, "run: SMTP delivery: %s", e->message);
+			g_clear_error(&e);
+			run.errors++;
+		}
+		run.finished += run.smtp.finished - finished;
+	}
 	summary(&run, all->len);
 	if (run.errors)
 		rc = EX_TEMPFAIL;
@@ -1420,5 +1449,61 @@ out:
 	if (lock_fd >= 0)
 		close(lock_fd);
 	site_close(run.site);
+	return rc;
+}
+
+int
+run_retry(const char *config_file, const char *qid)
+{
+	Site *site;
+	Queue *q = NULL;
+	DeliveryStats st;
+	GError *e = NULL;
+	int lock_fd = -1, rc;
+
+	site = site_open(config_file, &e);
+	if (!site) {
+		fprintf(stderr, "%s\n", e->message);
+		rc = site_exit_code(e);
+		g_error_free(e);
+		return rc;
+	}
+	rc = take_lock(config_string(site->cfg, CONFIG_SITE_STATE_DIR), &lock_fd);
+	if (rc != EX_OK)
+		goto out;
+	q = queue_open(config_string(site->cfg, CONFIG_SITE_STATE_DIR), &e);
+	if (!q) {
+		fprintf(stderr, "%s\n", e->message);
+		rc = EX_CANTCREAT;
+		goto out;
+	}
+	if (qid) {
+		QueueEnvelope *env = queue_get(q, qid, &e);
+
+		if (!env) {
+			fprintf(stderr, "postgate: queue retry: %s\n", e->message);
+			rc = e->code == QUEUE_ERROR_NOT_FOUND ? EX_NOINPUT : EX_IOERR;
+			goto out;
+		}
+		queue_envelope_free(env);
+	}
+	if (!delivery_run(site, q, qid, TRUE, &st, &e)) {
+		pg_error(NULL, "queue retry: %s", e->message);
+		rc = EX_TEMPFAIL;
+		goto out;
+	}
+	if (st.sent + st.deferred + st.held == 0)
+		printf("postgate queue retry: nothing waits for SMTP delivery%s%s\n",
+		    qid ? " in " : "", qid ? qid : "");
+	else {
+		printf("postgate queue retry:\n");
+		print_smtp(&st);
+	}
+out:
+	g_clear_error(&e);
+	queue_close(q);
+	if (lock_fd >= 0)
+		close(lock_fd);
+	site_close(site);
 	return rc;
 }

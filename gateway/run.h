@@ -14,11 +14,11 @@
  * commit; the file written atomically into the postoffice's in/; the
  * recipients marked bundled.  A crash anywhere rewrites the same bytes
  * under the same number, which the postoffice applies at most once.
- * Recipients at other sites and external ones wait as smtp-pending for the
- * SMTP client; what cannot be routed or translated is held with a reason
+ * Recipients at other sites and external ones become smtp-pending, and the
+ * run ends with the SMTP client (delivery.h) sending what is due; what cannot be routed or translated is held with a reason
  * (`postgate queue show`), never lost.  Prints a summary; `--dry-run`
  * prints the routes and changes nothing.
- * Never: SMTP, changes to the directory.
+ * Never: the SMTP protocol itself, changes to the directory.
  */
 #ifndef PG_RUN_H
 #define PG_RUN_H
@@ -26,7 +26,9 @@
 /* Named limits. */
 #define RUN_BUNDLE_TARGET   (8u * 1024 * 1024)  /* encoded messages per bundle, about */
 
-/* run_main - run `postgate run [--dry-run]` */
+/* run_main - run `postgate run [--dry-run] [--no-delivery]` */
 int run_main(const char *config_file, int argc, char **argv);
+/* run_retry - `postgate queue retry [ID]`: SMTP delivery of what waits, now */
+int run_retry(const char *config_file, const char *qid);
 
 #endif

@@ -364,7 +364,7 @@ test_durations(void)
 	expect_err(SITE "[delivery]\nmin_backoff = 300s # five minutes\n", 6,
 	    "comments go on their own line");
 	expect_err(SITE "[delivery]\ntls = may ; the default\n", 6,
-	    "\"may ; the default\" is not one of none|may|encrypt (comments go on "
+	    "\"may ; the default\" is not one of none|may|encrypt|verify (comments go on "
 	    "their own line)");
 	expect_err(SITE "[delivery]\nmin_backoff = 0s\n", 6,
 	    "out of range (1s to 1d)");
@@ -513,7 +513,7 @@ test_strings_names_enums_paths(void)
 	expect_err("[site]\nname = \ndomains = example.com\ngateway_po = CORP/GW\n",
 	    2, "must not be empty");
 	expect_err(SITE "[delivery]\ntls = always\n", 6,
-	    "\"always\" is not one of none|may|encrypt");
+	    "\"always\" is not one of none|may|encrypt|verify");
 	expect_err(SITE "[delivery]\ntls = MAY\n", 6, "not one of");
 	expect_err(SITE "state_dir = var/lib/postgate\n", 5, "not an absolute path");
 	expect_err(SITE "state_dir =\n", 5, "must not be empty");
