@@ -534,10 +534,8 @@ plan_message(Delivery *d, QueueEnvelope *env, gboolean force)
 
 		if (strcmp(r->state, "smtp-pending") != 0 && strcmp(r->state, "deferred") != 0)
 			continue;
-		if (!force && r->next_attempt > d->now) {
-			d->stats->skipped++;
-			continue;
-		}
+		if (!force && r->next_attempt > d->now)
+			continue;   /* counted by queue_smtp_later */
 		dst = dest_of(d, r, &why);
 		if (!dst) {
 			Job tmp = { env, NULL, NULL, { 0 } };
@@ -647,9 +645,15 @@ delivery_run(Site *site, Queue *q, const char *only_qid, gboolean force,
 	gboolean ok = FALSE;
 
 	memset(stats, 0, sizeof *stats);
-	msgs = queue_smtp_waiting(q, only_qid, error);
+	d.now = g_get_real_time() / G_USEC_PER_SEC;
+	msgs = queue_smtp_waiting(q, only_qid, force ? 0 : d.now, error);
 	if (!msgs)
 		return FALSE;
+	if (!force && !only_qid) {
+		gint64 later = queue_smtp_later(q, d.now, NULL);
+
+		stats->skipped = later > 0 ? (guint)later : 0;
+	}
 	if (msgs->len == 0) {
 		g_ptr_array_unref(msgs);
 		return TRUE;
@@ -659,7 +663,6 @@ delivery_run(Site *site, Queue *q, const char *only_qid, gboolean force,
 	d.q = q;
 	d.cfg = site->cfg;
 	d.stats = stats;
-	d.now = g_get_real_time() / G_USEC_PER_SEC;
 	d.min_backoff = config_int(d.cfg, CONFIG_DELIVERY_MIN_BACKOFF);
 	d.max_backoff = config_int(d.cfg, CONFIG_DELIVERY_MAX_BACKOFF);
 	d.lifetime = config_int(d.cfg, CONFIG_DELIVERY_QUEUE_LIFETIME);

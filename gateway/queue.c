@@ -1661,13 +1661,37 @@ fail:
 /* ------------------------------------------------------------ SMTP delivery */
 
 GPtrArray *
-queue_smtp_waiting(Queue *q, const char *qid, GError **error)
+queue_smtp_waiting(Queue *q, const char *qid, gint64 due, GError **error)
 {
-	if (qid)
-		return list_where(q, "WHERE m.qid = ?1 AND EXISTS (SELECT 1 FROM recipients r "
-		    "WHERE r.qid = m.qid AND r.state IN ('smtp-pending', 'deferred'))", qid, error);
-	return list_where(q, "WHERE m.qid IN (SELECT qid FROM recipients WHERE state IN "
-	    "('smtp-pending', 'deferred'))", NULL, error);
+	char *where, num[32];
+	GPtrArray *out;
+
+	g_snprintf(num, sizeof num, "%" G_GINT64_FORMAT, due > 0 ? due : G_MAXINT64);
+	where = g_strdup_printf("WHERE %s m.qid IN (SELECT qid FROM recipients WHERE state IN "
+	    "('smtp-pending', 'deferred') AND next_attempt <= %s)", qid ? "m.qid = ?1 AND" : "",
+	    num);
+	out = list_where(q, where, qid, error);
+	g_free(where);
+	return out;
+}
+
+gint64
+queue_smtp_later(Queue *q, gint64 due, GError **error)
+{
+	sqlite3_stmt *st;
+	gint64 n = -1;
+
+	st = prepare(q, "SELECT count(*) FROM recipients WHERE state IN ('smtp-pending', "
+	    "'deferred') AND next_attempt > ?", error);
+	if (!st)
+		return -1;
+	sqlite3_bind_int64(st, 1, due);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		n = sqlite3_column_int64(st, 0);
+	else
+		db_fail(q, error, "count deferred recipients");
+	sqlite3_finalize(st);
+	return n;
 }
 
 /* Remove the messages of qids (a set) whose recipients are all finished;

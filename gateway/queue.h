@@ -218,8 +218,11 @@ typedef struct {
 } QueueDest;
 
 /* queue_smtp_waiting - messages with recipients smtp-pending or deferred
- * (only qid's when qid is not NULL), oldest first */
-GPtrArray *queue_smtp_waiting(Queue *q, const char *qid, GError **error);
+ * whose next attempt is not after due (due <= 0: all of them), only qid's
+ * when qid is not NULL, oldest first */
+GPtrArray *queue_smtp_waiting(Queue *q, const char *qid, gint64 due, GError **error);
+/* queue_smtp_later - recipients waiting for SMTP whose next attempt is after due; -1 on error */
+gint64 queue_smtp_later(Queue *q, gint64 due, GError **error);
 /* queue_smtp_outcomes - in one commit: n outcomes (rows no longer waiting
  * are left alone), and the messages they finish removed (*finished) */
 gboolean queue_smtp_outcomes(Queue *q, const QueueOutcome *o, guint n, guint *finished,

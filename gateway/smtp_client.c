@@ -210,7 +210,15 @@ fail(SmtpSession *s, const char *fmt, ...)
 	va_end(ap);
 	why = g_strdup_printf("%s (%s, in %s)", what, s->peer, state_names[s->state]);
 	g_free(what);
-	if (s->tx) {
+	if (s->tx && s->state == ST_TX && s->step == TX_MAIL && s->tx_ok > 0) {
+		/* A reused connection that broke before MAIL was answered: the
+		 * server never saw this transaction; a new session will do. */
+		s->tx->result = SMTP_TX_AGAIN;
+		s->tx->single = FALSE;
+		g_free(s->tx->again_reply);
+		s->tx->again_reply = g_strdup(why);
+		tx_finish(s);
+	} else if (s->tx) {
 		for (guint i = 0; i < s->tx->rcpts->len; i++) {
 			SmtpRcpt *r = s->tx->rcpts->pdata[i];
 
