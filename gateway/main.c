@@ -43,13 +43,14 @@ static const Command commands[] = {
 	    cmd_config_manpage },
 	{ "dir", "import|export|lookup|route|list|stats ...",
 	    "the replicated directory (see postgate(8), DIRECTORY)", dir_cmd_main },
-	{ "run", "[--dry-run] [--syslog]",
-	    "the scheduled batch: postoffice bundles in and out (see postgate(8))", run_main },
+	{ "run", "[--dry-run] [--no-delivery] [--syslog]",
+	    "the scheduled batch: postoffice bundles in and out, then SMTP delivery "
+	    "(see postgate(8))", run_main },
 	{ "smtpd", "[--syslog] [--debug]",
 	    "the SMTP listener, in the foreground until SIGTERM", smtpd_main },
 	{ "submit", "-f SENDER RCPT...",
 	    "queue one message from standard input (an MTA's pipe transport)", submit_main },
-	{ "queue", "list [-j]|show ID|hold ID|release ID|delete ID",
+	{ "queue", "list [-j]|show ID|retry [ID]|hold ID|release ID|delete ID",
 	    "the queue (see postgate(8), QUEUE)", queue_cmd_main },
 };
 

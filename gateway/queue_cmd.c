@@ -14,6 +14,7 @@
 static const char usage_text[] =
     "usage: postgate [-c FILE] queue list [-j]\n"
     "       postgate [-c FILE] queue show ID\n"
+    "       postgate [-c FILE] queue retry [ID]\n"
     "       postgate [-c FILE] queue hold ID [--reason TEXT]\n"
     "       postgate [-c FILE] queue release ID\n"
     "       postgate [-c FILE] queue delete ID\n";
