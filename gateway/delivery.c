@@ -1,6 +1,7 @@
 /* delivery.c - the delivery agent (see delivery.h). */
 #include "config.h"
 
+#include <signal.h>
 #include <string.h>
 
 #include <event2/event.h>
@@ -659,6 +660,8 @@ delivery_run(Site *site, Queue *q, const char *only_qid, gboolean force,
 		return TRUE;
 	}
 	g_mime_init();
+	/* A server that hangs up while we write is an error of that session. */
+	signal(SIGPIPE, SIG_IGN);
 	d.site = site;
 	d.q = q;
 	d.cfg = site->cfg;

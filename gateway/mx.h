@@ -22,8 +22,8 @@
 /* Named limits. */
 #define MX_HOSTS_MAX      10u      /* MX hosts tried for one domain, lowest first */
 #define MX_ADDRS_MAX      20u      /* addresses tried for one destination */
-#define MX_TIMEOUT_MS     5000     /* one DNS query, before c-ares tries again */
-#define MX_TRIES          3        /* tries of one DNS query */
+#define MX_TIMEOUT_MS     2000     /* the first try of a DNS query (c-ares doubles it) */
+#define MX_TRIES          3        /* tries of one DNS query: 2 + 4 + 8 s at most */
 
 typedef struct {
 	char *host;                    /* the host name (or the address as text) */

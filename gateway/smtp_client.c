@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -52,6 +53,7 @@ typedef enum {
 /* What the server offered in its EHLO reply. */
 typedef struct {
 	gboolean esmtp, pipelining, eightbit, dsn, starttls, auth_plain, auth_login;
+	gboolean size_offered;  /* SIZE, with or without a limit */
 	gint64 size;           /* SIZE limit, 0: none said */
 } Offer;
 
@@ -137,6 +139,17 @@ send_line(SmtpSession *s, const char *fmt, ...)
 static void
 drop_bev(SmtpSession *s)
 {
+	if (s->bev && !s->tls_active && s->state != ST_HANDSHAKE) {
+		/* A QUIT (or anything else) still queued gets one try. */
+		struct evbuffer *out = bufferevent_get_output(s->bev);
+		evutil_socket_t fd = bufferevent_getfd(s->bev);
+		struct evbuffer_iovec v;
+
+		/* Peek: the socket bufferevent keeps its output's start frozen. */
+		if (fd >= 0 && evbuffer_peek(out, -1, NULL, &v, 1) >= 1 && v.iov_len > 0 &&
+		    send(fd, v.iov_base, v.iov_len, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+			(void)0;   /* best effort: the connection goes anyway */
+	}
 	if (s->bev) {
 		bufferevent_free(s->bev);
 		s->bev = NULL;
@@ -210,7 +223,10 @@ fail(SmtpSession *s, const char *fmt, ...)
 	va_end(ap);
 	why = g_strdup_printf("%s (%s, in %s)", what, s->peer, state_names[s->state]);
 	g_free(what);
-	if (s->tx && s->state == ST_TX && s->step == TX_MAIL && s->tx_ok > 0) {
+	if (s->tx && s->tx->result == SMTP_TX_AGAIN) {
+		/* The refusal of a second MAIL was read; the rest does not matter. */
+		tx_finish(s);
+	} else if (s->tx && s->state == ST_TX && s->step == TX_MAIL && s->tx_ok > 0) {
 		/* A reused connection that broke before MAIL was answered: the
 		 * server never saw this transaction; a new session will do. */
 		s->tx->result = SMTP_TX_AGAIN;
@@ -236,6 +252,7 @@ fail(SmtpSession *s, const char *fmt, ...)
 		s->why = why;
 		why = NULL;
 		s->addr_i++;
+		s->no_tls = FALSE;   /* the next server gets its own chance at TLS */
 		try_address(s);
 	}
 	g_free(why);
@@ -329,8 +346,10 @@ parse_ehlo(SmtpSession *s, const GString *text)
 			s->offer.dsn = TRUE;
 		else if (g_ascii_strcasecmp(kw, "STARTTLS") == 0)
 			s->offer.starttls = TRUE;
-		else if (g_ascii_strcasecmp(kw, "SIZE") == 0)
+		else if (g_ascii_strcasecmp(kw, "SIZE") == 0) {
+			s->offer.size_offered = TRUE;
 			s->offer.size = sp ? g_ascii_strtoll(sp, NULL, 10) : 0;
+		}
 		else if (g_ascii_strcasecmp(kw, "AUTH") == 0 && sp) {
 			char **mechs = g_strsplit_set(sp, " =", -1);
 
@@ -451,8 +470,13 @@ static void
 add_dot_stuffed(struct evbuffer *out, GBytes *data)
 {
 	gsize n;
-	const char *p = g_bytes_get_data(data, &n), *end = p + n;
+	const char *p = g_bytes_get_data(data, &n), *end;
 
+	if (n == 0) {
+		evbuffer_add(out, ".\r\n", 3);
+		return;
+	}
+	end = p + n;
 	while (p < end) {
 		const char *nl = memchr(p, '\n', (size_t)(end - p));
 		const char *stop = nl ? nl : end;
@@ -558,7 +582,7 @@ start_tx(SmtpSession *s)
 	}
 	cmd = g_string_new(NULL);
 	g_string_printf(cmd, "MAIL FROM:<%s>", tx->sender);
-	if (s->offer.size > 0 || (s->offer.esmtp && size > 0))
+	if (s->offer.size_offered)
 		g_string_append_printf(cmd, " SIZE=%" G_GINT64_FORMAT, size);
 	if (tx->eightbit && s->offer.eightbit)
 		g_string_append(cmd, " BODY=8BITMIME");
@@ -684,6 +708,12 @@ tx_reply(SmtpSession *s, const SmtpReply *rp, const char *line)
 			goto abandoned;
 		if (!any_accepted(tx))
 			goto refused_all;
+		if (cls != 4 && cls != 5) {
+			/* Only 354 or a refusal answers DATA: a 2xx here took
+			 * no message. */
+			fail(s, "DATA answered with %s", line);
+			return;
+		}
 		for (guint i = 0; i < tx->rcpts->len; i++) {
 			SmtpRcpt *r = tx->rcpts->pdata[i];
 
@@ -872,6 +902,8 @@ on_event(struct bufferevent *bev, short what, void *arg)
 			set_timeout(s, s->cfg->timeout);
 		} else if (s->state == ST_HANDSHAKE) {
 			s->tls_active = TRUE;
+			/* RFC 3207 4.2: forget what was offered in plaintext. */
+			memset(&s->offer, 0, sizeof s->offer);
 			send_line(s, "EHLO %s", s->cfg->helo_name);
 			s->state = ST_EHLO;
 		}

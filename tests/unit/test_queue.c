@@ -387,6 +387,482 @@ test_spill_failure(void)
 	g_free(dir);
 }
 
+/* ------------------------------------------------------------ SMTP delivery */
+
+/* Commit a message with n recipients r0@y.test..; its qid (g_free it). */
+static char *
+commit_n(Queue *q, gint64 arrival, guint n, GBytes *body)
+{
+	QueueEnvelope *env = envelope("a@x.test", "r0@y.test");
+	char *qid = g_strdup(env->qid);
+	GBytes *b = body ? g_bytes_ref(body) : body_bytes(100, 'm');
+
+	env->arrival = arrival;
+	for (guint i = 1; i < n; i++) {
+		char *a = g_strdup_printf("r%u@y.test", i);
+
+		queue_envelope_add_rcpt(env, a, 0, NULL);
+		g_free(a);
+	}
+	CU_ASSERT_TRUE_FATAL(queue_commit(q, env, body_of(q, qid, b), NULL));
+	queue_envelope_free(env);
+	g_bytes_unref(b);
+	return qid;
+}
+
+/* Give row idx of qid a state (as the batch run does: via, rcpt_to). */
+static void
+set_state(Queue *q, const char *qid, guint idx, const char *state)
+{
+	QueueEnvelope *env = queue_get(q, qid, NULL);
+	QueueRcpt *r;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(env);
+	CU_ASSERT_FATAL(idx < env->rcpts->len);
+	r = env->rcpts->pdata[idx];
+	g_free(r->state);
+	r->state = g_strdup(state);
+	if (strcmp(state, "smtp-pending") == 0) {
+		g_free(r->via);
+		r->via = g_strdup("smtp");
+		g_free(r->rcpt_to);
+		r->rcpt_to = g_strdup(r->address);
+	}
+	CU_ASSERT_TRUE(queue_set_routes(q, env, NULL));
+	queue_envelope_free(env);
+}
+
+/* Row idx of qid as queue.db has it now (NULL: no such message). */
+static QueueRcpt *
+row_of(Queue *q, const char *qid, guint idx, QueueEnvelope **keep)
+{
+	*keep = queue_get(q, qid, NULL);
+	if (!*keep || idx >= (*keep)->rcpts->len)
+		return NULL;
+	return (*keep)->rcpts->pdata[idx];
+}
+
+/* Whether list holds exactly the qids given (in that order). */
+static gboolean
+lists(GPtrArray *list, const char *q1, const char *q2)
+{
+	const char *want[] = { q1, q2 };
+	guint n = q2 ? 2 : q1 ? 1 : 0;
+
+	if (!list || list->len != n)
+		return FALSE;
+	for (guint i = 0; i < n; i++)
+		if (strcmp(((QueueEnvelope *)list->pdata[i])->qid, want[i]) != 0)
+			return FALSE;
+	return TRUE;
+}
+
+static char *
+qids_of(GPtrArray *list)
+{
+	GString *s = g_string_new(NULL);
+
+	for (guint i = 0; list && i < list->len; i++)
+		g_string_append_printf(s, "%s%s", i ? " " : "", ((QueueEnvelope *)list->pdata[i])->qid);
+	return g_string_free(s, FALSE);
+}
+
+/* queue_smtp_waiting lists the messages with a recipient smtp-pending or
+ * deferred (and due), oldest first, with all their rows; only qid's when
+ * asked; queue_smtp_later counts the rows not yet due. */
+static void
+test_smtp_waiting(void)
+{
+	char *dir = scratch(), *got;
+	Queue *q = queue_open(dir, NULL);
+	gint64 now = g_get_real_time() / G_USEC_PER_SEC;
+	char *pending, *deferred, *accepted, *held, *bundled;
+	QueueOutcome o;
+	GPtrArray *l;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(q);
+	/* Created newest first: the listing goes by arrival. */
+	bundled = commit_n(q, 1700000500, 1, NULL);
+	held = commit_n(q, 1700000400, 1, NULL);
+	accepted = commit_n(q, 1700000300, 1, NULL);
+	deferred = commit_n(q, 1700000200, 2, NULL);
+	pending = commit_n(q, 1700000100, 1, NULL);
+	set_state(q, pending, 0, "smtp-pending");
+	set_state(q, deferred, 0, "bundled");
+	set_state(q, deferred, 1, "smtp-pending");
+	o = (QueueOutcome){ deferred, 1, "deferred", "451 4.3.0 later", "451 4.3.0 later",
+		now + 3600 };
+	CU_ASSERT_TRUE(queue_smtp_outcomes(q, &o, 1, NULL, NULL));
+	set_state(q, held, 0, "smtp-pending");
+	CU_ASSERT_TRUE(queue_hold(q, held, "by the administrator", NULL));
+	set_state(q, bundled, 0, "bundling");
+
+	l = queue_smtp_waiting(q, NULL, 0, NULL);
+	got = qids_of(l);
+	EXPECT(lists(l, pending, deferred), "due 0: the pending and the deferred one, oldest "
+	    "first (got %s)", got);
+	if (l && l->len == 2)
+		EXPECT(((QueueEnvelope *)l->pdata[1])->rcpts->len == 2, "with every row, the "
+		    "bundled one too");
+	g_free(got);
+	g_ptr_array_unref(l);
+
+	l = queue_smtp_waiting(q, NULL, now, NULL);
+	got = qids_of(l);
+	EXPECT(lists(l, pending, NULL), "due now: not the one deferred for an hour (got %s)", got);
+	g_free(got);
+	g_ptr_array_unref(l);
+
+	l = queue_smtp_waiting(q, NULL, now + 3600, NULL);
+	EXPECT(lists(l, pending, deferred), "due in an hour: both");
+	g_ptr_array_unref(l);
+
+	l = queue_smtp_waiting(q, deferred, 0, NULL);
+	EXPECT(lists(l, deferred, NULL), "only the qid asked for");
+	g_ptr_array_unref(l);
+	l = queue_smtp_waiting(q, deferred, now, NULL);
+	EXPECT(lists(l, NULL, NULL), "the qid asked for, not yet due: nothing");
+	g_ptr_array_unref(l);
+	l = queue_smtp_waiting(q, accepted, 0, NULL);
+	EXPECT(lists(l, NULL, NULL), "a message not routed to SMTP: nothing");
+	g_ptr_array_unref(l);
+	l = queue_smtp_waiting(q, held, 0, NULL);
+	EXPECT(lists(l, NULL, NULL), "a held message: nothing");
+	g_ptr_array_unref(l);
+	l = queue_smtp_waiting(q, "0000000000000FFFFF", 0, NULL);
+	EXPECT(lists(l, NULL, NULL), "no such message: an empty list, not an error");
+	if (l)
+		g_ptr_array_unref(l);
+
+	EXPECT(queue_smtp_later(q, now, NULL) == 1, "one row waits for later (got %"
+	    G_GINT64_FORMAT ")", queue_smtp_later(q, now, NULL));
+	EXPECT(queue_smtp_later(q, now + 3600, NULL) == 0, "none after an hour");
+
+	queue_close(q);
+	g_free(pending);
+	g_free(deferred);
+	g_free(accepted);
+	g_free(held);
+	g_free(bundled);
+	rm_rf(dir);
+	g_free(dir);
+}
+
+/* queue_smtp_outcomes: sent, deferred and held with their reason, last
+ * reply and next attempt; held from 'deferred', so a release makes it
+ * deferred; a NULL last_reply keeps the one before. */
+static void
+test_smtp_outcomes_states(void)
+{
+	char *dir = scratch(), *qid;
+	Queue *q = queue_open(dir, NULL);
+	QueueEnvelope *keep;
+	QueueRcpt *r;
+	guint finished = 99;
+	GError *e = NULL;
+	QueueOutcome o[3];
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(q);
+	qid = commit_n(q, 1700000000, 3, NULL);
+	for (guint i = 0; i < 3; i++)
+		set_state(q, qid, i, "smtp-pending");
+	o[0] = (QueueOutcome){ qid, 0, "sent", "to mx.y.test[192.0.2.1]:25",
+		"250 2.0.0 queued as X", 0 };
+	o[1] = (QueueOutcome){ qid, 1, "deferred", "451 4.3.0 try later", "451 4.3.0 try later",
+		1800000000 };
+	o[2] = (QueueOutcome){ qid, 2, "held", "delivery failed: 550 5.1.1 no such user",
+		"550 5.1.1 no such user", 0 };
+	EXPECT(queue_smtp_outcomes(q, o, 3, &finished, &e), "outcomes recorded: %s",
+	    e ? e->message : "");
+	g_clear_error(&e);
+	EXPECT(finished == 0, "nothing finished: rows are still open (got %u)", finished);
+
+	r = row_of(q, qid, 0, &keep);
+	EXPECT(r && strcmp(r->state, "sent") == 0, "row 0 sent (got %s)", r ? r->state : "-");
+	EXPECT(r && g_strcmp0(r->reason, "to mx.y.test[192.0.2.1]:25") == 0, "its reason");
+	EXPECT(r && g_strcmp0(r->last_reply, "250 2.0.0 queued as X") == 0, "its last reply");
+	queue_envelope_free(keep);
+	r = row_of(q, qid, 1, &keep);
+	EXPECT(r && strcmp(r->state, "deferred") == 0, "row 1 deferred (got %s)",
+	    r ? r->state : "-");
+	EXPECT(r && g_strcmp0(r->reason, "451 4.3.0 try later") == 0, "its reason");
+	EXPECT(r && g_strcmp0(r->last_reply, "451 4.3.0 try later") == 0, "its last reply");
+	EXPECT(r && r->next_attempt == 1800000000, "its next attempt (got %" G_GINT64_FORMAT ")",
+	    r ? r->next_attempt : 0);
+	queue_envelope_free(keep);
+	r = row_of(q, qid, 2, &keep);
+	EXPECT(r && strcmp(r->state, "held") == 0, "row 2 held (got %s)", r ? r->state : "-");
+	EXPECT(r && g_strcmp0(r->reason, "delivery failed: 550 5.1.1 no such user") == 0,
+	    "its reason");
+	EXPECT(r && g_strcmp0(r->last_reply, "550 5.1.1 no such user") == 0, "its last reply");
+	EXPECT(r && r->next_attempt == 0, "no next attempt");
+	queue_envelope_free(keep);
+
+	/* Deferred again, nothing new to say: the last reply stays. */
+	o[1] = (QueueOutcome){ qid, 1, "deferred", "connection lost", NULL, 1800000600 };
+	CU_ASSERT_TRUE(queue_smtp_outcomes(q, &o[1], 1, NULL, NULL));
+	r = row_of(q, qid, 1, &keep);
+	EXPECT(r && g_strcmp0(r->last_reply, "451 4.3.0 try later") == 0, "last reply kept "
+	    "(got %s)", r && r->last_reply ? r->last_reply : "NULL");
+	EXPECT(r && g_strcmp0(r->reason, "connection lost") == 0 && r->next_attempt == 1800000600,
+	    "reason and next attempt are the new ones");
+	queue_envelope_free(keep);
+
+	/* The administrator releases the held row: it is deferred, due at once. */
+	CU_ASSERT_TRUE(queue_release(q, qid, NULL));
+	r = row_of(q, qid, 2, &keep);
+	EXPECT(r && strcmp(r->state, "deferred") == 0, "released: deferred (got %s)",
+	    r ? r->state : "-");
+	EXPECT(r && r->reason == NULL, "released: no reason");
+	queue_envelope_free(keep);
+	{
+		GPtrArray *l = queue_smtp_waiting(q, qid, g_get_real_time() / G_USEC_PER_SEC, NULL);
+
+		EXPECT(lists(l, qid, NULL), "the released row is due now");
+		g_ptr_array_unref(l);
+	}
+	queue_close(q);
+	g_free(qid);
+	rm_rf(dir);
+	g_free(dir);
+}
+
+/* Rows that are no longer waiting are left alone: held by the
+ * administrator meanwhile, or already final; a deleted message is no error. */
+static void
+test_smtp_outcomes_not_waiting(void)
+{
+	char *dir = scratch(), *qid, *gone;
+	Queue *q = queue_open(dir, NULL);
+	QueueEnvelope *keep;
+	QueueRcpt *r;
+	guint finished = 99;
+	GError *e = NULL;
+	QueueOutcome o[3];
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(q);
+	qid = commit_n(q, 1700000000, 2, NULL);
+	set_state(q, qid, 0, "smtp-pending");
+	set_state(q, qid, 1, "bundled");
+	CU_ASSERT_TRUE(queue_hold(q, qid, "by the administrator", NULL));
+	gone = commit_n(q, 1700000001, 1, NULL);
+	set_state(q, gone, 0, "smtp-pending");
+	CU_ASSERT_TRUE(queue_delete(q, gone, NULL));
+
+	o[0] = (QueueOutcome){ qid, 0, "sent", "to relay", "250 ok", 0 };
+	o[1] = (QueueOutcome){ qid, 1, "held", "delivery failed: 550", "550 no", 0 };
+	o[2] = (QueueOutcome){ gone, 0, "sent", "to relay", "250 ok", 0 };
+	EXPECT(queue_smtp_outcomes(q, o, 3, &finished, &e), "outcomes recorded: %s",
+	    e ? e->message : "");
+	g_clear_error(&e);
+	EXPECT(finished == 0, "nothing finished (got %u)", finished);
+	r = row_of(q, qid, 0, &keep);
+	EXPECT(r && strcmp(r->state, "held") == 0 && g_strcmp0(r->reason,
+	    "by the administrator") == 0, "the administrator's hold stays (got %s, %s)",
+	    r ? r->state : "-", r && r->reason ? r->reason : "NULL");
+	EXPECT(r && r->last_reply == NULL, "and no last reply was recorded");
+	queue_envelope_free(keep);
+	r = row_of(q, qid, 1, &keep);
+	EXPECT(r && strcmp(r->state, "bundled") == 0, "a final row stays (got %s)",
+	    r ? r->state : "-");
+	queue_envelope_free(keep);
+	/* Released, it goes back to where the hold found it. */
+	CU_ASSERT_TRUE(queue_release(q, qid, NULL));
+	r = row_of(q, qid, 0, &keep);
+	EXPECT(r && strcmp(r->state, "smtp-pending") == 0, "released: smtp-pending again "
+	    "(got %s)", r ? r->state : "-");
+	queue_envelope_free(keep);
+	EXPECT(queue_get(q, gone, NULL) == NULL, "the deleted message did not come back");
+	queue_close(q);
+	g_free(qid);
+	g_free(gone);
+	rm_rf(dir);
+	g_free(dir);
+}
+
+/* A message whose rows are all final leaves the queue in the same commit,
+ * its body file too (a body over QUEUE_SPILL_AT); one with a row still
+ * open (deferred, held) stays. */
+static void
+test_smtp_outcomes_finish(void)
+{
+	char *dir = scratch(), *big_qid, *small_qid, *open_qid, *path;
+	Queue *q = queue_open(dir, NULL);
+	GBytes *big = body_bytes(QUEUE_SPILL_AT + 1000, 'B');
+	guint finished = 99;
+	GError *e = NULL;
+	QueueOutcome o[5];
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(q);
+	big_qid = commit_n(q, 1700000000, 2, big);
+	small_qid = commit_n(q, 1700000001, 1, NULL);
+	open_qid = commit_n(q, 1700000002, 2, NULL);
+	path = g_build_filename(dir, "queue", big_qid, NULL);
+	CU_ASSERT_TRUE_FATAL(g_file_test(path, G_FILE_TEST_EXISTS));
+	set_state(q, big_qid, 0, "bundled");
+	set_state(q, big_qid, 1, "smtp-pending");
+	set_state(q, small_qid, 0, "smtp-pending");
+	set_state(q, open_qid, 0, "smtp-pending");
+	set_state(q, open_qid, 1, "smtp-pending");
+
+	o[0] = (QueueOutcome){ big_qid, 1, "sent", "to relay", "250 ok", 0 };
+	o[1] = (QueueOutcome){ small_qid, 0, "sent", "to relay", "250 ok", 0 };
+	o[2] = (QueueOutcome){ open_qid, 0, "sent", "to relay", "250 ok", 0 };
+	o[3] = (QueueOutcome){ open_qid, 1, "held", "delivery failed: 550", "550 no", 0 };
+	EXPECT(queue_smtp_outcomes(q, o, 4, &finished, &e), "outcomes recorded: %s",
+	    e ? e->message : "");
+	g_clear_error(&e);
+	EXPECT(finished == 2, "two messages finished (got %u)", finished);
+	EXPECT(queue_get(q, big_qid, &e) == NULL && e && e->code == QUEUE_ERROR_NOT_FOUND,
+	    "the large one is gone");
+	g_clear_error(&e);
+	EXPECT(!g_file_test(path, G_FILE_TEST_EXISTS), "its body file is gone");
+	EXPECT(queue_get(q, small_qid, &e) == NULL && e && e->code == QUEUE_ERROR_NOT_FOUND,
+	    "the small one is gone");
+	g_clear_error(&e);
+	{
+		QueueEnvelope *env = queue_get(q, open_qid, NULL);
+
+		EXPECT(env != NULL, "the one with a held row stays");
+		queue_envelope_free(env);
+	}
+	/* The deferred one finishes when its last row is sent. */
+	o[4] = (QueueOutcome){ open_qid, 1, "deferred", "451", "451 later", 1 };
+	queue_release(q, open_qid, NULL);
+	CU_ASSERT_TRUE(queue_smtp_outcomes(q, &o[4], 1, &finished, NULL));
+	EXPECT(finished == 0, "deferred: not finished");
+	o[4] = (QueueOutcome){ open_qid, 1, "sent", "to relay", "250 ok", 0 };
+	CU_ASSERT_TRUE(queue_smtp_outcomes(q, &o[4], 1, &finished, NULL));
+	EXPECT(finished == 1, "then sent: finished (got %u)", finished);
+	EXPECT(queue_get(q, open_qid, NULL) == NULL, "and gone");
+	queue_close(q);
+	g_bytes_unref(big);
+	g_free(path);
+	g_free(big_qid);
+	g_free(small_qid);
+	g_free(open_qid);
+	rm_rf(dir);
+	g_free(dir);
+}
+
+/* What is remembered of a destination: round trip, replace, list,
+ * across a reopening. */
+static void
+test_dest_memory(void)
+{
+	char *dir = scratch();
+	Queue *q = queue_open(dir, NULL);
+	QueueDest d = { 0 }, got = { 0 };
+	GPtrArray *l;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(q);
+	got.failures = 7;
+	EXPECT(queue_dest_get(q, "mx y.test", &got, NULL), "an unknown destination: no error");
+	EXPECT(got.single_until == 0 && got.retry_at == 0 && got.failures == 0 &&
+	    got.last_reply == NULL, "an unknown destination: all zero");
+	d.single_until = 1800000000;
+	d.retry_at = 1700003600;
+	d.failures = 3;
+	d.last_reply = "connect to mx.y.test[192.0.2.1]:25: Connection refused";
+	CU_ASSERT_TRUE(queue_dest_set(q, "mx y.test", &d, NULL));
+	d.single_until = 0;
+	d.retry_at = 0;
+	d.failures = 0;
+	d.last_reply = NULL;
+	CU_ASSERT_TRUE(queue_dest_set(q, "relay [192.0.2.9]:587", &d, NULL));
+	queue_close(q);
+	q = queue_open(dir, NULL);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(q);
+	CU_ASSERT_TRUE(queue_dest_get(q, "mx y.test", &got, NULL));
+	EXPECT(got.single_until == 1800000000 && got.retry_at == 1700003600 && got.failures == 3,
+	    "the numbers come back (%" G_GINT64_FORMAT ", %" G_GINT64_FORMAT ", %u)",
+	    got.single_until, got.retry_at, got.failures);
+	EXPECT(g_strcmp0(got.last_reply, "connect to mx.y.test[192.0.2.1]:25: Connection "
+	    "refused") == 0, "the last reply comes back: %s", got.last_reply ? got.last_reply : "");
+	queue_dest_clear(&got);
+	EXPECT(got.last_reply == NULL, "queue_dest_clear frees and clears it");
+	queue_dest_clear(&got);
+
+	/* Replaced, not added to. */
+	d.failures = 4;
+	d.last_reply = NULL;
+	CU_ASSERT_TRUE(queue_dest_set(q, "mx y.test", &d, NULL));
+	CU_ASSERT_TRUE(queue_dest_get(q, "mx y.test", &got, NULL));
+	EXPECT(got.failures == 4 && got.single_until == 0 && got.last_reply == NULL,
+	    "replaced whole");
+	queue_dest_clear(&got);
+
+	l = queue_dest_list(q, NULL);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(l);
+	EXPECT(l->len == 2, "two destinations listed (got %u)", l->len);
+	if (l->len == 2) {
+		EXPECT(strcmp(l->pdata[0], "mx y.test\t0\t0\t4\t") == 0, "line 1: %s",
+		    (char *)l->pdata[0]);
+		EXPECT(strcmp(l->pdata[1], "relay [192.0.2.9]:587\t0\t0\t0\t") == 0, "line 2: %s",
+		    (char *)l->pdata[1]);
+	}
+	g_ptr_array_unref(l);
+	queue_close(q);
+	rm_rf(dir);
+	g_free(dir);
+}
+
+/* A queue.db of schema 2 (before the SMTP client) becomes schema 3: the
+ * destinations table appears, every message and row is kept. */
+static void
+test_schema_2_to_3(void)
+{
+	char *dir = scratch(), *path, *qid;
+	Queue *q = queue_open(dir, NULL);
+	QueueEnvelope *keep;
+	QueueRcpt *r;
+	QueueDest d = { 0, 1700000000, 1, NULL }, got = { 0 };
+	sqlite3 *db;
+	sqlite3_stmt *st;
+	int version = 0, tables = -1;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(q);
+	qid = commit_n(q, 1700000000, 1, NULL);
+	set_state(q, qid, 0, "smtp-pending");
+	queue_close(q);
+	/* Back to schema 2: what 2 -> 3 added goes. */
+	path = g_build_filename(dir, "queue.db", NULL);
+	CU_ASSERT_EQUAL_FATAL(sqlite3_open(path, &db), SQLITE_OK);
+	CU_ASSERT_EQUAL(sqlite3_exec(db, "DROP TABLE destinations; UPDATE schema_version SET "
+	    "version = 2", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+
+	q = queue_open(dir, NULL);
+	EXPECT(q != NULL, "a schema 2 queue opens");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(q);
+	EXPECT(queue_dest_set(q, "mx y.test", &d, NULL), "the destinations table is there");
+	EXPECT(queue_dest_get(q, "mx y.test", &got, NULL) && got.retry_at == 1700000000,
+	    "and works");
+	queue_dest_clear(&got);
+	r = row_of(q, qid, 0, &keep);
+	EXPECT(r && strcmp(r->state, "smtp-pending") == 0 && g_strcmp0(r->via, "smtp") == 0,
+	    "the message and its row are kept");
+	queue_envelope_free(keep);
+	queue_close(q);
+
+	CU_ASSERT_EQUAL_FATAL(sqlite3_open(path, &db), SQLITE_OK);
+	if (sqlite3_prepare_v2(db, "SELECT version FROM schema_version", -1, &st, NULL) ==
+	    SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+		version = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	if (sqlite3_prepare_v2(db, "SELECT count(*) FROM schema_version", -1, &st, NULL) ==
+	    SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+		tables = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	EXPECT(version == 3, "schema version 3 (got %d)", version);
+	EXPECT(tables == 1, "one schema_version row (got %d)", tables);
+	g_free(path);
+	g_free(qid);
+	rm_rf(dir);
+	g_free(dir);
+}
+
 int
 main(void)
 {
@@ -398,6 +874,13 @@ main(void)
 		{ "cleanup of bodies no row names", test_cleanup },
 		{ "a newer schema is refused", test_newer_schema },
 		{ "a body never spills outside queue/", test_spill_failure },
+		{ "SMTP: waiting messages, due and not yet due", test_smtp_waiting },
+		{ "SMTP outcomes: sent, deferred, held; release", test_smtp_outcomes_states },
+		{ "SMTP outcomes leave rows no longer waiting alone", test_smtp_outcomes_not_waiting },
+		{ "SMTP outcomes remove finished messages and their bodies",
+		    test_smtp_outcomes_finish },
+		{ "destinations: round trip, replace, list", test_dest_memory },
+		{ "schema 2 is migrated to 3", test_schema_2_to_3 },
 		{ NULL, NULL },
 	};
 
