@@ -331,7 +331,8 @@ parse_ehlo(SmtpSession *s, const GString *text)
 	char **lines = g_strsplit(text->str, "\n", -1);
 
 	s->offer.esmtp = TRUE;
-	for (guint i = 1; lines[i]; i++) {
+	/* The first line is the server's name ("250" alone gives no line). */
+	for (guint i = 1; lines[0] && lines[i]; i++) {
 		char *kw = lines[i], *sp;
 
 		g_strstrip(kw);

@@ -880,6 +880,26 @@ test_pipelined_one_message(void)
 	run_free(r);
 }
 
+/* An EHLO answered by a bare "250" (no text, no keywords: found by
+ * fuzz_smtp_client) is a plain ESMTP server offering nothing. */
+static void
+test_ehlo_bare_250(void)
+{
+	static const char *const script[] = { GREET, "250\r\n", OK_MAIL, OK_RCPT, GO_DATA,
+		OK_QUEUED, BYE, NULL };
+	Run *r = run_new();
+
+	run_scripts(r, script, NULL);
+	g_ptr_array_add(r->addrs, addr_local(r->srv->port));
+	run_add(r, tx_new("a@x.test", BODY1, "b@y.test", NULL));
+	run_go(r);
+	EXPECT_CMDS(r, 0, "EHLO client.test", "MAIL FROM:<a@x.test>", "RCPT TO:<b@y.test>",
+	    "DATA", "QUIT");
+	EXPECT_RCPT(done_at(r, 0), 0, 250, "250 2.0.0 queued as ABC123");
+	EXPECT_END(r, SMTP_END_QUIT);
+	run_free(r);
+}
+
 /* Without PIPELINING every command waits for the reply to the one before. */
 static void
 test_lockstep_one_message(void)
@@ -2165,6 +2185,7 @@ main(void)
 		{ "PIPELINING: MAIL, RCPT x2, DATA in one go; 250 after the data",
 		    test_pipelined_one_message },
 		{ "no PIPELINING: one command per reply", test_lockstep_one_message },
+		{ "EHLO answered by a bare 250: no keywords", test_ehlo_bare_250 },
 		{ "greeting, EHLO and 354 replies cut into pieces with pauses",
 		    test_split_multiline_replies },
 		{ "RCPT 550, 250 and 451", test_rcpt_refused_one },
