@@ -1453,6 +1453,26 @@ queue_bundle_free(QueueBundle *b)
 	g_free(b);
 }
 
+/* After the commit that removed the rows of gone ('f' or 'i' + qid, as
+ * finish_messages makes them): the bodies of their own go too (a crash in
+ * between leaves an orphan at worst, which queue_cleanup removes). */
+static void
+finished_gone(Queue *q, GPtrArray *gone)
+{
+	for (guint i = 0; i < gone->len; i++) {
+		const char *g = gone->pdata[i];
+
+		if (g[0] == 'f') {
+			char *path = body_path(q, g + 1);
+
+			if (unlink(path) != 0 && errno != ENOENT)
+				pg_warn(g + 1, "queue: cannot remove %s: %s", path, g_strerror(errno));
+			g_free(path);
+		}
+		pg_info(g + 1, "removed: every recipient is done");
+	}
+}
+
 /* Messages all of whose recipients are finished leave the queue. */
 static gboolean
 finish_messages(Queue *q, GPtrArray *gone, GError **error)
@@ -1529,19 +1549,7 @@ queue_bundle_written(Queue *q, const char *po, guint64 seq, guint *finished, GEr
 	if (!finish_messages(q, gone, error) || !db_exec(q, "COMMIT", error))
 		goto fail;
 	fault_step("queue bundle written");
-	/* Bodies of their own go after the commit (an orphan at worst). */
-	for (guint i = 0; i < gone->len; i++) {
-		const char *g = gone->pdata[i];
-
-		if (g[0] == 'f') {
-			char *path = body_path(q, g + 1);
-
-			if (unlink(path) != 0 && errno != ENOENT)
-				pg_warn(g + 1, "queue: cannot remove %s: %s", path, g_strerror(errno));
-			g_free(path);
-		}
-		pg_info(g + 1, "removed: every recipient is done");
-	}
+	finished_gone(q, gone);
 	if (finished)
 		*finished = gone->len;
 	g_ptr_array_unref(gone);
@@ -1568,17 +1576,8 @@ queue_finish(Queue *q, guint *finished, GError **error)
 	ok = finish_messages(q, gone, error) && db_exec(q, "COMMIT", error);
 	if (!ok)
 		db_exec(q, "ROLLBACK", NULL);
-	for (guint i = 0; ok && i < gone->len; i++) {
-		const char *g = gone->pdata[i];
-
-		if (g[0] == 'f') {
-			char *path = body_path(q, g + 1);
-
-			unlink(path);
-			g_free(path);
-		}
-		pg_info(g + 1, "removed: every recipient is done");
-	}
+	if (ok)
+		finished_gone(q, gone);
 	if (ok && finished)
 		*finished = gone->len;
 	g_ptr_array_unref(gone);
@@ -1775,18 +1774,7 @@ queue_smtp_outcomes(Queue *q, const QueueOutcome *o, guint n, guint *finished,
 	if (!finish_these(q, qids, gone, error) || !db_exec(q, "COMMIT", error))
 		goto fail;
 	fault_step("queue smtp outcomes");
-	for (guint i = 0; i < gone->len; i++) {
-		const char *g = gone->pdata[i];
-
-		if (g[0] == 'f') {
-			char *path = body_path(q, g + 1);
-
-			if (unlink(path) != 0 && errno != ENOENT)
-				pg_warn(g + 1, "queue: cannot remove %s: %s", path, g_strerror(errno));
-			g_free(path);
-		}
-		pg_info(g + 1, "removed: every recipient is done");
-	}
+	finished_gone(q, gone);
 	if (finished)
 		*finished = gone->len;
 	ok = TRUE;
