@@ -50,7 +50,7 @@ static const Command commands[] = {
 	    "the SMTP listener, in the foreground until SIGTERM", smtpd_main },
 	{ "submit", "-f SENDER RCPT...",
 	    "queue one message from standard input (an MTA's pipe transport)", submit_main },
-	{ "queue", "list [-j]|show ID|retry [ID]|hold ID|release ID|delete ID",
+	{ "queue", "list [-j]|show ID|retry [ID]|destinations|hold ID|release ID|delete ID",
 	    "the queue (see postgate(8), QUEUE)", queue_cmd_main },
 };
 

@@ -15,6 +15,7 @@ static const char usage_text[] =
     "usage: postgate [-c FILE] queue list [-j]\n"
     "       postgate [-c FILE] queue show ID\n"
     "       postgate [-c FILE] queue retry [ID]\n"
+    "       postgate [-c FILE] queue destinations\n"
     "       postgate [-c FILE] queue hold ID [--reason TEXT]\n"
     "       postgate [-c FILE] queue release ID\n"
     "       postgate [-c FILE] queue delete ID\n";
@@ -351,6 +352,53 @@ do_change(Queue *q, const char *verb, int argc, char **argv)
 	return rc;
 }
 
+/* What the SMTP client remembers of each destination. */
+static int
+do_destinations(Queue *q)
+{
+	GError *e = NULL;
+	GPtrArray *all = queue_dest_list(q, &e);
+	gint64 now = g_get_real_time() / G_USEC_PER_SEC;
+	guint shown = 0;
+
+	if (!all) {
+		fprintf(stderr, "%s\n", e->message);
+		g_error_free(e);
+		return EX_IOERR;
+	}
+	for (guint i = 0; i < all->len; i++) {
+		char **f = g_strsplit(all->pdata[i], "\t", 5);
+		gint64 single = g_ascii_strtoll(f[1], NULL, 10);
+		gint64 retry = g_ascii_strtoll(f[2], NULL, 10);
+
+		if (single > now || retry > now) {
+			if (shown++ == 0)
+				printf("%-40s %s\n", "DESTINATION", "REMEMBERED");
+			printf("%-40s", f[0]);
+			if (single > now) {
+				char *t = time_text(single);
+
+				printf(" one message per session until %s", t);
+				g_free(t);
+			}
+			if (retry > now) {
+				char *t = time_text(retry);
+
+				printf("%s not tried before %s (%s failure%s in a row: %s)",
+				    single > now ? ";" : "", t, f[3], strcmp(f[3], "1") == 0 ? "" : "s",
+				    f[4]);
+				g_free(t);
+			}
+			putchar('\n');
+		}
+		g_strfreev(f);
+	}
+	if (shown == 0)
+		printf("No destination is backed off or limited to one message per session\n");
+	g_ptr_array_unref(all);
+	return EX_OK;
+}
+
 int
 queue_cmd_main(const char *config_file, int argc, char **argv)
 {
@@ -368,6 +416,7 @@ queue_cmd_main(const char *config_file, int argc, char **argv)
 		return run_retry(config_file, argc == 3 ? argv[2] : NULL);
 	}
 	if (strcmp(verb, "list") != 0 && strcmp(verb, "show") != 0 &&
+	    strcmp(verb, "destinations") != 0 &&
 	    strcmp(verb, "hold") != 0 && strcmp(verb, "release") != 0 &&
 	    strcmp(verb, "delete") != 0)
 		return usage("unknown queue command");
@@ -390,6 +439,8 @@ queue_cmd_main(const char *config_file, int argc, char **argv)
 	}
 	if (strcmp(verb, "list") == 0)
 		rc = do_list(q, argc - 1, argv + 1);
+	else if (strcmp(verb, "destinations") == 0)
+		rc = argc == 2 ? do_destinations(q) : usage("destinations takes no arguments");
 	else if (strcmp(verb, "show") == 0)
 		rc = do_show(q, argv[2]);
 	else

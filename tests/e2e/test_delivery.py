@@ -424,6 +424,10 @@ def s2():
              if c.upper().startswith("MAIL FROM:") and a.upper().startswith(b"RCPT TO:") and
              b"\r\nDATA\r\n" in a.upper()]
     t.check(piped, "2: PIPELINING (offered): MAIL, RCPT and DATA sent together")
+    dests = site.gw("queue", "destinations").out
+    t.check(re.search(r"^mx a\.test +one message per session until \d{4}-", dests, re.M)
+            and "b.test" not in dests,
+            "2: queue destinations shows a.test (only) as one message per session:\n%s" % dests)
     # a later run: one message per session to the 503 server from the start
     n0 = len(bad.sessions())
     sa2 = ["s2-a2-%02d" % i for i in range(6)]
