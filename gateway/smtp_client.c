@@ -83,6 +83,8 @@ struct SmtpSession {
 	gboolean mail_ok;
 	gboolean abandon;      /* MAIL failed: the pipelined replies behind it mean nothing */
 	GBytes *body;          /* what goes after DATA (tx->data or its 7-bit form) */
+	gsize body_off;        /* how much of it is written */
+	gboolean body_done;    /* and the final dot */
 	gboolean ending;
 	SmtpEnd end_how;
 	char *end_why;
@@ -90,6 +92,7 @@ struct SmtpSession {
 
 static void try_address(SmtpSession *s);
 static void on_read(struct bufferevent *bev, void *arg);
+static void on_write(struct bufferevent *bev, void *arg);
 static void on_event(struct bufferevent *bev, short what, void *arg);
 static void next_tx(SmtpSession *s);
 
@@ -299,7 +302,8 @@ try_address(SmtpSession *s)
 	s->reader = smtp_reply_reader_new();
 	s->state = ST_CONNECT;
 	s->bev = bufferevent_socket_new(s->cfg->base, -1, BEV_OPT_CLOSE_ON_FREE);
-	bufferevent_setcb(s->bev, on_read, NULL, on_event, s);
+	bufferevent_setcb(s->bev, on_read, on_write, on_event, s);
+	bufferevent_setwatermark(s->bev, EV_WRITE, SMTP_CLIENT_PUMP_LOW, 0);
 	set_timeout(s, s->cfg->connect_timeout);
 	if (bufferevent_socket_connect(s->bev, (const struct sockaddr *)&a->sa,
 	    (int)a->len) != 0) {
@@ -412,7 +416,8 @@ start_tls(SmtpSession *s)
 	smtp_reply_reader_free(s->reader);
 	s->reader = smtp_reply_reader_new();
 	s->state = ST_HANDSHAKE;
-	bufferevent_setcb(s->bev, on_read, NULL, on_event, s);
+	bufferevent_setcb(s->bev, on_read, on_write, on_event, s);
+	bufferevent_setwatermark(s->bev, EV_WRITE, SMTP_CLIENT_PUMP_LOW, 0);
 	set_timeout(s, s->cfg->timeout);
 	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
 }
@@ -467,31 +472,48 @@ after_hello(SmtpSession *s)
 
 /* ------------------------------------------------------------ transactions */
 
+/* Write the message while the server takes it: whole lines, CR LF ends,
+ * dot-stuffed (RFC 5321 4.5.2), until SMTP_CLIENT_PUMP_HIGH bytes wait in
+ * the output; the write callback calls again once it is down to
+ * SMTP_CLIENT_PUMP_LOW.  At the end the final dot. */
 static void
-add_dot_stuffed(struct evbuffer *out, GBytes *data)
+pump(SmtpSession *s)
 {
+	struct evbuffer *out = bufferevent_get_output(s->bev);
 	gsize n;
-	const char *p = g_bytes_get_data(data, &n), *end;
+	const char *p = g_bytes_get_data(s->body, &n);
 
-	if (n == 0) {
-		evbuffer_add(out, ".\r\n", 3);
-		return;
-	}
-	end = p + n;
-	while (p < end) {
-		const char *nl = memchr(p, '\n', (size_t)(end - p));
-		const char *stop = nl ? nl : end;
-		size_t len = (size_t)(stop - p);
+	while (!s->body_done && evbuffer_get_length(out) < SMTP_CLIENT_PUMP_HIGH) {
+		const char *start, *nl;
+		gsize len, line;
 
-		if (len > 0 && p[len - 1] == '\r')
-			len--;
-		if (len > 0 && p[0] == '.')
+		if (s->body_off >= n) {
+			if (n > 0 && p[n - 1] != '\n')
+				evbuffer_add(out, "\r\n", 2);
+			evbuffer_add(out, ".\r\n", 3);
+			s->body_done = TRUE;
+			break;
+		}
+		start = p + s->body_off;
+		nl = memchr(start, '\n', n - s->body_off);
+		len = nl ? (gsize)(nl - start) : n - s->body_off;
+		line = len > 0 && nl && start[len - 1] == '\r' ? len - 1 : len;
+		if (line > 0 && start[0] == '.')
 			evbuffer_add(out, ".", 1);
-		evbuffer_add(out, p, len);
-		evbuffer_add(out, "\r\n", 2);
-		p = nl ? nl + 1 : end;
+		evbuffer_add(out, start, line);
+		if (nl)
+			evbuffer_add(out, "\r\n", 2);
+		s->body_off += len + (nl ? 1 : 0);
 	}
-	evbuffer_add(out, ".\r\n", 3);
+}
+
+static void
+on_write(struct bufferevent *bev, void *arg)
+{
+	SmtpSession *s = arg;
+
+	if (s->state == ST_TX && s->step == TX_END && s->body && !s->body_done)
+		pump(s);
 }
 
 static void
@@ -698,11 +720,14 @@ tx_reply(SmtpSession *s, const SmtpReply *rp, const char *line)
 				evbuffer_add(bufferevent_get_output(s->bev), ".\r\n", 3);
 				s->step = TX_END;
 				s->abandon = TRUE;
+				s->body_done = TRUE;
 				return;
 			}
-			add_dot_stuffed(bufferevent_get_output(s->bev), s->body);
 			s->step = TX_END;
+			s->body_off = 0;
+			s->body_done = FALSE;
 			set_timeout(s, 2 * s->cfg->timeout);
+			pump(s);
 			return;
 		}
 		if (s->abandon)
@@ -726,6 +751,11 @@ tx_reply(SmtpSession *s, const SmtpReply *rp, const char *line)
 		tx_over_rset(s);
 		return;
 	case TX_END:
+		if (!s->body_done) {
+			/* The server cannot have read the message it answers. */
+			fail(s, "a reply before the end of the data: %s", line);
+			return;
+		}
 		set_timeout(s, s->cfg->timeout);
 		if (s->abandon)
 			goto abandoned;

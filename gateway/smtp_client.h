@@ -31,6 +31,8 @@
 
 /* Named limits. */
 #define SMTP_CLIENT_QUIT_WAIT   5      /* seconds to wait for the reply to QUIT */
+#define SMTP_CLIENT_PUMP_HIGH   (256 * 1024)  /* message bytes queued for the socket, at most */
+#define SMTP_CLIENT_PUMP_LOW    (64 * 1024)   /* more once the socket has taken this much */
 
 typedef enum {
 	SMTP_TLS_NONE,
