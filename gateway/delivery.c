@@ -38,6 +38,8 @@ struct Dest {
 	gboolean single;        /* one message per session */
 	gboolean reached;       /* a session got to a transaction in this run */
 	gboolean dead;          /* open no more sessions */
+	int dead_code;          /* and what its waiting jobs get once none is open */
+	char *dead_why;
 	gboolean queued;        /* in Delivery.starved */
 	QueueDest mem;
 	gboolean mem_dirty;
@@ -326,15 +328,18 @@ sess_end(gpointer data, SmtpSession *s, SmtpEnd how, const char *why)
 	dst->active--;
 	d->active--;
 	d->busy--;
-	if (how == SMTP_END_UNREACHABLE || how == SMTP_END_REFUSED) {
-		if (!dst->dead && !dst->reached && how == SMTP_END_UNREACHABLE)
+	if ((how == SMTP_END_UNREACHABLE || how == SMTP_END_REFUSED) && !dst->dead) {
+		/* No new session; those still open drain what waits. */
+		if (!dst->reached && how == SMTP_END_UNREACHABLE)
 			dest_backoff(dst, why);
 		dst->dead = TRUE;
-		if (dst->active == 0)
-			drain_waiting(dst, how == SMTP_END_REFUSED ? 550 : 421, why);
+		dst->dead_code = how == SMTP_END_REFUSED ? 550 : 421;
+		dst->dead_why = g_strdup(why);
 	} else if (how == SMTP_END_LOST) {
 		pg_info(NULL, "delivery: session with %s lost: %s", dst->key, why);
 	}
+	if (dst->dead && dst->active == 0)
+		drain_waiting(dst, dst->dead_code, dst->dead_why);
 	/* Free slots: this destination first, then those that waited. */
 	if (!dst->dead && dst->waiting.length)
 		launch(dst);
@@ -424,6 +429,7 @@ dest_free(Dest *dst)
 		g_ptr_array_unref(dst->addrs);
 	g_queue_clear(&dst->waiting);
 	queue_dest_clear(&dst->mem);
+	g_free(dst->dead_why);
 	g_free(dst->key);
 	g_free(dst->name);
 	g_free(dst);
