@@ -516,6 +516,28 @@ on_write(struct bufferevent *bev, void *arg)
 		pump(s);
 }
 
+/* The message's size as RFC 1870 counts it: as sent, with CR LF line ends,
+ * without the dot-stuffing and the final dot (what pump writes, less those). */
+static gint64
+wire_size(GBytes *data)
+{
+	gsize n;
+	const char *p = g_bytes_get_data(data, &n), *at = p, *end;
+	gint64 size = (gint64)n;
+
+	if (n == 0)
+		return 0;
+	end = p + n;
+	while ((at = memchr(at, '\n', (size_t)(end - at)))) {
+		if (at == p || at[-1] != '\r')
+			size++;    /* a bare LF goes out as CR LF */
+		at++;
+	}
+	if (end[-1] != '\n')
+		size += 2;     /* the last line gets its CR LF */
+	return size;
+}
+
 static void
 send_rcpt(SmtpSession *s)
 {
@@ -593,7 +615,7 @@ start_tx(SmtpSession *s)
 		g_bytes_unref(s->body);
 		s->body = seven;
 	}
-	size = (gint64)g_bytes_get_size(s->body);
+	size = wire_size(s->body);
 	if (s->offer.size > 0 && size > s->offer.size) {
 		char *reply = g_strdup_printf("552 5.3.4 message of %" G_GINT64_FORMAT " bytes "
 		    "exceeds the server's limit (SIZE %" G_GINT64_FORMAT ")", size, s->offer.size);

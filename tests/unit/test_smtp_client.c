@@ -1370,6 +1370,15 @@ test_dot_stuffing(void)
 	run_go(r);
 	EXPECT(msg_at(r, 0) && strcmp(msg_at(r, 0), want) == 0, "the message on the wire:\n%s\n"
 	    "(got:\n%s)", want, msg_at(r, 0) ? msg_at(r, 0) : "(none)");
+	{
+		/* RFC 1870: SIZE counts the CR LF line ends as sent, not the five
+		 * stuffed dots and not the final dot. */
+		char *mail = g_strdup_printf("MAIL FROM:<a@x.test> SIZE=%zu", strlen(want) - 5 - 3);
+		const Cmd *c = cmd_at(r->srv, 0, 1);
+
+		EXPECT(c && strcmp(c->text, mail) == 0, "%s (got %s)", mail, c ? c->text : "none");
+		g_free(mail);
+	}
 	EXPECT_RCPT(done_at(r, 0), 0, 250, "250 2.0.0 queued");
 	EXPECT_END(r, SMTP_END_QUIT);
 	run_free(r);
