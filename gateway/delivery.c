@@ -71,7 +71,7 @@ struct Delivery {
 	gint64 min_backoff, max_backoff, lifetime, memory;
 	guint limit, dest_limit;
 	DeliveryStats *stats;
-	guint errors;
+	gboolean commit_failed; /* the last commit of outcomes failed */
 };
 
 static void launch(Dest *dst);
@@ -90,12 +90,15 @@ flush(Delivery *d)
 		return;
 	if (!queue_smtp_outcomes(d->q, (QueueOutcome *)d->outcomes->data, d->outcomes->len,
 	    &finished, &e)) {
-		/* Not recorded: the next run tries them again (RFC 1047's window). */
-		pg_error(NULL, "delivery: cannot record %u outcome%s: %s", d->outcomes->len,
-		    d->outcomes->len == 1 ? "" : "s", e->message);
+		/* Kept for the next try; no new transaction starts meanwhile,
+		 * so that what cannot be recorded does not grow. */
+		pg_error(NULL, "delivery: cannot record %u outcome%s (kept, tried again): %s",
+		    d->outcomes->len, d->outcomes->len == 1 ? "" : "s", e->message);
 		g_clear_error(&e);
-		d->errors++;
+		d->commit_failed = TRUE;
+		return;
 	}
+	d->commit_failed = FALSE;
 	d->stats->finished += finished;
 	g_array_set_size(d->outcomes, 0);
 	g_string_chunk_clear(d->strings);
@@ -267,7 +270,7 @@ sess_next(gpointer data, SmtpSession *s)
 			dst->mem_dirty = TRUE;
 		}
 	}
-	if (dst->single && ss->txs > 0)
+	if ((dst->single && ss->txs > 0) || d->commit_failed)
 		return NULL;
 	while ((job = g_queue_pop_head(&dst->waiting))) {
 		job->tx.data = queue_body_read(d->q, job->env->qid, -1, &e);
@@ -275,7 +278,7 @@ sess_next(gpointer data, SmtpSession *s)
 			break;
 		pg_error(job->env->qid, "delivery: %s", e->message);
 		g_clear_error(&e);
-		d->errors++;
+		d->stats->errors++;
 	}
 	if (!job)
 		return NULL;
@@ -702,6 +705,20 @@ delivery_run(Site *site, Queue *q, const char *only_qid, gboolean force,
 	if (d.busy)
 		event_base_dispatch(d.base);
 	flush(&d);
+	for (guint i = 0; i < DELIVERY_COMMIT_TRIES && d.commit_failed; i++) {
+		g_usleep(G_USEC_PER_SEC);
+		flush(&d);
+	}
+	if (d.commit_failed) {
+		/* The servers took some of these: a later run sends them again. */
+		for (guint i = 0; i < d.outcomes->len; i++) {
+			const QueueOutcome *o = &g_array_index(d.outcomes, QueueOutcome, i);
+
+			pg_error(o->qid, "delivery: recipient %u is %s but the queue could not "
+			    "record it: it will be tried again", o->idx, o->state);
+		}
+		stats->errors++;
+	}
 	save_memory(&d);
 	ok = TRUE;
 out:

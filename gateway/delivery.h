@@ -30,6 +30,7 @@
 /* Named limits. */
 #define DELIVERY_PER_SESSION   4u    /* messages per connection before another opens */
 #define DELIVERY_MAX_RCPTS     100u  /* recipients in one transaction (RFC 5321 4.5.3.1.8) */
+#define DELIVERY_COMMIT_TRIES  5u    /* more tries, a second apart, of outcomes not recorded */
 
 typedef struct {
 	guint sent;             /* recipients the servers took */
@@ -38,6 +39,7 @@ typedef struct {
 	guint finished;         /* messages that left the queue */
 	guint sessions;         /* SMTP sessions opened */
 	guint skipped;          /* recipients not yet due (backoff) */
+	guint errors;           /* outcomes or bodies the queue failed on (see the log) */
 } DeliveryStats;
 
 /* delivery_run - deliver what is due (force: everything waiting, backoffs

@@ -15,6 +15,7 @@ struct Mx {
 	ares_channel channel;
 	GHashTable *watch;      /* fd + 1 -> struct event * */
 	struct event *timer;
+	gboolean closing;       /* in mx_free: lookups end without their callback */
 };
 
 typedef struct {
@@ -144,7 +145,8 @@ mx_free(Mx *mx)
 {
 	if (!mx)
 		return;
-	ares_destroy(mx->channel);   /* pending callbacks run with ARES_EDESTRUCTION */
+	mx->closing = TRUE;
+	ares_destroy(mx->channel);   /* pending lookups end here (ARES_EDESTRUCTION) */
 	g_hash_table_unref(mx->watch);
 	event_free(mx->timer);
 	g_free(mx);
@@ -213,6 +215,11 @@ deliver(evutil_socket_t fd, short what, void *arg)
 static void
 finish(Lookup *lk, MxStatus status, char *why)
 {
+	if (lk->mx->closing) {
+		g_free(why);
+		lookup_free(lk);
+		return;
+	}
 	lk->status = status;
 	lk->why = why;
 	event_base_once(lk->mx->base, -1, EV_TIMEOUT, deliver, lk, NULL);

@@ -47,7 +47,7 @@ typedef struct Mx Mx;
 /* mx_new - a resolver on base asking servers ("IP[:PORT]" items, NULL or
  * empty: /etc/resolv.conf's) */
 Mx *mx_new(struct event_base *base, const char *const *servers, GError **error);
-/* mx_free - cancel what is pending (their callbacks run with MX_TEMP) and free */
+/* mx_free - cancel what is pending (their callbacks never run) and free */
 void mx_free(Mx *mx);
 /* mx_resolve - look up name: through its MX records unless direct, then
  * addresses, each with port; done runs later, never from within this call */

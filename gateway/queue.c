@@ -1764,12 +1764,15 @@ queue_smtp_outcomes(Queue *q, const QueueOutcome *o, guint n, guint *finished,
 
 	if (!db_exec(q, "BEGIN IMMEDIATE", error))
 		goto out;
-	/* Only rows still waiting change: an outcome never overrides what an
-	 * administrator did meanwhile (hold, delete). */
+	/* Only rows still waiting change: a deferral or a failure never
+	 * overrides what an administrator did meanwhile (hold, delete). */
+	/* A server's 2xx is a fact: a row held meanwhile is sent too (else a
+	 * release would send it again). */
 	st = prepare(q, "UPDATE recipients SET state = ?3, reason = ?4, last_reply = "
 	    "coalesce(?5, last_reply), next_attempt = ?6, held_from = CASE WHEN ?3 = 'held' "
-	    "THEN 'deferred' ELSE NULL END WHERE qid = ?1 AND idx = ?2 AND state IN "
-	    "('smtp-pending', 'deferred')", error);
+	    "THEN 'deferred' ELSE NULL END WHERE qid = ?1 AND idx = ?2 AND (state IN "
+	    "('smtp-pending', 'deferred') OR (?3 = 'sent' AND state = 'held' AND held_from IN "
+	    "('smtp-pending', 'deferred')))", error);
 	if (!st)
 		goto fail;
 	for (guint i = 0; i < n; i++) {

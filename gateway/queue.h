@@ -224,7 +224,8 @@ GPtrArray *queue_smtp_waiting(Queue *q, const char *qid, gint64 due, GError **er
 /* queue_smtp_later - recipients waiting for SMTP whose next attempt is after due; -1 on error */
 gint64 queue_smtp_later(Queue *q, gint64 due, GError **error);
 /* queue_smtp_outcomes - in one commit: n outcomes (rows no longer waiting
- * are left alone), and the messages they finish removed (*finished) */
+ * are left alone, but for a sent one held meanwhile, which is sent), and
+ * the messages they finish removed (*finished) */
 gboolean queue_smtp_outcomes(Queue *q, const QueueOutcome *o, guint n, guint *finished,
     GError **error);
 /* queue_dest_get - what is remembered of dest (all zero: nothing) */

@@ -1425,6 +1425,7 @@ run_main(const char *config_file, int argc, char **argv)
 			run.errors++;
 		}
 		run.finished += run.smtp.finished - finished;
+		run.errors += run.smtp.errors;
 	}
 	summary(&run, all->len);
 	if (run.errors)
@@ -1492,6 +1493,8 @@ run_retry(const char *config_file, const char *qid)
 		rc = EX_TEMPFAIL;
 		goto out;
 	}
+	if (st.errors)
+		rc = EX_TEMPFAIL;
 	if (st.sent + st.deferred + st.held == 0)
 		printf("postgate queue retry: nothing waits for SMTP delivery%s%s\n",
 		    qid ? " in " : "", qid ? qid : "");

@@ -85,6 +85,7 @@ struct SmtpSession {
 	GBytes *body;          /* what goes after DATA (tx->data or its 7-bit form) */
 	gsize body_off;        /* how much of it is written */
 	gboolean body_done;    /* and the final dot */
+	gboolean awaiting_end; /* all of it has left: the reply's wait runs */
 	gboolean ending;
 	SmtpEnd end_how;
 	char *end_why;
@@ -124,6 +125,18 @@ set_timeout(SmtpSession *s, int seconds)
 	bufferevent_set_timeouts(s->bev, &tv, &tv);
 }
 
+/* While the message goes out no reply is due: only the writing must make
+ * progress.  The wait for the reply starts once the final dot has left
+ * (on_write). */
+static void
+sending(SmtpSession *s)
+{
+	struct timeval tv = { s->cfg->timeout, 0 };
+
+	bufferevent_set_timeouts(s->bev, NULL, &tv);
+	bufferevent_setwatermark(s->bev, EV_WRITE, SMTP_CLIENT_PUMP_LOW, 0);
+}
+
 static void
 send_line(SmtpSession *s, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
 
@@ -142,8 +155,8 @@ send_line(SmtpSession *s, const char *fmt, ...)
 static void
 drop_bev(SmtpSession *s)
 {
-	if (s->bev && !s->tls_active && s->state != ST_HANDSHAKE) {
-		/* A QUIT (or anything else) still queued gets one try. */
+	if (s->bev && !s->tls_active && s->state != ST_HANDSHAKE && s->state != ST_TX) {
+		/* A QUIT still queued gets one try (never message data). */
 		struct evbuffer *out = bufferevent_get_output(s->bev);
 		evutil_socket_t fd = bufferevent_getfd(s->bev);
 		struct evbuffer_iovec v;
@@ -226,6 +239,15 @@ fail(SmtpSession *s, const char *fmt, ...)
 	va_end(ap);
 	why = g_strdup_printf("%s (%s, in %s)", what, s->peer, state_names[s->state]);
 	g_free(what);
+	if (s->bev && s->state == ST_TX && s->step == TX_END && !s->abandon) {
+		/* The rest of the message must not reach the server once its
+		 * recipients are deferred: a reset drops what the kernel holds. */
+		struct linger lg = { 1, 0 };
+		evutil_socket_t fd = bufferevent_getfd(s->bev);
+
+		if (fd >= 0)
+			setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+	}
 	if (s->tx && s->tx->result == SMTP_TX_AGAIN) {
 		/* The refusal of a second MAIL was read; the rest does not matter. */
 		tx_finish(s);
@@ -512,8 +534,19 @@ on_write(struct bufferevent *bev, void *arg)
 {
 	SmtpSession *s = arg;
 
-	if (s->state == ST_TX && s->step == TX_END && s->body && !s->body_done)
+	if (s->state != ST_TX || s->step != TX_END)
+		return;
+	if (!s->body_done)
 		pump(s);
+	if (s->body_done && !s->awaiting_end) {
+		if (evbuffer_get_length(bufferevent_get_output(bev)) > 0) {
+			/* Called again once all of it has left. */
+			bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
+			return;
+		}
+		s->awaiting_end = TRUE;
+		set_timeout(s, 2 * s->cfg->timeout);
+	}
 }
 
 /* The message's size as RFC 1870 counts it: as sent, with CR LF line ends,
@@ -695,6 +728,11 @@ tx_reply(SmtpSession *s, const SmtpReply *rp, const char *line)
 	SmtpTx *tx = s->tx;
 	int cls = smtp_reply_class(rp);
 
+	if (cls != 2 && cls != 4 && cls != 5 && !(s->step == TX_DATA && rp->code == 354)) {
+		/* No verdict: a 1xx, or a 3xx where no data was asked for. */
+		fail(s, "an unexpected reply: %s", line);
+		return;
+	}
 	switch (s->step) {
 	case TX_MAIL:
 		if (cls == 2) {
@@ -742,14 +780,15 @@ tx_reply(SmtpSession *s, const SmtpReply *rp, const char *line)
 				evbuffer_add(bufferevent_get_output(s->bev), ".\r\n", 3);
 				s->step = TX_END;
 				s->abandon = TRUE;
-				s->body_done = TRUE;
+				s->body_done = s->awaiting_end = TRUE;
 				return;
 			}
 			s->step = TX_END;
 			s->body_off = 0;
-			s->body_done = FALSE;
-			set_timeout(s, 2 * s->cfg->timeout);
+			s->body_done = s->awaiting_end = FALSE;
+			sending(s);
 			pump(s);
+			on_write(s->bev, s);
 			return;
 		}
 		if (s->abandon)
@@ -773,7 +812,7 @@ tx_reply(SmtpSession *s, const SmtpReply *rp, const char *line)
 		tx_over_rset(s);
 		return;
 	case TX_END:
-		if (!s->body_done) {
+		if (!s->body_done || !s->awaiting_end) {
 			/* The server cannot have read the message it answers. */
 			fail(s, "a reply before the end of the data: %s", line);
 			return;

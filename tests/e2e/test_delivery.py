@@ -54,6 +54,9 @@ its data) by the servers exactly once, and gone from the queue.
    verdict; 553 to MAIL FROM: held, no reconnect loop; DSN offered: NOTIFY,
    ORCPT, ENVID, RET passed on as queued; no 8BITMIME: 7-bit data, the same
    text; SIZE smaller than the message: not sent, held; EHLO refused: HELO.
+10. An administrator holds the message between its data and the 250: the
+   250 is a fact, the message is sent and leaves the queue; a release and
+   another run send nothing again.
 9. Across every session of every scripted server: no protocol violation
    (smtpscript.py: CRLF, PIPELINING groups, ESMTP parameters only when
    offered, data lines).
@@ -1107,6 +1110,42 @@ def s8():
             "8: EHLO refused: the client said HELO\n%s" % transcript(old))
 
 
+# ---- 10. an administrator's hold while the transaction is under way ---------------------
+class HoldsMeanwhile(ss.Server):
+    """Holds the message (postgate queue hold) after taking its data and
+    before its 250: the 250 is a fact, so the message is sent, and a release
+    must not send it again."""
+    site = None
+    held = None
+
+    async def on_data_end(self, s, data):
+        self.accept(s, data)
+        if self.held is None:
+            for m in self.site.queue():
+                if any(r["state"] in ("smtp-pending", "deferred") for r in m["recipients"]):
+                    p = self.site.gw("queue", "hold", m["queue_id"], "--reason", "a look",
+                                     check=False)
+                    if p.returncode == 0:
+                        self.held = m["queue_id"]
+        await s.reply("250 2.0.0 Ok: queued")
+
+
+def s10():
+    srv = start(HoldsMeanwhile())
+    site = Site("s10-hold", {"relay_host": "[127.0.0.1]:%d" % srv.port, "tls": "none"})
+    HoldsMeanwhile.site = site
+    ids = [site.send("SMTP:hold@partner.test", "s10-hold")]
+    site.run()
+    idle(srv)
+    t.check(srv.held, "10: the message was held while its transaction was under way")
+    check_gone("10: held during the transaction, then the 250", site, ids)
+    if srv.held:
+        site.gw("queue", "release", srv.held, check=False)
+    site.run()
+    idle(srv)
+    check_once("10: after a release and another run", [srv], ["s10-hold"])
+
+
 def hygiene():
     """What every scripted server noted against the client, all scenarios."""
     v = [(srv.name, n, text) for srv in SERVERS for n, text in srv.violations()]
@@ -1119,7 +1158,7 @@ def hygiene():
 # DELIVERY_ONLY=2,5 runs only those scenarios (while working on one)
 ONLY = [x.strip() for x in os.environ.get("DELIVERY_ONLY", "").split(",") if x.strip()]
 for name, fn in (("1", s1), ("2", s2), ("3", s3), ("4", s4), ("5", s5), ("6", s6),
-                 ("7", s7), ("8", s8), ("9", hygiene)):
+                 ("7", s7), ("8", s8), ("10", s10), ("9", hygiene)):
     if ONLY and name not in ONLY:
         continue
     t0 = time.time()

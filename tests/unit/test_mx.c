@@ -776,7 +776,8 @@ test_resolver_silent(void)
 	event_base_free(base);
 }
 
-/* mx_free with a lookup pending: its callback runs, MX_TEMP. */
+/* mx_free with a lookup pending: the lookup ends there, its callback never
+ * runs (the owner is going away), and nothing is left behind (LSan). */
 static void
 test_free_pending(void)
 {
@@ -796,7 +797,8 @@ test_free_pending(void)
 	tv.tv_usec = 500 * 1000;
 	event_base_loopexit(base, &tv);
 	event_base_dispatch(base);
-	EXPECT_STATUS(&r, "mx.test (cancelled)", MX_TEMP);
+	EXPECT(r.calls == 0, "the callback of a cancelled lookup never runs (got %u calls)",
+	    r.calls);
 	res_clear(&r);
 	dns_free(d);
 	event_base_free(base);
@@ -833,7 +835,7 @@ main(void)
 		{ "a host given as it is: no MX lookup", test_direct_host },
 		{ "resolver on a closed port: MX_TEMP", test_resolver_closed_port },
 		{ "resolver that never answers: MX_TEMP (PG_TEST_SLOW=1)", test_resolver_silent },
-		{ "mx_free with a lookup pending: MX_TEMP", test_free_pending },
+		{ "mx_free with a lookup pending: no callback", test_free_pending },
 		{ "a bad resolver list is refused", test_bad_servers },
 		{ NULL, NULL },
 	};

@@ -627,8 +627,10 @@ test_smtp_outcomes_states(void)
 	g_free(dir);
 }
 
-/* Rows that are no longer waiting are left alone: held by the
- * administrator meanwhile, or already final; a deleted message is no error. */
+/* Rows that are no longer waiting are left alone by a failure: held by the
+ * administrator meanwhile, or already final; a deleted message is no error.
+ * A server's 250 is a fact, though: a row held meanwhile becomes sent (a
+ * release would otherwise send it again). */
 static void
 test_smtp_outcomes_not_waiting(void)
 {
@@ -649,7 +651,7 @@ test_smtp_outcomes_not_waiting(void)
 	set_state(q, gone, 0, "smtp-pending");
 	CU_ASSERT_TRUE(queue_delete(q, gone, NULL));
 
-	o[0] = (QueueOutcome){ qid, 0, "sent", "to relay", "250 ok", 0 };
+	o[0] = (QueueOutcome){ qid, 0, "deferred", "451 later", "451 later", 1700009999 };
 	o[1] = (QueueOutcome){ qid, 1, "held", "delivery failed: 550", "550 no", 0 };
 	o[2] = (QueueOutcome){ gone, 0, "sent", "to relay", "250 ok", 0 };
 	EXPECT(queue_smtp_outcomes(q, o, 3, &finished, &e), "outcomes recorded: %s",
@@ -673,6 +675,14 @@ test_smtp_outcomes_not_waiting(void)
 	    "(got %s)", r ? r->state : "-");
 	queue_envelope_free(keep);
 	EXPECT(queue_get(q, gone, NULL) == NULL, "the deleted message did not come back");
+	/* Held again, then the 250 of a transaction under way comes in. */
+	CU_ASSERT_TRUE(queue_hold(q, qid, "by the administrator", NULL));
+	o[0] = (QueueOutcome){ qid, 0, "sent", "to relay", "250 ok", 0 };
+	EXPECT(queue_smtp_outcomes(q, o, 1, &finished, &e), "the 250 recorded: %s",
+	    e ? e->message : "");
+	g_clear_error(&e);
+	EXPECT(finished == 1 && queue_get(q, qid, NULL) == NULL, "the held row is sent, the "
+	    "message finished (finished %u)", finished);
 	queue_close(q);
 	g_free(qid);
 	g_free(gone);
