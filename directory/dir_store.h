@@ -109,6 +109,8 @@ typedef struct {
 	const DirPeer *peers;                /* [site-link NAME] groups */
 	guint n_peers;
 	gint64 tombstone_lifetime;           /* seconds; 0: never purge */
+	const char *postmaster;              /* NET/PO/MAILBOX that postmaster (bare or
+	                                      * at a site domain) goes to; NULL: none */
 } DirContext;
 
 typedef struct {

@@ -40,6 +40,7 @@ typedef enum {
 	T_HOSTNAME,
 	T_HOSTPORT,
 	T_PO,
+	T_MAILBOX,
 	T_CODEPAGE,
 	T_DOMAINS,
 	T_NETWORKS,
@@ -75,6 +76,9 @@ static const TypeInfo types[T_COUNT] = {
 	    "out for the port given with the key." },
 	[T_PO] = { "postoffice", FALSE,
 	    "A legacy postoffice NET/PO: two parts of 1 to 10 of A-Z 0-9 - _, "
+	    "case-insensitive." },
+	[T_MAILBOX] = { "mailbox", FALSE,
+	    "A legacy mailbox NET/PO/MAILBOX: three parts of 1 to 10 of A-Z 0-9 - _, "
 	    "case-insensitive." },
 	[T_CODEPAGE] = { "codepage", FALSE,
 	    "A codepage name that iconv converts to and from UTF-8, such as "
@@ -134,6 +138,12 @@ static const KeyInfo keys[CONFIG_KEY_COUNT] = {
 	    NULL, 0, 0,
 	    "The gateway's own postoffice in the legacy network: the source of the "
 	    "bundles it writes and the legacy home of custom recipients." },
+	[CONFIG_SITE_POSTMASTER] = { CONFIG_GROUP_SITE, "postmaster", T_MAILBOX, "", 0,
+	    0, NULL, 0, 0,
+	    "The legacy mailbox that receives mail for postmaster (bare, or at any "
+	    "of the site's domains, RFC 5321 4.5.1) and what postgate reports to "
+	    "the postmaster; it must be on a postoffice this site serves.  Empty: "
+	    "the POSTMASTER mailbox of the first [postoffice]." },
 	[CONFIG_SITE_USER] = { CONFIG_GROUP_SITE, "user", T_STRING, "postgate", 0, 0,
 	    NULL, 0, K_EMPTY_OK,
 	    "User to switch to when started as root; empty: keep the invoking user "
@@ -857,6 +867,18 @@ value_parse(const KeyInfo *k, const char *s, Value *out, GError **error)
 		}
 		out->text = g_strdup_printf("%s/%s", net, po);
 		return TRUE;
+	case T_MAILBOX: {
+		PgAddr a;
+		if (!addr_parse(s, strlen(s), &a, &e)) {
+			value_fail(error, "%s", e->message);
+			g_error_free(e);
+			return FALSE;
+		}
+		if (a.kind != ADDR_KIND_LEGACY)
+			return value_fail(error, "\"%s\" is not a legacy mailbox NET/PO/MAILBOX", s);
+		out->text = addr_format(&a);
+		return TRUE;
+	}
 	case T_CODEPAGE:
 		if (strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 		    "0123456789-_.:") != strlen(s) || !cp_supported(s))
@@ -1226,6 +1248,7 @@ check_values(Parser *P)
 	const Value *hi = sec_value(dl, CONFIG_DELIVERY_MAX_BACKOFF);
 	const Value *gw = sec_value(site, CONFIG_SITE_GATEWAY_PO);
 	const Value *sname = sec_value(site, CONFIG_SITE_NAME);
+	const Value *pm = sec_value(site, CONFIG_SITE_POSTMASTER);
 	GHashTable *seen;
 
 	if (site->line == 0)
@@ -1267,6 +1290,19 @@ check_values(Parser *P)
 				break;
 			}
 		}
+	}
+
+	if (usable(pm) && *pm->text) {
+		gboolean served = FALSE;
+		for (guint i = 0; i < cfg->postoffices->len && !served; i++) {
+			const char *name = ((Section *)cfg->postoffices->pdata[i])->name;
+			size_t n = strlen(name);
+			served = strncmp(pm->text, name, n) == 0 && pm->text[n] == '/';
+		}
+		if (!served)
+			diag(P, pm->line, CONFIG_ERROR_VALUE, "postmaster %s is not on a "
+			    "postoffice this site serves (a [postoffice NET/PO] group)",
+			    pm->text);
 	}
 
 	seen = g_hash_table_new(g_str_hash, g_str_equal);

@@ -81,6 +81,7 @@ site_close(Site *site)
 	if (site->peers)
 		g_array_unref(site->peers);
 	config_free(site->cfg);
+	g_free(site->postmaster);
 	g_free(site);
 }
 
@@ -130,6 +131,12 @@ site_open_bound(const char *config_file, SiteBind bind, gpointer data, GError **
 	site->ctx.peers = (const DirPeer *)(void *)site->peers->data;
 	site->ctx.n_peers = site->peers->len;
 	site->ctx.tombstone_lifetime = config_int(site->cfg, CONFIG_DIRECTORY_TOMBSTONE_LIFETIME);
+	if (*config_string(site->cfg, CONFIG_SITE_POSTMASTER))
+		site->postmaster = g_strdup(config_string(site->cfg, CONFIG_SITE_POSTMASTER));
+	else if (config_postoffice_count(site->cfg) > 0)
+		site->postmaster = g_strdup_printf("%s/POSTMASTER",
+		    config_postoffice(site->cfg, 0)->name);
+	site->ctx.postmaster = site->postmaster;
 	path = g_build_filename(state_dir, "directory.db", NULL);
 	site->dir = dir_open(path, error);
 	g_free(path);

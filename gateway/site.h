@@ -29,6 +29,8 @@ typedef struct {
 	DirStore *dir;          /* state_dir/directory.db */
 	GPtrArray *postoffices; /* char *: every [postoffice] and gateway_po */
 	GArray *peers;          /* DirPeer */
+	char *postmaster;       /* [site] postmaster, or POSTMASTER of the first
+	                         * [postoffice]; NULL when there is none */
 } Site;
 
 /* site_open - load config_file, drop privileges, open the directory */
