@@ -41,8 +41,8 @@ static const char *const po_b[] = { "CORP/B", NULL };
 static const DirPeer peers_a[] = { { "B", dom_b } };
 static const DirPeer peers_b[] = { { "A", dom_a } };
 #define LIFETIME (180 * 86400)
-static const DirContext ctx_a = { "A", dom_a, tpl_a, po_a, peers_a, 1, LIFETIME };
-static const DirContext ctx_b = { "B", dom_b, tpl_b, po_b, peers_b, 1, LIFETIME };
+static const DirContext ctx_a = { "A", dom_a, tpl_a, po_a, peers_a, 1, LIFETIME, NULL };
+static const DirContext ctx_b = { "B", dom_b, tpl_b, po_b, peers_b, 1, LIFETIME, NULL };
 
 /* ------------------------------------------------------------- helpers */
 
@@ -608,7 +608,7 @@ test_a_clash_between_origins_answers_with_the_effective_owner(void)
 static void
 test_deletions_and_renames_show_after_the_next_import(void)
 {
-	const DirContext short_a = { "A", dom_a, tpl_a, po_a, peers_a, 1, 100 };
+	const DirContext short_a = { "A", dom_a, tpl_a, po_a, peers_a, 1, 100, NULL };
 	DirStore *a = store("m6");
 	DirBrief b;
 	guint64 g;

@@ -41,10 +41,10 @@ static const char *const po_c[] = { "CORP/C", NULL };
 static const DirPeer peers_a[] = { { "B", dom_b } };
 static const DirPeer peers_b[] = { { "A", dom_a } };
 static const DirPeer peers_c[] = { { "A", dom_a } };
-static const DirContext ctx_a = { "A", dom_a, tpl_a, po_a, peers_a, 1, 86400 };
-static const DirContext ctx_a_old = { "A", dom_a, tpl_a, po_a_old, peers_a, 1, 86400 };
-static const DirContext ctx_b = { "B", dom_b, tpl_b, po_b, peers_b, 1, 86400 };
-static const DirContext ctx_c = { "C", dom_c, tpl_c, po_c, peers_c, 1, 86400 };
+static const DirContext ctx_a = { "A", dom_a, tpl_a, po_a, peers_a, 1, 86400, NULL };
+static const DirContext ctx_a_old = { "A", dom_a, tpl_a, po_a_old, peers_a, 1, 86400, NULL };
+static const DirContext ctx_b = { "B", dom_b, tpl_b, po_b, peers_b, 1, 86400, NULL };
+static const DirContext ctx_c = { "C", dom_c, tpl_c, po_c, peers_c, 1, 86400, NULL };
 
 /* The two (three) sites, built once per test. */
 static DirStore *site_a, *site_b;
@@ -290,7 +290,7 @@ static void
 test_list_leaf_without_a_usable_proxy_is_its_legacy_address(void)
 {
 	static const char *const none[] = { NULL };
-	const DirContext bare = { "A", dom_a, none, po_a, peers_a, 1, 86400 };
+	const DirContext bare = { "A", dom_a, none, po_a, peers_a, 1, 86400, NULL };
 	DirStore *d = store("bare");
 	DirEntry *l;
 

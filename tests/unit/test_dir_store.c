@@ -49,12 +49,12 @@ static const DirPeer peers_b[] = { { "A", dom_a }, { "C", dom_c } };
 static const DirPeer peers_c[] = { { "A", dom_a }, { "B", dom_b } };
 
 #define LIFETIME (180 * 86400)
-static const DirContext ctx_a = { "A", dom_a, tpl_a, po_a, peers_a, 2, LIFETIME };
-static const DirContext ctx_b = { "B", dom_b, tpl_b, po_b, peers_b, 2, LIFETIME };
+static const DirContext ctx_a = { "A", dom_a, tpl_a, po_a, peers_a, 2, LIFETIME, NULL };
+static const DirContext ctx_b = { "B", dom_b, tpl_b, po_b, peers_b, 2, LIFETIME, NULL };
 static const DirContext ctx_b_takeover = { "B", dom_b, tpl_b, po_b_takeover, peers_b, 2,
-	LIFETIME };
-static const DirContext ctx_c = { "C", dom_c, tpl_c, po_c, peers_c, 2, LIFETIME };
-static const DirContext ctx_o = { "O", NULL, NULL, po_o, NULL, 0, LIFETIME };
+	LIFETIME, NULL };
+static const DirContext ctx_c = { "C", dom_c, tpl_c, po_c, peers_c, 2, LIFETIME, NULL };
+static const DirContext ctx_o = { "O", NULL, NULL, po_o, NULL, 0, LIFETIME, NULL };
 
 /* ------------------------------------------------------------- helpers */
 
@@ -526,7 +526,7 @@ test_proxies_come_from_the_templates(void)
 {
 	static const char *const tpl[] = { "smtp:%m.%p@%n.example", "SMTP:%m@company.com",
 		"smtp:100%%-%m@company.com", "SMTP:%m@second.com", NULL };
-	const DirContext ctx = { "A", dom_a, tpl, po_a, NULL, 0, LIFETIME };
+	const DirContext ctx = { "A", dom_a, tpl, po_a, NULL, 0, LIFETIME, NULL };
 	DirStore *d = store("tpl");
 
 	IMPORT_OK(d, &ctx, po_doc("CORP/GWA", mbx("CORP/GWA/JOHN_DOE", "John"),
@@ -551,7 +551,7 @@ test_proxies_come_from_the_templates(void)
 	/* No templates: an entry would have no address; refused (SPEC 1:
 	 * exactly one primary), unless the export lists its proxies. */
 	{
-		const DirContext none = { "A", dom_a, NULL, po_a, NULL, 0, LIFETIME };
+		const DirContext none = { "A", dom_a, NULL, po_a, NULL, 0, LIFETIME, NULL };
 		DirStore *d2 = store("notpl");
 		IMPORT_REFUSED(d2, &none, po_doc("CORP/A", mbx("CORP/A/X", "X"), NULL),
 		    DIR_ERROR_INVALID, "CORP/A/X", "no primary", "proxy_templates");
@@ -568,7 +568,7 @@ test_template_change_applies_on_next_import_and_is_reported(void)
 {
 	static const char *const tpl2[] = { "SMTP:%m@new.com", "smtp:%m@company.com",
 		"smtp:%m.%p@%n.example", NULL };
-	const DirContext ctx2 = { "A", dom_a, tpl2, po_a, NULL, 0, LIFETIME };
+	const DirContext ctx2 = { "A", dom_a, tpl2, po_a, NULL, 0, LIFETIME, NULL };
 	DirStore *d = store("tplchange");
 	DirImportStats st;
 	char *idx = NULL;
@@ -656,7 +656,7 @@ test_proxy_clash_inside_an_import_is_refused_naming_both(void)
 	{
 		static const char *const tpl3[] = { "SMTP:%m@company.com",
 			"smtp:jsmith@%m.company.com", NULL };
-		const DirContext c3 = { "A", dom_a, tpl3, po_a, NULL, 0, LIFETIME };
+		const DirContext c3 = { "A", dom_a, tpl3, po_a, NULL, 0, LIFETIME, NULL };
 		IMPORT_REFUSED(d, &c3, po_doc("CORP/A", mbx("CORP/A/JSMITH", "John Smith"),
 		    mbx("CORP/A/K", "K"), prox(mbx("CORP/A/Q", "Q"),
 		    "SMTP:jsmith@k.company.com", NULL), NULL), DIR_ERROR_CLASH,
@@ -770,7 +770,7 @@ test_documents_breaking_rules_are_refused_whole(void)
 	IMPORT_REFUSED(d, &ctx_a, doc, DIR_ERROR_INVALID, "exactly one primary");
 	/* A directory belongs to one site. */
 	{
-		const DirContext other = { "A-renamed", dom_a, tpl_a, po_a, NULL, 0, LIFETIME };
+		const DirContext other = { "A-renamed", dom_a, tpl_a, po_a, NULL, 0, LIFETIME, NULL };
 		IMPORT_REFUSED(d, &other, po_doc("CORP/A", mbx("CORP/A/X", "X"), NULL),
 		    DIR_ERROR_INVALID, "belongs to site A");
 	}
@@ -1088,8 +1088,8 @@ test_replication_is_idempotent_and_order_tolerant(void)
 static void
 test_tombstones_are_purged_and_never_resurrected(void)
 {
-	const DirContext short_a = { "A", dom_a, tpl_a, po_a, NULL, 0, 100 };
-	const DirContext short_o = { "O", NULL, NULL, po_o, NULL, 0, 100 };
+	const DirContext short_a = { "A", dom_a, tpl_a, po_a, NULL, 0, 100, NULL };
+	const DirContext short_o = { "O", NULL, NULL, po_o, NULL, 0, 100, NULL };
 	DirStore *a = store("ta"), *o = store("to");
 	DirImportStats st;
 	SyncDoc *old, *doc;
