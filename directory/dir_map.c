@@ -90,13 +90,31 @@ wr16(guint8 *p, guint16 v)
 	memcpy(p, &v, sizeof v);
 }
 
+/* A byte of a key as keys compare: ASCII letters in lower case. */
+static inline guint8
+fold(char c)
+{
+	return c >= 'A' && c <= 'Z' ? (guint8)(c + ('a' - 'A')) : (guint8)c;
+}
+
+/* Whether two keys of len bytes are the same key (dir_store.h: the local
+ * part compares without case too). */
+static gboolean
+key_same(const char *a, const char *b, gsize len)
+{
+	for (gsize i = 0; i < len; i++)
+		if (fold(a[i]) != fold(b[i]))
+			return FALSE;
+	return TRUE;
+}
+
 guint64
 dir_map_hash(const char *key, gsize len)
 {
 	guint64 h = G_GUINT64_CONSTANT(0xcbf29ce484222325);
 
 	for (gsize i = 0; i < len; i++) {
-		h ^= (guint8)key[i];
+		h ^= fold(key[i]);
 		h *= G_GUINT64_CONSTANT(0x100000001b3);
 	}
 	/* fmix64: every input bit moves every output bit, so both the home
@@ -351,7 +369,7 @@ find(const DirMap *m, const char *key, gsize len, Record *r)
 			continue;
 		if (!record_at(m, off - 1, r))
 			return DIR_MAP_CORRUPT;
-		if (r->len[0] == len && memcmp(r->s[0], key, len) == 0)
+		if (r->len[0] == len && key_same(r->s[0], key, len))
 			return DIR_MAP_FOUND;
 	}
 	return DIR_MAP_NONE;

@@ -11,11 +11,12 @@
  * (they stay SQLite lookups); durability (a map is a cache: no fsync; the
  * database is the truth, and a lost map is rebuilt by the next import).
  *
- * Format, version 1.  Integers little-endian, at any alignment; strings are
+ * Format, version 2 (version 1 hashed and compared keys with their case).
+ * Integers little-endian, at any alignment; strings are
  * bytes with a length, no terminator.
  *   header, DIR_MAP_HEADER_SIZE (96) bytes:
  *      0  magic "PGDIRMAP"
- *      8  u32 format version (1)          12  u32 header size (96)
+ *      8  u32 format version (2)          12  u32 header size (96)
  *     16  u64 generation: the database's meta generation the map was built from
  *     24  char[16] incarnation: the database's meta incarnation, NUL-padded
  *     40  u64 keys: the records in the file
@@ -35,8 +36,11 @@
  *   slot table: N u64 slots.  0 is an empty slot; else bits 24..63 hold the
  *     record's offset from the records offset, plus 1, and bits 0..23 the
  *     low 24 bits of the key's hash.
- * Hash: FNV-1a 64 over the key's bytes, finished with MurmurHash3's fmix64
- * (seedless, so every process computes the same).  A key's home slot is
+ * Keys compare as the directory's do (dir_store.h): without case, the
+ * local part included (ASCII letters; a record holds its key as the
+ * builder gave it).  Hash: FNV-1a 64 over the key's bytes, ASCII letters
+ * taken in lower case, finished with MurmurHash3's fmix64 (seedless, so
+ * every process computes the same).  A key's home slot is
  * ((hash >> 32) * H) >> 32, which grows with the hash; the builder places
  * keys in order of hash, each in its home slot or the first free slot after
  * it (linear probing without wrap-around: the table runs past H as far as
@@ -62,7 +66,7 @@ typedef enum {
 	DIR_MAP_ERROR_LIMIT,     /* a record or the map would exceed a limit */
 } DirMapError;
 
-#define DIR_MAP_VERSION      1u
+#define DIR_MAP_VERSION      2u
 #define DIR_MAP_HEADER_SIZE  96u
 #define DIR_MAP_STRING_MAX   65535u        /* one string of a record */
 #define DIR_MAP_KEYS_MAX     0x7fffffffu   /* keys of one map (H < 2^32) */
@@ -89,8 +93,8 @@ guint64 dir_map_generation(const DirMap *m);
 const char *dir_map_incarnation(const DirMap *m);
 /* dir_map_keys - how many keys the map holds */
 guint64 dir_map_keys(const DirMap *m);
-/* dir_map_lookup - dir_brief's answer for an SMTP key of len bytes; out is
- * written only when DIR_MAP_FOUND */
+/* dir_map_lookup - dir_brief's answer for an SMTP key of len bytes, in any
+ * case; out is written only when DIR_MAP_FOUND */
 DirMapResult dir_map_lookup(const DirMap *m, const char *key, gsize len, DirBrief *out);
 /* dir_map_check - walk every slot: each names a record within the file that
  * its own key finds; FALSE and DIR_MAP_ERROR_CORRUPT at the first that does not */
@@ -104,7 +108,9 @@ gboolean dir_map_peek(const char *path, guint64 *generation, char incarnation[17
 
 /* One key and what dir_brief answers for it; strings NUL-terminated. */
 typedef struct {
-	const char *key;         /* local@domain, as the proxies table holds it */
+	const char *key;         /* local@domain, as the proxies table holds it
+	                          * (lower case); keys differing only in case
+	                          * are one key */
 	gint64 rid;
 	int type;                /* DirType */
 	const char *legacy;
@@ -130,7 +136,7 @@ gboolean dir_map_writer_commit(DirMapWriter *w, guint64 generation,
 /* dir_map_writer_abort - remove path.tmp, unlock and free; NULL is fine */
 void dir_map_writer_abort(DirMapWriter *w);
 
-/* dir_map_hash - the 64-bit hash of a key: FNV-1a 64, then fmix64 */
+/* dir_map_hash - the 64-bit hash of a key: FNV-1a 64 of it in lower case, then fmix64 */
 guint64 dir_map_hash(const char *key, gsize len);
 /* dir_map_path - the map's path for a database path: .db replaced by .map
  * (else .map appended); g_free it */

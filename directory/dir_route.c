@@ -137,8 +137,8 @@ owns(DirStore *d, const DirBrief *b, const char *key, const char *proxy, gboolea
 	DirBrief owner;
 
 	*ok = TRUE;
-	if (key && strcmp(proxy + 5, key) == 0)
-		return TRUE;
+	if (key && g_ascii_strcasecmp(proxy + 5, key) == 0)
+		return TRUE;   /* the same proxy: local parts compare without case */
 	g_strlcpy(a.smtp, proxy + 5, sizeof a.smtp);
 	*ok = dir_brief(d, &a, &owner, &found, error);
 	return *ok && found && owner.rid == b->rid;
@@ -409,6 +409,66 @@ route_entry(DirStore *d, const DirContext *ctx, const DirBrief *b, const char *k
 	return r;
 }
 
+/* Whether address (trimmed, SMTP: prefix optional) is the postmaster of this
+ * site (RFC 5321 4.5.1): "postmaster" in any case, bare or at one of this
+ * site's domains.
+ * A linked site's postmaster is that site's, found as any other address. */
+static gboolean
+is_postmaster(const DirContext *ctx, const char *address)
+{
+	static const char pm[] = "postmaster";
+	const size_t n = sizeof pm - 1;
+	size_t len;
+
+	while (*address == ' ' || *address == '\t')
+		address++;
+	if (g_ascii_strncasecmp(address, "SMTP:", 5) == 0)
+		address += 5;
+	len = strlen(address);
+	while (len > 0 && (address[len - 1] == ' ' || address[len - 1] == '\t'))
+		len--;
+	if (len < n || g_ascii_strncasecmp(address, pm, n) != 0)
+		return FALSE;
+	if (len == n)
+		return TRUE;
+	if (address[n] != '@')
+		return FALSE;
+	for (const char *const *p = ctx->domains; p && *p; p++)
+		if (strlen(*p) == len - n - 1 &&
+		    g_ascii_strncasecmp(*p, address + n + 1, len - n - 1) == 0)
+			return TRUE;
+	return FALSE;
+}
+
+/* The postmaster's decision: [site] postmaster, whatever the directory holds
+ * (SPEC 2: always accepted, and goes there). */
+static DirRoute *
+route_postmaster(const DirContext *ctx)
+{
+	DirRoute *r = route_new(ROUTE_ERROR);
+	GError *e = NULL;
+	PgAddr a;
+
+	if (!ctx->postmaster || !*ctx->postmaster)
+		return route_error(r, "postmaster has no mailbox: set [site] postmaster to a "
+		    "legacy mailbox NET/PO/MAILBOX on a postoffice this site serves");
+	if (!addr_parse(ctx->postmaster, strlen(ctx->postmaster), &a, &e) ||
+	    a.kind != ADDR_KIND_LEGACY) {
+		route_error(r, "[site] postmaster %s is no legacy mailbox NET/PO/MAILBOX%s%s",
+		    ctx->postmaster, e ? ": " : "", e ? e->message : "");
+		g_clear_error(&e);
+		return r;
+	}
+	r->postoffice = g_strdup_printf("%s/%s", a.net, a.po);
+	r->legacy = addr_format(&a);
+	if (!po_served(ctx, r->postoffice, strlen(r->postoffice)))
+		return route_error(r, "[site] postmaster %s is at postoffice %s, which this site "
+		    "does not serve", r->legacy, r->postoffice);
+	r->kind = ROUTE_POSTOFFICE;
+	r->mailbox = g_strdup(a.mailbox);
+	return r;
+}
+
 DirRoute *
 dir_route(DirStore *d, const DirContext *ctx, const char *address, GError **error)
 {
@@ -417,6 +477,8 @@ dir_route(DirStore *d, const DirContext *ctx, const char *address, GError **erro
 	DirRoute *r;
 	PgAddr a;
 
+	if (address && is_postmaster(ctx, address))
+		return route_postmaster(ctx);
 	if (!dir_address_parse(address, &a, error))
 		return NULL;
 	if (a.kind == ADDR_KIND_SMTP && !domain_ours(ctx, domain_of(a.smtp))) {

@@ -12,6 +12,13 @@
  * Never: queues, delivery, or changes to the directory.
  *
  * Rules:
+ *  - postmaster (RFC 5321 4.5.1), in any case, bare or at one of this
+ *    site's domains: ROUTE_POSTOFFICE to ctx->postmaster ([site]
+ *    postmaster), whatever the directory holds; none set, or not on a
+ *    postoffice this site serves: ROUTE_ERROR saying so.
+ *  - Addresses compare without case, local part included (dir_store.h);
+ *    what goes out is the proxy as written.  A quoted local part is valid
+ *    syntax and reaches no entry: ROUTE_UNKNOWN in our domains.
  *  - An SMTP address whose domain is neither this site's nor a linked
  *    site's is external: ROUTE_SMTP with the address.
  *  - Otherwise the entry that effectively owns it as a proxy (dir_store.h);

@@ -1,10 +1,12 @@
 /* dir_store.c - the replicated address directory in SQLite (see dir_store.h).
  *
- * Tables (schema version 1):
+ * Tables (schema version 2):
  *   entries      one row per entry id: its current state, live or tombstone;
- *                proxies and members as sorted '\n'-joined text
+ *                proxies and members as sorted '\n'-joined text, as written
  *   proxies      (key, rid): one row per proxy a live entry claims; the key
- *                is local@domain with the domain lower case
+ *                is local@domain all in lower case (ASCII): every statement
+ *                that takes a key folds it with lower(?), SQLite's ASCII-only
+ *                one, as dir_proxy_key and the proxy map do
  *   vector       site -> highest USN of that origin this site has seen
  *   peer_vector  (peer, site) -> what the peer last reported it has seen
  *   meta         this site's name, its USN counter, the database's random
@@ -82,6 +84,19 @@ static const char *const migrations[] = {
 	"CREATE TABLE vector(site TEXT PRIMARY KEY, usn INTEGER NOT NULL) WITHOUT ROWID;"
 	"CREATE TABLE peer_vector(peer TEXT NOT NULL, site TEXT NOT NULL,"
 	"  usn INTEGER NOT NULL, PRIMARY KEY(peer, site)) WITHOUT ROWID;",
+	/* 1 -> 2: proxy keys compare the local part without case (issue 12),
+	 * so keys are lower case.  Two claims of one entry that differed only
+	 * in case become one, the primary's row (which carries the proxies)
+	 * kept.  The generation moves on: a proxy map of the old keys is stale. */
+	"CREATE TABLE proxies_v2(key TEXT NOT NULL, origin TEXT NOT NULL,"
+	"  usn INTEGER NOT NULL, rid INTEGER NOT NULL, type INTEGER NOT NULL,"
+	"  home_site TEXT NOT NULL, legacy TEXT NOT NULL, target TEXT, proxies TEXT,"
+	"  PRIMARY KEY(key, origin, usn, rid)) WITHOUT ROWID;"
+	"INSERT OR IGNORE INTO proxies_v2 SELECT lower(key), origin, usn, rid, type,"
+	"  home_site, legacy, target, proxies FROM proxies ORDER BY proxies IS NULL;"
+	"DROP TABLE proxies;"
+	"ALTER TABLE proxies_v2 RENAME TO proxies;"
+	"UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation';",
 };
 
 G_STATIC_ASSERT(G_N_ELEMENTS(migrations) == DIR_SCHEMA_VERSION);
@@ -108,16 +123,18 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_BY_LEGACY] = "SELECT " COLS " FROM entries e WHERE e.legacy = ?1 AND "
 	    "e.deleted = 0 ORDER BY e.origin, e.usn LIMIT 1",
 	[ST_OWNER] = "SELECT " COLS " FROM proxies p JOIN entries e ON e.rid = p.rid "
-	    "WHERE p.key = ?1 ORDER BY p.origin, p.usn, p.rid LIMIT 1",
+	    "WHERE p.key = lower(?1) ORDER BY p.origin, p.usn, p.rid LIMIT 1",
 	[ST_BRIEF_KEY] = "SELECT rid, type, legacy, home_site, target, proxies FROM "
-	    "proxies WHERE key = ?1 ORDER BY origin, usn, rid LIMIT 1",
+	    "proxies WHERE key = lower(?1) ORDER BY origin, usn, rid LIMIT 1",
 	[ST_BRIEF_LEGACY] = "SELECT rid, type, legacy, home_site, target, proxies FROM "
 	    "entries WHERE legacy = ?1 AND deleted = 0 ORDER BY origin, usn LIMIT 1",
-	[ST_CLAIMANTS] = "SELECT p.rid FROM proxies p WHERE p.key = ?1 AND p.rid != ?2",
-	[ST_PROXY_HAS] = "SELECT 1 FROM proxies WHERE key = ?1 AND rid = ?2",
+	[ST_CLAIMANTS] = "SELECT p.rid FROM proxies p WHERE p.key = lower(?1) AND "
+	    "p.rid != ?2",
+	[ST_PROXY_HAS] = "SELECT 1 FROM proxies WHERE key = lower(?1) AND rid = ?2",
 	[ST_PROXY_ADD] = "INSERT OR REPLACE INTO proxies(key, origin, usn, rid, type, "
-	    "home_site, legacy, target, proxies) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-	[ST_PROXY_DEL] = "DELETE FROM proxies WHERE key = ?1 AND rid = ?2",
+	    "home_site, legacy, target, proxies) VALUES (lower(?1), ?2, ?3, ?4, ?5, ?6, ?7, ?8, "
+	    "?9)",
+	[ST_PROXY_DEL] = "DELETE FROM proxies WHERE key = lower(?1) AND rid = ?2",
 	[ST_INSERT] = "INSERT INTO entries(id, type, legacy, home_site, name, target, "
 	    "proxies, members, deleted, origin, usn, version, changed) VALUES "
 	    "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
@@ -472,33 +489,23 @@ vector_load(DirStore *d, GHashTable *v, GError **error)
 
 /* ---------------------------------------------------------------- rules */
 
+/* The rules of dir_types.h, for NUL-terminated text that may be NULL. */
 static gboolean
 site_valid(const char *s)
 {
-	size_t n = s ? strlen(s) : 0;
-
-	return n > 0 && n <= DIR_SITE_MAX && strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-	    "abcdefghijklmnopqrstuvwxyz0123456789._-") == n;
+	return s && dir_check_site(s, strlen(s));
 }
 
 static gboolean
 id_valid(const char *s)
 {
-	size_t n = s ? strlen(s) : 0;
-
-	return n > 0 && n <= DIR_ID_MAX && strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-	    "abcdefghijklmnopqrstuvwxyz0123456789._:-") == n;
+	return s && dir_check_id(s, strlen(s));
 }
 
 static gboolean
 name_valid(const char *s)
 {
-	if (strlen(s) > DIR_NAME_MAX || !g_utf8_validate(s, -1, NULL))
-		return FALSE;
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++)
-		if (*p < 0x20 || *p == 0x7f)
-			return FALSE;
-	return TRUE;
+	return s && !dir_check_display(s, strlen(s));
 }
 
 static gboolean
@@ -538,10 +545,10 @@ dir_proxy_key(const char *address, GError **error)
 	if (smtp_prefixed(address)) {
 		if (!addr_parse(address, strlen(address), &a, &e))
 			goto fail;
-		return g_strdup(a.smtp);
+		return g_ascii_strdown(a.smtp, -1);
 	}
 	if (addr_parse_smtp(address, strlen(address), out, &e))
-		return g_strdup(out);
+		return g_ascii_strdown(out, -1);
 fail:
 	g_set_error_literal(error, DIR_ERROR, DIR_ERROR_INVALID, e->message);
 	g_error_free(e);
@@ -592,7 +599,7 @@ proxies_norm(const char *who, GPtrArray *p, GError **error)
 	if (p->len > DIR_MAX_PROXIES)
 		return invalid(error, who, "%u proxies, at most %u are allowed", p->len,
 		    DIR_MAX_PROXIES);
-	keys = g_hash_table_new(g_str_hash, g_str_equal);
+	keys = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
 	for (guint i = 0; ok && i < p->len; i++) {
 		char *canon = NULL;
 
@@ -601,8 +608,9 @@ proxies_norm(const char *who, GPtrArray *p, GError **error)
 			break;
 		g_free(p->pdata[i]);
 		p->pdata[i] = canon;
-		if (!g_hash_table_add(keys, canon + 5))
-			ok = invalid(error, who, "proxy %s is listed twice", canon + 5);
+		if (!g_hash_table_add(keys, g_ascii_strdown(canon + 5, -1)))
+			ok = invalid(error, who, "proxy %s is listed twice (local parts "
+			    "compare without case)", canon + 5);
 		primaries += is_primary(canon);
 	}
 	g_hash_table_destroy(keys);
@@ -853,6 +861,10 @@ migrate(DirStore *d, GError **error)
 	if (version > 0)
 		pg_info(NULL, "directory: %s migrated from schema version %d to %d", d->path,
 		    version, DIR_SCHEMA_VERSION);
+	/* Schema 2 changed the proxy keys: a map of the old ones is rebuilt now,
+	 * not at the next import. */
+	if (version > 0 && version < 2)
+		pmap_after_import(d, TRUE);
 	return TRUE;
 fail:
 	sqlite3_exec(d->db, "ROLLBACK", NULL, NULL, NULL);
@@ -987,11 +999,13 @@ proxy_add(DirStore *d, const char *key, const DirEntry *e, gint64 rid, const cha
 	return run(d, st, error, "write a proxy");
 }
 
+/* Whether one of proxies has the key of key (the same address, the local
+ * part compared without case). */
 static gboolean
 has_key(const GPtrArray *proxies, const char *key)
 {
 	for (guint i = 0; i < proxies->len; i++)
-		if (strcmp((const char *)proxies->pdata[i] + 5, key) == 0)
+		if (g_ascii_strcasecmp((const char *)proxies->pdata[i] + 5, key) == 0)
 			return TRUE;
 	return FALSE;
 }
@@ -1087,7 +1101,7 @@ ctx_check(DirStore *d, const DirContext *ctx, GError **error)
 
 	if (!ctx || !site_valid(ctx->site))
 		return invalid(error, NULL, "this site's name \"%s\" is not a site name "
-		    "(1-%u of A-Z a-z 0-9 . _ -)", ctx && ctx->site ? ctx->site : "",
+		    "(1-%u of A-Z a-z 0-9 _ -)", ctx && ctx->site ? ctx->site : "",
 		    DIR_SITE_MAX);
 	site = meta_get(d, "site", &ok, error);
 	if (ok && site && strcmp(site, ctx->site) != 0)
@@ -2358,7 +2372,8 @@ dir_address_parse(const char *address, PgAddr *out, GError **error)
 	if (!smtp_prefixed(address) && strchr(address, '@')) {
 		memset(out, 0, sizeof *out);
 		out->kind = ADDR_KIND_SMTP;
-		ok = addr_parse_smtp(address, strlen(address), out->smtp, &e);
+		/* A quoted local part is valid syntax; no proxy has one. */
+		ok = addr_parse_smtp_quoted(address, strlen(address), out->smtp, &e);
 	} else {
 		ok = addr_parse(address, strlen(address), out, &e);
 	}

@@ -14,8 +14,11 @@
  * Rules (docs/sync-format.md has the user's view):
  *  - Every live entry has exactly one primary (SMTP:) proxy (SPEC 1); an
  *    import that would store one without is refused.
- *  - Proxies are compared with the domain case-insensitive and the local
- *    part as given (key: local@domain, domain lower case).  A proxy is
+ *  - Proxies are compared without case, local part included, as Postfix's
+ *    lookups do (key: local@domain all in ASCII lower case, dir_proxy_key);
+ *    they are kept as written, for display and for what goes out.  Two
+ *    proxies that differ only in case are the same proxy: within an entry
+ *    it is listed twice, between entries a clash like any other.  A proxy is
  *    claimed by every live entry that lists it; its effective owner is the
  *    claimant whose current state has the lowest (origin site, USN) (byte
  *    order of the site name, then the number).  That is a pure function of
@@ -88,7 +91,7 @@ typedef enum {
 } DirError;
 
 /* The schema version this code creates and understands. */
-#define DIR_SCHEMA_VERSION 1
+#define DIR_SCHEMA_VERSION 2
 
 /* A peer site: [site-link NAME] domains = ... */
 typedef struct {
@@ -174,7 +177,8 @@ SyncDoc *dir_export_each(DirStore *d, const DirContext *ctx, SyncKind kind,
 /* dir_lookup - the entry an address reaches (SMTP with or without SMTP:, or legacy) */
 DirEntry *dir_lookup(DirStore *d, const char *address, GError **error);
 /* dir_address_parse - an address as lookups take it: local@domain (SMTP:/smtp:
- * prefix optional) or NET/PO/MAILBOX; DIR_ERROR_INVALID when bad */
+ * prefix optional; without one, a quoted local part is taken too, and finds
+ * nothing) or NET/PO/MAILBOX; DIR_ERROR_INVALID when bad */
 gboolean dir_address_parse(const char *address, PgAddr *out, GError **error);
 /* dir_lookup_addr - dir_lookup of an address already parsed */
 DirEntry *dir_lookup_addr(DirStore *d, const PgAddr *a, GError **error);
@@ -241,8 +245,8 @@ void dir_map_defer(DirStore *d, gboolean defer);
  * an import.  Errors: DIR_ERROR_IO (the database), DIR_MAP_ERROR (the file) */
 gboolean dir_rebuild_map(DirStore *d, gboolean force, GError **error);
 
-/* dir_proxy_key - the comparison key of an SMTP address: local@domain, domain
- * lower case; accepts SMTP:/smtp: prefixes; NULL and error when invalid */
+/* dir_proxy_key - the comparison key of an SMTP address: local@domain all in
+ * (ASCII) lower case; accepts SMTP:/smtp: prefixes; NULL and error when invalid */
 char *dir_proxy_key(const char *address, GError **error);
 /* dir_set_now - tests: pin the clock at now (seconds); 0 for the real clock */
 void dir_set_now(DirStore *d, gint64 now);

@@ -82,6 +82,46 @@ dir_primary(const DirEntry *e)
 	return NULL;
 }
 
+gboolean
+dir_check_id(const char *text, size_t len)
+{
+	if (len == 0 || len > DIR_ID_MAX)
+		return FALSE;
+	for (size_t i = 0; i < len; i++)
+		if (!g_ascii_isalnum(text[i]) && (text[i] == '\0' || !strchr("._:-", text[i])))
+			return FALSE;
+	return TRUE;
+}
+
+gboolean
+dir_check_site(const char *text, size_t len)
+{
+	if (len == 0 || len > DIR_SITE_MAX)
+		return FALSE;
+	for (size_t i = 0; i < len; i++)
+		if (!g_ascii_isalnum(text[i]) && text[i] != '_' && text[i] != '-')
+			return FALSE;
+	return TRUE;
+}
+
+const char *
+dir_check_display(const char *text, size_t len)
+{
+	const char *p = text, *end = text + len;
+
+	if (len > DIR_NAME_MAX)
+		return "the display name is longer than 255 bytes";
+	if (!g_utf8_validate_len(text, len, NULL))
+		return "the display name is not UTF-8";
+	while (p < end) {
+		gunichar c = g_utf8_get_char(p);
+		if (c < 0x20 || (c >= 0x7f && c <= 0x9f))
+			return "the display name holds a control character";
+		p = g_utf8_next_char(p);
+	}
+	return NULL;
+}
+
 SyncDoc *
 sync_doc_new(SyncKind kind)
 {

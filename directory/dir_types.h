@@ -3,7 +3,8 @@
  * Owns: the model every directory module shares (docs/sync-format.md):
  * an entry (mailbox, custom recipient, distribution list) with its immutable
  * id, legacy address, display name, proxy addresses and replication stamp;
- * a sync document (one of the sync file kinds) as a list of entries.
+ * a sync document (one of the sync file kinds) as a list of entries; the
+ * one set of rules for ids, site names and display names.
  * Never: storage (dir_store.h), XML (sync_xml.h) or routing (dir_route.h).
  */
 #ifndef PG_DIR_TYPES_H
@@ -70,6 +71,15 @@ const char *dir_type_name(DirType type);
 gboolean dir_type_parse(const char *name, DirType *out);
 /* dir_primary - the primary (SMTP:) proxy of an entry, or NULL */
 const char *dir_primary(const DirEntry *e);
+/* The rules for a directory's names, the same wherever a name enters (a
+ * sync file, the store, the configuration's site): */
+/* dir_check_id - whether text is an entry id (1-64 of A-Z a-z 0-9 . _ : -) */
+gboolean dir_check_id(const char *text, size_t len);
+/* dir_check_site - whether text is a site name (1-32 of A-Z a-z 0-9 _ -) */
+gboolean dir_check_site(const char *text, size_t len);
+/* dir_check_display - why text is not a display name (UTF-8, at most
+ * DIR_NAME_MAX bytes, no C0 or C1 control character nor DEL), or NULL */
+const char *dir_check_display(const char *text, size_t len);
 /* sync_doc_new - an empty document of a kind */
 SyncDoc *sync_doc_new(SyncKind kind);
 /* sync_doc_free - free a document and its entries */

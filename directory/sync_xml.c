@@ -150,46 +150,6 @@ shown(const char *text, size_t len)
 	return g_string_free(s, FALSE);
 }
 
-gboolean
-sync_check_id(const char *text, size_t len)
-{
-	if (len == 0 || len > DIR_ID_MAX)
-		return FALSE;
-	for (size_t i = 0; i < len; i++)
-		if (!g_ascii_isalnum(text[i]) && (text[i] == '\0' || !strchr("._:-", text[i])))
-			return FALSE;
-	return TRUE;
-}
-
-gboolean
-sync_check_site(const char *text, size_t len)
-{
-	if (len == 0 || len > DIR_SITE_MAX)
-		return FALSE;
-	for (size_t i = 0; i < len; i++)
-		if (!g_ascii_isalnum(text[i]) && text[i] != '_' && text[i] != '-')
-			return FALSE;
-	return TRUE;
-}
-
-const char *
-sync_check_display(const char *text, size_t len)
-{
-	const char *p = text, *end = text + len;
-
-	if (len > DIR_NAME_MAX)
-		return "the display name is longer than 255 bytes";
-	if (!g_utf8_validate_len(text, len, NULL))
-		return "the display name is not UTF-8";
-	while (p < end) {
-		gunichar c = g_utf8_get_char(p);
-		if (c < 0x20 || (c >= 0x7f && c <= 0x9f))
-			return "the display name holds a control character";
-		p = g_utf8_next_char(p);
-	}
-	return NULL;
-}
-
 /* A decimal number without sign or leading zero, at least min, at most
  * G_MAXINT64 (so that SQLite stores it). */
 static gboolean
@@ -677,7 +637,7 @@ bad_value(Reader *r, guint line, Elem el, Attr a, const char *rule)
 static gboolean
 get_site(Reader *r, guint line, Elem el, Attr a, char **out)
 {
-	if (!sync_check_site(attr(r, a), r->alen[a])) {
+	if (!dir_check_site(attr(r, a), r->alen[a])) {
 		bad_value(r, line, el, a, "a site name (1-32 of A-Z a-z 0-9 _ -)");
 		return FALSE;
 	}
@@ -718,7 +678,7 @@ get_display(Reader *r, guint line, Elem el, char **out)
 		*out = g_strdup("");
 		return TRUE;
 	}
-	if ((why = sync_check_display(attr(r, AT_DISPLAY), r->alen[AT_DISPLAY]))) {
+	if ((why = dir_check_display(attr(r, AT_DISPLAY), r->alen[AT_DISPLAY]))) {
 		bad_attr(r, line, el, AT_DISPLAY, why);
 		return FALSE;
 	}
@@ -970,7 +930,7 @@ start_full_entry(Reader *r, Elem el, guint line)
 
 	if (!count_entry(r, line))
 		return;
-	if (!sync_check_id(attr(r, AT_ID), r->alen[AT_ID])) {
+	if (!dir_check_id(attr(r, AT_ID), r->alen[AT_ID])) {
 		bad_value(r, line, el, AT_ID, "an id (1-64 of A-Z a-z 0-9 . _ : -)");
 		return;
 	}
@@ -1660,7 +1620,7 @@ wlegacy(Writer *w, guint n, const DirEntry *e, const char *text)
 static gboolean
 wdisplay(Writer *w, guint n, const DirEntry *e)
 {
-	const char *why = e->name ? sync_check_display(e->name, strlen(e->name)) : NULL;
+	const char *why = e->name ? dir_check_display(e->name, strlen(e->name)) : NULL;
 
 	if (why)
 		wfail(w, n, e, SYNC_ERROR_SCHEMA, "%s", why);
@@ -1670,7 +1630,7 @@ wdisplay(Writer *w, guint n, const DirEntry *e)
 static gboolean
 wsite(Writer *w, guint n, const DirEntry *e, const char *what, const char *site)
 {
-	if (!site || !sync_check_site(site, strlen(site))) {
+	if (!site || !dir_check_site(site, strlen(site))) {
 		char *q = site ? shown(site, strlen(site)) : g_strdup("none");
 		wfail(w, n, e, SYNC_ERROR_SCHEMA, "%s %s is not a site name", what, q);
 		g_free(q);
@@ -1856,7 +1816,7 @@ write_full_entry(Writer *w, guint n, const DirEntry *e)
 	char *legacy = NULL, *target = NULL;
 	GPtrArray *proxies = NULL, *members = NULL;
 
-	if (!e->id || !sync_check_id(e->id, strlen(e->id))) {
+	if (!e->id || !dir_check_id(e->id, strlen(e->id))) {
 		wfail(w, n, e, SYNC_ERROR_SCHEMA, "no id, or not 1-64 of A-Z a-z 0-9 . _ : -");
 		return;
 	}
@@ -1933,7 +1893,7 @@ write_vector(Writer *w)
 		    SYNC_MAX_SITES);
 	for (GList *l = sites; l && !w->error; l = l->next) {
 		const guint64 *usn = g_hash_table_lookup(w->doc->vector, l->data);
-		if (!sync_check_site(l->data, strlen(l->data)) || !usn ||
+		if (!dir_check_site(l->data, strlen(l->data)) || !usn ||
 		    *usn > (guint64)G_MAXINT64) {
 			char *q = shown(l->data, strlen(l->data));
 			wfail(w, 0, NULL, SYNC_ERROR_SCHEMA, "vector: %s is not a site name with a "
@@ -1982,8 +1942,8 @@ write_header(Writer *w)
 		w->po = g_strdup_printf("%s/%s", net, po);
 		put_attr(out, "postoffice", w->po);
 	} else if (doc->kind == SYNC_REPLICATION) {
-		if (!doc->from_site || !sync_check_site(doc->from_site, strlen(doc->from_site)) ||
-		    !doc->for_site || !sync_check_site(doc->for_site, strlen(doc->for_site)) ||
+		if (!doc->from_site || !dir_check_site(doc->from_site, strlen(doc->from_site)) ||
+		    !doc->for_site || !dir_check_site(doc->for_site, strlen(doc->for_site)) ||
 		    strcmp(doc->from_site, doc->for_site) == 0) {
 			wfail(w, 0, NULL, SYNC_ERROR_SCHEMA, "from and for must be two site names");
 			return;

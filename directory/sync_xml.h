@@ -74,12 +74,6 @@ gboolean sync_write_file(const SyncDoc *doc, const char *path, GError **error);
 gboolean sync_doc_equal(const SyncDoc *a, const SyncDoc *b);
 /* sync_entry_equal - whether two entries are equal field by field, stamps included */
 gboolean sync_entry_equal(const DirEntry *a, const DirEntry *b);
-/* sync_check_id - whether text is an entry id (1-64 of A-Z a-z 0-9 . _ : -) */
-gboolean sync_check_id(const char *text, size_t len);
-/* sync_check_site - whether text is a site name (1-32 of A-Z a-z 0-9 _ -) */
-gboolean sync_check_site(const char *text, size_t len);
-/* sync_check_display - why text is not a display name, or NULL when it is one */
-const char *sync_check_display(const char *text, size_t len);
 
 /* sync_set_limits_for_tests - lower the file size and entry limits (0: the
  * defaults above); process-wide, for tests only */

@@ -2,8 +2,10 @@
  *
  * Owns: the recipient check of SPEC 2 (Inbound) and issue 5: a mailbox or
  * list found by the directory route in this site's or a linked site's
- * domains is accepted; another domain only from a relay client; unknown
- * addresses in our domains, and custom recipients' own proxies, are
+ * domains (postmaster included: dir_route sends it to [site] postmaster;
+ * local parts in any case) is accepted; another domain only from a relay
+ * client; unknown addresses in our domains (a quoted local part too:
+ * valid syntax, nobody's), and custom recipients' own proxies, are
  * refused; a directory failure is temporary.  And the Received: header
  * field the gateway adds (RFC 5321 4.4), with an RFC 5322 date that no
  * locale changes.

@@ -209,15 +209,29 @@ print_entry(const DirEntry *e)
 		    e->origin, e->usn, e->version);
 }
 
+/* An address argument as `submit` takes one too: bare or in angle brackets. */
+static char *
+address_arg(const char *arg)
+{
+	size_t len = strlen(arg);
+
+	if (len >= 2 && arg[0] == '<' && arg[len - 1] == '>')
+		return g_strndup(arg + 1, len - 2);
+	return g_strdup(arg);
+}
+
 static int
 cmd_lookup(Site *site, int argc, char **argv)
 {
 	GError *e = NULL;
 	DirEntry *entry;
+	char *address;
 
 	if (argc != 2)
 		return usage("lookup needs ADDRESS");
-	entry = dir_lookup(site->dir, argv[1], &e);
+	address = address_arg(argv[1]);
+	entry = dir_lookup(site->dir, address, &e);
+	g_free(address);
 	if (!entry && e)
 		return fail(e, data_code(e));
 	if (!entry) {
@@ -234,12 +248,14 @@ cmd_route(Site *site, int argc, char **argv)
 {
 	GError *e = NULL;
 	DirRoute *r;
-	char *line;
+	char *line, *address;
 	int rc = EX_OK;
 
 	if (argc != 2)
 		return usage("route needs ADDRESS");
-	r = dir_route(site->dir, &site->ctx, argv[1], &e);
+	address = address_arg(argv[1]);
+	r = dir_route(site->dir, &site->ctx, address, &e);
+	g_free(address);
 	if (!r)
 		return fail(e, data_code(e));
 	line = dir_route_format(r);

@@ -281,48 +281,6 @@ route_len(Slice s)
 	}
 }
 
-/* A Quoted-string local part (RFC 5321 4.1.2: qtextSMTP, quoted-pairSMTP) at
- * the start of s; its length with the quotes, or 0 when it is malformed. */
-static size_t
-quoted_len(Slice s)
-{
-	for (size_t i = 1; i < s.n; i++) {
-		char c = s.p[i];
-		if (c == '"')
-			return i + 1;
-		if (c == '\\') {
-			if (++i >= s.n || s.p[i] < ' ' || s.p[i] > '~')
-				return 0;
-		} else if (c < ' ' || c > '~') {
-			return 0;
-		}
-	}
-	return 0;
-}
-
-/* local@domain with a quoted local part: the domain as addr_parse_smtp wants
- * it, the local part kept as written (quotes and backslashes included). */
-static char *
-quoted_mailbox(Slice mb)
-{
-	size_t qlen = quoted_len(mb);
-	char probe[ADDR_SMTP_MAX + 3], norm[ADDR_SMTP_MAX + 1];
-	Slice dom;
-
-	if (qlen == 0 || qlen > ADDR_SMTP_LOCAL_MAX || qlen >= mb.n || mb.p[qlen] != '@')
-		return NULL;
-	dom = (Slice){ mb.p + qlen + 1, mb.n - qlen - 1 };
-	if (mb.n > ADDR_SMTP_MAX || dom.n > ADDR_SMTP_DOMAIN_MAX)
-		return NULL;
-	/* Let address.c judge the domain: "x@domain" has the same domain rules. */
-	probe[0] = 'x';
-	probe[1] = '@';
-	memcpy(probe + 2, dom.p, dom.n);
-	if (dom.n == 0 || dom.p[0] == ' ' || !addr_parse_smtp(probe, dom.n + 2, norm, NULL))
-		return NULL;
-	return g_strdup_printf("%.*s@%s", (int)qlen, mb.p, norm + 2);
-}
-
 /* "<path>" at the start of s (RFC 5321 4.1.2 Reverse-path / Forward-path);
  * *used is its length with the brackets. */
 static PathResult
@@ -363,11 +321,8 @@ parse_path(Slice s, gboolean rcpt, SmtpCmd *out, size_t *used)
 		out->path = g_strdup("postmaster");
 		return PATH_OK;
 	}
-	if (mb.n > 0 && mb.p[0] == '"') {
-		out->path = quoted_mailbox(mb);
-		return out->path ? PATH_OK : PATH_ADDRESS;
-	}
-	if (mb.n == 0 || mb.p[0] == ' ' || !addr_parse_smtp(mb.p, mb.n, norm, NULL))
+	/* A quoted local part is kept as written (address.h). */
+	if (mb.n == 0 || mb.p[0] == ' ' || !addr_parse_smtp_quoted(mb.p, mb.n, norm, NULL))
 		return PATH_ADDRESS;
 	out->path = g_strdup(norm);
 	return PATH_OK;

@@ -16,9 +16,13 @@
 #include "smtpd.h"
 #include "submit.h"
 
-/* An address as an MTA hands it over: bare or in angle brackets. */
+/* An address as an MTA hands it over: bare or in angle brackets, its local
+ * part quoted or not.  For a recipient (domain: this site's first domain),
+ * bare postmaster in any case is postmaster@domain, as in the listener
+ * (RFC 5321 4.5.1). */
 static gboolean
-parse_address(const char *text, gboolean null_ok, char out[ADDR_SMTP_MAX + 1], GError **error)
+parse_address(const char *text, gboolean null_ok, const char *domain,
+    char out[ADDR_SMTP_MAX + 1], GError **error)
 {
 	size_t len = strlen(text);
 
@@ -30,7 +34,12 @@ parse_address(const char *text, gboolean null_ok, char out[ADDR_SMTP_MAX + 1], G
 		out[0] = '\0';
 		return TRUE;
 	}
-	return addr_parse_smtp(text, len, out, error);
+	if (domain && len == strlen("postmaster") &&
+	    g_ascii_strncasecmp(text, "postmaster", len) == 0) {
+		g_snprintf(out, ADDR_SMTP_MAX + 1, "postmaster@%s", domain);
+		return TRUE;
+	}
+	return addr_parse_smtp_quoted(text, len, out, error);
 }
 
 /* Standard input as SMTP would carry it: LF made CRLF, leading dots doubled,
@@ -78,7 +87,7 @@ submit_main(const char *config_file, int argc, char **argv)
 	GError *e = NULL;
 	Wire w = { TRUE, FALSE, FALSE };
 	gboolean end = FALSE;
-	const char *hostname;
+	const char *hostname, *pm_domain;
 	guint hops, hop_limit;
 	int rc = EX_OK;
 
@@ -109,7 +118,7 @@ submit_main(const char *config_file, int argc, char **argv)
 	}
 	qid = queue_id_new();
 	env = queue_envelope_new(qid);
-	if (!parse_address(sender, TRUE, addr, &e)) {
+	if (!parse_address(sender, TRUE, NULL, addr, &e)) {
 		pg_error(qid, "submit: sender <%s>: %s", sender, e->message);
 		rc = EX_DATAERR;
 		goto out;
@@ -118,11 +127,12 @@ submit_main(const char *config_file, int argc, char **argv)
 	env->sender = g_strdup(addr);
 	g_free(env->protocol);
 	env->protocol = g_strdup("local");
+	pm_domain = site->ctx.domains ? site->ctx.domains[0] : NULL;
 	for (int i = 1; i < argc; i++) {
 		char *line = NULL;
 		AcceptVerdict v;
 
-		if (!parse_address(argv[i], FALSE, addr, &e)) {
+		if (!parse_address(argv[i], FALSE, pm_domain, addr, &e)) {
 			pg_error(qid, "submit: recipient <%s>: %s", argv[i], e->message);
 			rc = EX_DATAERR;
 			goto out;

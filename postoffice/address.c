@@ -2,7 +2,9 @@
  *
  * Implements SPEC 1 and the address part of RFC 5321 4.1.2 / 4.5.3.1 that a
  * gateway needs: dot-atom local parts and host-name domains.  Quoted local
- * parts and address literals are refused: no directory entry can hold them.
+ * parts and address literals are refused where an address is stored: no
+ * directory entry can hold them.  A quoted local part is still valid syntax
+ * where mail is addressed (addr_parse_smtp_quoted): it reaches no entry.
  */
 #include "config.h"
 
@@ -191,6 +193,60 @@ addr_parse_smtp(const char *text, size_t len, char out[ADDR_SMTP_MAX + 1],
 	for (size_t i = 0; i < dlen; i++)
 		out[llen + 1 + i] = g_ascii_tolower(at[1 + i]);
 	out[len] = '\0';
+	return TRUE;
+}
+
+/* The length of a Quoted-string local part (RFC 5321 4.1.2: qtextSMTP,
+ * quoted-pairSMTP) at the start of text, quotes included; 0 when malformed. */
+static size_t
+quoted_len(const char *text, size_t len)
+{
+	for (size_t i = 1; i < len; i++) {
+		char c = text[i];
+
+		if (c == '"')
+			return i + 1;
+		if (c == '\\') {
+			if (++i >= len || text[i] < ' ' || text[i] > '~')
+				return 0;
+		} else if (c < ' ' || c > '~') {
+			return 0;
+		}
+	}
+	return 0;
+}
+
+gboolean
+addr_parse_smtp_quoted(const char *text, size_t len, char out[ADDR_SMTP_MAX + 1],
+    GError **error)
+{
+	char probe[ADDR_SMTP_MAX + 3], norm[ADDR_SMTP_MAX + 1];
+	size_t qlen, dlen;
+
+	trim(&text, &len);
+	if (len == 0 || text[0] != '"')
+		return addr_parse_smtp(text, len, out, error);
+	if (len > ADDR_SMTP_MAX)
+		return fail(error, text, len, "an SMTP address has at most 254 characters");
+	qlen = quoted_len(text, len);
+	if (qlen == 0)
+		return fail(error, text, len, "the quoted local part is not closed, or holds "
+		    "a character that is not allowed");
+	if (qlen > ADDR_SMTP_LOCAL_MAX)
+		return fail(error, text, len, "the local part must have 1 to 64 characters");
+	if (qlen >= len || text[qlen] != '@')
+		return fail(error, text, len, "an SMTP address is written local@domain");
+	/* The domain has the rules of any other: let addr_parse_smtp judge
+	 * "x@domain". */
+	dlen = len - qlen - 1;
+	probe[0] = 'x';
+	probe[1] = '@';
+	memcpy(probe + 2, text + qlen + 1, dlen);
+	if (dlen == 0 || text[qlen + 1] == ' ' || text[qlen + 1] == '\t' ||
+	    !addr_parse_smtp(probe, dlen + 2, norm, NULL))
+		return fail(error, text, len, "the domain is not a valid host name");
+	memcpy(out, text, qlen);
+	memcpy(out + qlen, norm + 1, dlen + 2);   /* "@domain" and its NUL */
 	return TRUE;
 }
 

@@ -45,6 +45,11 @@ gboolean addr_parse_part(const char *text, size_t len, const char *what,
 /* addr_parse_smtp - parse local@domain (no SMTP: prefix) into out */
 gboolean addr_parse_smtp(const char *text, size_t len, char out[ADDR_SMTP_MAX + 1],
     GError **error);
+/* addr_parse_smtp_quoted - addr_parse_smtp that also takes a Quoted-string
+ * local part (RFC 5321 4.1.2), kept as written (quotes and backslashes
+ * included); for addresses mail is sent to, never for stored ones */
+gboolean addr_parse_smtp_quoted(const char *text, size_t len,
+    char out[ADDR_SMTP_MAX + 1], GError **error);
 /* addr_format - the canonical text of an address; g_free it */
 char *addr_format(const PgAddr *addr);
 /* addr_canonical - parse and return the canonical text, or NULL and error */

@@ -22,7 +22,7 @@ main(int argc, char **argv)
 	static const char *const templates[] = { "SMTP:%m@bench.example", NULL };
 	static const char *const pos[] = { "CORP/BENCH", "CORP/GW", NULL };
 	DirPeer peer = { "PEER", peer_domains };
-	DirContext ctx = { "BENCH", domains, templates, pos, &peer, 1, 180 * 86400 };
+	DirContext ctx = { "BENCH", domains, templates, pos, &peer, 1, 180 * 86400, NULL };
 	struct timespec t0, t1;
 	GError *e = NULL;
 	DirStore *d;

@@ -1,7 +1,8 @@
 """postgate dir: the replicated directory end to end, with the real binaries.
 
 - SPEC 3.2's two-site story: a user of site B whose primary address is in
-  site A's domain is routed by A over the site link with B's own proxy.
+  site A's domain is routed by A over the site link with B's own proxy;
+  `dir route` and `dir lookup` take <addr>, the local part in any case.
 - Three sites exchange replication files in many orders, with duplicates
   and replays, and end with identical canonical exports.
 - postgate-po export-dir -> dir import -> dir export --po -> import-gal.
@@ -80,6 +81,16 @@ t.check(r.returncode == 0 and r.out == "site-link B <user2@imc2.company.com>\n",
         "on A, user2@company.com routes over the link with B's own proxy: %r %s" % (r.out, r.err))
 r = gw(a_conf, "dir", "route", "user2@Company.COM", check=False)
 t.check(r.out == "site-link B <user2@imc2.company.com>\n", "the domain is case-insensitive")
+r = gw(a_conf, "dir", "route", "<USER2@Company.COM>", check=False)
+t.check(r.returncode == 0 and r.out == "site-link B <user2@imc2.company.com>\n",
+        "dir route takes <addr>, the local part without case, and sends the proxy as "
+        "written: %r %s" % (r.out, r.err))
+r = gw(b_conf, "dir", "route", "<User2@IMC2.company.com>", check=False)
+t.check(r.out == "postoffice CORP/B1 USER2\n", "on B, <User2@IMC2.company.com> is the local "
+        "mailbox: %r %s" % (r.out, r.err))
+lk = gw(a_conf, "dir", "lookup", "<USER2@imc2.company.com>", check=False)
+t.check(lk.returncode == 0 and "legacy:    CORP/B1/USER2" in lk.out,
+        "dir lookup takes <addr> and any case: %r %s" % (lk.out, lk.err))
 r = gw(b_conf, "dir", "route", "user2@company.com", check=False)
 t.check(r.out == "postoffice CORP/B1 USER2\n", "on B the same address is the local mailbox: %r" % r.out)
 r = gw(a_conf, "dir", "route", "nobody@company.com", check=False)

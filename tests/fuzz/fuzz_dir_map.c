@@ -8,7 +8,8 @@
  * DirBrief can hold (a known type, strings terminated within their fields).
  * Any other input is a list of keys, one a line: they are written as a map
  * (a temporary file), which must then be accepted, check whole, and find
- * every key with the first record given for it, and nothing else.
+ * every key with the first record given for it, and nothing else; keys
+ * that differ only in ASCII case are one key (dir_map.h).
  */
 #include "config.h"
 
@@ -103,11 +104,12 @@ build_map(const uint8_t *data, size_t size)
 {
 	GPtrArray *lines = g_ptr_array_new_with_free_func(g_free);
 	const char *p = (const char *)data, *end = p + size;
-	GHashTable *first = g_hash_table_new(g_str_hash, g_str_equal);
+	/* folded key -> 1 + the line of its first record */
+	GHashTable *first = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
 	DirMapWriter *w;
 	GError *e = NULL;
 	DirMap *m;
-	char *bytes = NULL;
+	char *bytes = NULL, *folded;
 	gsize len = 0;
 
 	while (p < end && lines->len < MAX_LINES) {
@@ -128,8 +130,10 @@ build_map(const uint8_t *data, size_t size)
 
 		if (!dir_map_writer_add(w, &row, &e))
 			abort();
-		if (!g_hash_table_contains(first, k))
-			g_hash_table_insert(first, (gpointer)k, GUINT_TO_POINTER(i + 1));
+		if (!g_hash_table_contains(first, folded = g_ascii_strdown(k, -1)))
+			g_hash_table_insert(first, folded, GUINT_TO_POINTER(i + 1));
+		else
+			g_free(folded);
 	}
 	if (!dir_map_writer_commit(w, size, "fuzz", &e))
 		abort();
@@ -141,22 +145,34 @@ build_map(const uint8_t *data, size_t size)
 		abort();
 	for (guint i = 0; i < lines->len; i++) {
 		const char *k = lines->pdata[i];
-		guint at = GPOINTER_TO_UINT(g_hash_table_lookup(first, k)) - 1;
+		char *upper = g_ascii_strup(k, -1);
+		const char *k0;
+		guint at;
 		DirBrief b;
+
+		folded = g_ascii_strdown(k, -1);
+		at = GPOINTER_TO_UINT(g_hash_table_lookup(first, folded)) - 1;
+		/* the key in another case finds the same record */
+		if (dir_map_lookup(m, upper, strlen(upper), &b) != DIR_MAP_FOUND ||
+		    b.rid != (gint64)at)
+			abort();
+		g_free(upper);
 
 		if (dir_map_lookup(m, k, strlen(k), &b) != DIR_MAP_FOUND)
 			abort();
 		brief_sane(&b);
+		/* the first record's own strings: its key may be in another case */
+		k0 = lines->pdata[at];
 		if (b.rid != (gint64)at || (guint)b.type != at % 3 ||
-		    strncmp(b.legacy, k, sizeof b.legacy - 1) != 0 ||
+		    strncmp(b.legacy, k0, sizeof b.legacy - 1) != 0 ||
 		    strcmp(b.home_site, "SITE") != 0 ||
-		    (at % 3 == 1 && strncmp(b.target, k, sizeof b.target - 1) != 0) ||
+		    (at % 3 == 1 && strncmp(b.target, k0, sizeof b.target - 1) != 0) ||
 		    (at % 3 != 1 && b.target[0] != '\0') ||
-		    b.proxies_known != (at % 2 == 1 && strlen(k) < sizeof b.proxies))
+		    b.proxies_known != (at % 2 == 1 && strlen(k0) < sizeof b.proxies))
 			abort();
 		/* one byte more or less is another key, unless the input holds it */
 		{
-			char *longer = g_strconcat(k, "\x01", NULL);
+			char *longer = g_strconcat(folded, "\x01", NULL);
 			DirBrief x;
 
 			if (!g_hash_table_contains(first, longer) &&
@@ -164,6 +180,7 @@ build_map(const uint8_t *data, size_t size)
 				abort();
 			g_free(longer);
 		}
+		g_free(folded);
 	}
 	dir_map_close(m);
 	g_free(bytes);

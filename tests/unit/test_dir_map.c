@@ -41,8 +41,8 @@ static const char *const po_b[] = { "CORP/B", NULL };
 static const DirPeer peers_a[] = { { "B", dom_b } };
 static const DirPeer peers_b[] = { { "A", dom_a } };
 #define LIFETIME (180 * 86400)
-static const DirContext ctx_a = { "A", dom_a, tpl_a, po_a, peers_a, 1, LIFETIME };
-static const DirContext ctx_b = { "B", dom_b, tpl_b, po_b, peers_b, 1, LIFETIME };
+static const DirContext ctx_a = { "A", dom_a, tpl_a, po_a, peers_a, 1, LIFETIME, NULL };
+static const DirContext ctx_b = { "B", dom_b, tpl_b, po_b, peers_b, 1, LIFETIME, NULL };
 
 /* ------------------------------------------------------------- helpers */
 
@@ -198,7 +198,7 @@ all_keys(const char *name)
 	sqlite3_close(db);
 	g_free(path);
 	g_ptr_array_add(keys, g_strdup("nobody@company.com"));
-	g_ptr_array_add(keys, g_strdup("JSMITH@company.com"));   /* local parts as given */
+	g_ptr_array_add(keys, g_strdup("JSMITH@Company.com"));   /* found: without case */
 	g_ptr_array_add(keys, g_strdup("x@elsewhere.example"));
 	return keys;
 }
@@ -382,8 +382,8 @@ test_the_map_answers_every_key_as_the_database_does(void)
 	EXPECT(map_current(a) && generation(a) == 2, "after two imports that changed the "
 	    "directory: generation 2, the map holds it (%" G_GUINT64_FORMAT ")", generation(a));
 	found = EXPECT_SAME_BRIEFS(a, "m1", TRUE);
-	EXPECT(found == keys->len - 3, "every key of the directory found (%u of %u)", found,
-	    keys->len - 3);
+	EXPECT(found == keys->len - 2, "every key of the directory found, and one in "
+	    "another case (%u of %u)", found, keys->len - 2);
 	EXPECT(m && dir_map_keys(m) == keys->len - 3, "one record per key");
 	EXPECT(map_ok("m1"), "the map checks whole");
 	/* A brief from the map, field by field. */
@@ -398,6 +398,15 @@ test_the_map_answers_every_key_as_the_database_does(void)
 	    "proxies longer than a brief holds are not known");
 	EXPECT(mapped_brief(a, "ext@company.com", &b) && b.type == DIR_CUSTOM &&
 	    strcmp(b.target, "SMTP:ext@outside.example") == 0, "a custom's target");
+	/* Keys compare without case, the local part included (issue 12). */
+	EXPECT(mapped_brief(a, "Second.TWO@Company.com", &b) &&
+	    strcmp(b.legacy, "CORP/A/TWO") == 0, "a key in another case is found in the map");
+	EXPECT(dir_map_hash("Two@Company.COM", 15) == dir_map_hash("two@company.com", 15),
+	    "the hash does not see case");
+	EXPECT(m && dir_map_lookup(m, "TWO@COMPANY.COM", 15, &b) == DIR_MAP_FOUND &&
+	    strcmp(b.legacy, "CORP/A/TWO") == 0, "dir_map_lookup in upper case");
+	EXPECT(m && dir_map_lookup(m, "two@company.co", 14, &b) == DIR_MAP_NONE,
+	    "a shorter key is no match");
 	EXPECT(!mapped_brief(a, "ext@outside.example", &b), "a custom's target is no key");
 	EXPECT(mapped_brief(a, "bob@imc2.company.com", &b) && strcmp(b.home_site, "B") == 0,
 	    "B's entries by their secondary");
@@ -563,7 +572,7 @@ test_truncated_or_garbage_maps_are_ignored(void)
 	bad[64] = (char)0xff;   /* home slots beyond the table */
 	expect_survives_at(__LINE__, a, "m4", "home slots beyond the table", bad, len);
 	memcpy(bad, good, len);
-	bad[8] = 2;             /* a format version this reader does not know */
+	bad[8] = DIR_MAP_VERSION + 1;   /* a format version this reader does not know */
 	expect_survives_at(__LINE__, a, "m4", "an unknown version", bad, len);
 	g_free(bad);
 	/* Not a file at all. */
@@ -608,7 +617,7 @@ test_a_clash_between_origins_answers_with_the_effective_owner(void)
 static void
 test_deletions_and_renames_show_after_the_next_import(void)
 {
-	const DirContext short_a = { "A", dom_a, tpl_a, po_a, peers_a, 1, 100 };
+	const DirContext short_a = { "A", dom_a, tpl_a, po_a, peers_a, 1, 100, NULL };
 	DirStore *a = store("m6");
 	DirBrief b;
 	guint64 g;

@@ -11,7 +11,11 @@
  * nested, cycle-safe, without duplicates, to sorted leaf addresses; a
  * custom recipient goes to its target, and its target address is never one
  * of ours; other domains are external; unknown recipients are unknown; bad
- * syntax is an error.
+ * syntax is an error.  Issue 12: postmaster, bare or at any of this site's
+ * domains, in any case, goes to [site] postmaster whatever the directory
+ * says (none: an error naming the key); local parts compare without case,
+ * and what goes out is the proxy as written; a quoted local part is an
+ * address that reaches nobody of ours.
  */
 #include "config.h"
 
@@ -41,10 +45,10 @@ static const char *const po_c[] = { "CORP/C", NULL };
 static const DirPeer peers_a[] = { { "B", dom_b } };
 static const DirPeer peers_b[] = { { "A", dom_a } };
 static const DirPeer peers_c[] = { { "A", dom_a } };
-static const DirContext ctx_a = { "A", dom_a, tpl_a, po_a, peers_a, 1, 86400 };
-static const DirContext ctx_a_old = { "A", dom_a, tpl_a, po_a_old, peers_a, 1, 86400 };
-static const DirContext ctx_b = { "B", dom_b, tpl_b, po_b, peers_b, 1, 86400 };
-static const DirContext ctx_c = { "C", dom_c, tpl_c, po_c, peers_c, 1, 86400 };
+static const DirContext ctx_a = { "A", dom_a, tpl_a, po_a, peers_a, 1, 86400, NULL };
+static const DirContext ctx_a_old = { "A", dom_a, tpl_a, po_a_old, peers_a, 1, 86400, NULL };
+static const DirContext ctx_b = { "B", dom_b, tpl_b, po_b, peers_b, 1, 86400, NULL };
+static const DirContext ctx_c = { "C", dom_c, tpl_c, po_c, peers_c, 1, 86400, NULL };
 
 /* The two (three) sites, built once per test. */
 static DirStore *site_a, *site_b;
@@ -290,7 +294,7 @@ static void
 test_list_leaf_without_a_usable_proxy_is_its_legacy_address(void)
 {
 	static const char *const none[] = { NULL };
-	const DirContext bare = { "A", dom_a, none, po_a, peers_a, 1, 86400 };
+	const DirContext bare = { "A", dom_a, none, po_a, peers_a, 1, 86400, NULL };
 	DirStore *d = store("bare");
 	DirEntry *l;
 
@@ -368,11 +372,86 @@ test_external_and_unknown(void)
 }
 
 static void
+test_postmaster_goes_to_the_site_postmaster(void)
+{
+	static const char *const dom_pm[] = { "company.com", "corp.example", NULL };
+	static const char *const pm[] = { "postmaster", "Postmaster", "POSTMASTER",
+		" postmaster ", "postmaster@company.com", "PostMaster@Company.COM",
+		"postmaster@corp.example", "SMTP:postmaster@corp.example" };
+	const DirContext with = { "A", dom_pm, tpl_a, po_a, peers_a, 1, 86400,
+		"corp/hq/postmaster" };
+	const DirContext none = { "A", dom_pm, tpl_a, po_a, peers_a, 1, 86400, NULL };
+	const DirContext unserved = { "A", dom_pm, tpl_a, po_a, peers_a, 1, 86400,
+		"CORP/OLD/POSTMASTER" };
+	DirStore *d = store("postmaster");
+	GError *e = NULL;
+	DirRoute *r;
+
+	/* An entry that claims postmaster@company.com: the configuration wins. */
+	import(d, &with, "CORP/HQ", MBX("CORP/HQ/BOSS", "SMTP:postmaster@company.com"),
+	    MBX("CORP/HQ/JSMITH"), NULL);
+	for (guint i = 0; i < G_N_ELEMENTS(pm); i++) {
+		ROUTE(d, &with, pm[i], "postoffice CORP/HQ POSTMASTER");
+		ROUTE(d, &none, pm[i], "error postmaster has no mailbox: set [site] postmaster "
+		    "to a legacy mailbox NET/PO/MAILBOX on a postoffice this site serves");
+		ROUTE(d, &unserved, pm[i], "error [site] postmaster CORP/OLD/POSTMASTER is at "
+		    "postoffice CORP/OLD, which this site does not serve");
+	}
+	r = dir_route(d, &with, "Postmaster", &e);
+	EXPECT(r && r->kind == ROUTE_POSTOFFICE && g_strcmp0(r->postoffice, "CORP/HQ") == 0 &&
+	    g_strcmp0(r->mailbox, "POSTMASTER") == 0 &&
+	    g_strcmp0(r->legacy, "CORP/HQ/POSTMASTER") == 0, "the decision's fields");
+	dir_route_free(r);
+	/* Not postmaster: a linked site's (found as any address), and look-alikes. */
+	ROUTE(d, &with, "postmaster@imc2.company.com", "unknown");
+	ROUTE(d, &with, "postmasters@company.com", "unknown");
+	ROUTE(d, &with, "postmaster@gmail.com", "smtp <postmaster@gmail.com>");
+	ROUTE(d, &with, "jsmith@company.com", "postoffice CORP/HQ JSMITH");
+	dir_close(d);
+}
+
+static void
+test_local_parts_compare_without_case(void)
+{
+	world();
+	import(site_b, &ctx_b, "CORP/IMC2", MBX("CORP/IMC2/USER2"),
+	    MBX("CORP/IMC2/USER3", "SMTP:user3@company.com"), MBX("CORP/IMC2/USER4"),
+	    MBX("CORP/IMC2/USER6", "SMTP:user6@company.com", "smtp:shared@imc2.company.com"),
+	    MBX("CORP/IMC2/MIXED", "SMTP:Mixed.Case@imc2.company.com"), NULL);
+	replicate(site_b, &ctx_b, site_a, &ctx_a);
+	ROUTE(site_a, &ctx_a, "JSmith@Company.COM", "postoffice CORP/HQ JSMITH");
+	ROUTE(site_a, &ctx_a, "SMTP:JSMITH@company.com", "postoffice CORP/HQ JSMITH");
+	ROUTE(site_a, &ctx_a, "All@company.com", "dl CORP/GWA/ALL Bob@partner.org,"
+	    "jsmith@company.com,mary@company.com,user2@company.com");
+	/* Over the link: the peer's proxy, as written. */
+	ROUTE(site_a, &ctx_a, "USER2@company.com", "site-link B <user2@imc2.company.com>");
+	ROUTE(site_a, &ctx_a, "mixed.case@IMC2.company.com",
+	    "site-link B <Mixed.Case@imc2.company.com>");
+	ROUTE(site_a, &ctx_a, "MIXED.CASE@imc2.company.com",
+	    "site-link B <Mixed.Case@imc2.company.com>");
+	/* A custom recipient's proxy, in another case, is still no relay. */
+	ROUTE(site_a, &ctx_a, "BOB@company.com", "smtp <Bob@partner.org>");
+	world_end();
+}
+
+static void
+test_a_quoted_local_part_reaches_nobody_of_ours(void)
+{
+	world();
+	ROUTE(site_a, &ctx_a, "\"a b\"@company.com", "unknown");
+	ROUTE(site_a, &ctx_a, "\"jsmith\"@company.com", "unknown");
+	ROUTE(site_a, &ctx_a, "\"a b\"@imc2.company.com", "unknown");
+	ROUTE(site_a, &ctx_a, "\"a b\"@Elsewhere.ORG", "smtp <\"a b\"@elsewhere.org>");
+	world_end();
+}
+
+static void
 test_bad_syntax_is_an_error(void)
 {
 	static const char *const bad[] = { "", "user@@company.com", "CORP/HQ", "a b@company.com",
 		"CORP/HQ/TOO-LONG-NAME", "SMTP:", "user@", "@company.com", "CORP/HQ/J.SMITH",
-		"user@[127.0.0.1]" };
+		"user@[127.0.0.1]", "\"a b@company.com", "\"a\"b@company.com",
+		"\"a b\"@", "\"a\x01\"@company.com" };
 
 	world();
 	for (guint i = 0; i < G_N_ELEMENTS(bad); i++) {
@@ -417,6 +496,10 @@ static const CuTest tests[] = {
 	{ "a custom goes to its target, which is never ours",
 	  test_custom_goes_to_its_target_which_is_never_ours },
 	{ "external domains and unknown recipients", test_external_and_unknown },
+	{ "postmaster goes to [site] postmaster", test_postmaster_goes_to_the_site_postmaster },
+	{ "local parts compare without case", test_local_parts_compare_without_case },
+	{ "a quoted local part reaches nobody of ours",
+	  test_a_quoted_local_part_reaches_nobody_of_ours },
 	{ "bad syntax is an error", test_bad_syntax_is_an_error },
 	{ "the line is always one line", test_format_is_always_one_line },
 	{ NULL, NULL },

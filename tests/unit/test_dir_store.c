@@ -49,12 +49,12 @@ static const DirPeer peers_b[] = { { "A", dom_a }, { "C", dom_c } };
 static const DirPeer peers_c[] = { { "A", dom_a }, { "B", dom_b } };
 
 #define LIFETIME (180 * 86400)
-static const DirContext ctx_a = { "A", dom_a, tpl_a, po_a, peers_a, 2, LIFETIME };
-static const DirContext ctx_b = { "B", dom_b, tpl_b, po_b, peers_b, 2, LIFETIME };
+static const DirContext ctx_a = { "A", dom_a, tpl_a, po_a, peers_a, 2, LIFETIME, NULL };
+static const DirContext ctx_b = { "B", dom_b, tpl_b, po_b, peers_b, 2, LIFETIME, NULL };
 static const DirContext ctx_b_takeover = { "B", dom_b, tpl_b, po_b_takeover, peers_b, 2,
-	LIFETIME };
-static const DirContext ctx_c = { "C", dom_c, tpl_c, po_c, peers_c, 2, LIFETIME };
-static const DirContext ctx_o = { "O", NULL, NULL, po_o, NULL, 0, LIFETIME };
+	LIFETIME, NULL };
+static const DirContext ctx_c = { "C", dom_c, tpl_c, po_c, peers_c, 2, LIFETIME, NULL };
+static const DirContext ctx_o = { "O", NULL, NULL, po_o, NULL, 0, LIFETIME, NULL };
 
 /* ------------------------------------------------------------- helpers */
 
@@ -526,7 +526,7 @@ test_proxies_come_from_the_templates(void)
 {
 	static const char *const tpl[] = { "smtp:%m.%p@%n.example", "SMTP:%m@company.com",
 		"smtp:100%%-%m@company.com", "SMTP:%m@second.com", NULL };
-	const DirContext ctx = { "A", dom_a, tpl, po_a, NULL, 0, LIFETIME };
+	const DirContext ctx = { "A", dom_a, tpl, po_a, NULL, 0, LIFETIME, NULL };
 	DirStore *d = store("tpl");
 
 	IMPORT_OK(d, &ctx, po_doc("CORP/GWA", mbx("CORP/GWA/JOHN_DOE", "John"),
@@ -551,7 +551,7 @@ test_proxies_come_from_the_templates(void)
 	/* No templates: an entry would have no address; refused (SPEC 1:
 	 * exactly one primary), unless the export lists its proxies. */
 	{
-		const DirContext none = { "A", dom_a, NULL, po_a, NULL, 0, LIFETIME };
+		const DirContext none = { "A", dom_a, NULL, po_a, NULL, 0, LIFETIME, NULL };
 		DirStore *d2 = store("notpl");
 		IMPORT_REFUSED(d2, &none, po_doc("CORP/A", mbx("CORP/A/X", "X"), NULL),
 		    DIR_ERROR_INVALID, "CORP/A/X", "no primary", "proxy_templates");
@@ -568,7 +568,7 @@ test_template_change_applies_on_next_import_and_is_reported(void)
 {
 	static const char *const tpl2[] = { "SMTP:%m@new.com", "smtp:%m@company.com",
 		"smtp:%m.%p@%n.example", NULL };
-	const DirContext ctx2 = { "A", dom_a, tpl2, po_a, NULL, 0, LIFETIME };
+	const DirContext ctx2 = { "A", dom_a, tpl2, po_a, NULL, 0, LIFETIME, NULL };
 	DirStore *d = store("tplchange");
 	DirImportStats st;
 	char *idx = NULL;
@@ -616,7 +616,9 @@ test_proxies_listed_in_the_export_are_taken_as_given(void)
 	EXPECT(x != NULL, "the domain is compared case-insensitively");
 	dir_entry_free(x);
 	x = lookup(d, "xavier.smith@company.com");
-	EXPECT(x == NULL, "the local part is compared as given");
+	EXPECT(x && strcmp(x->legacy, "CORP/A/X") == 0 && x->proxies->len == 2 &&
+	    strcmp(x->proxies->pdata[0], "SMTP:Xavier.Smith@company.com") == 0,
+	    "the local part is compared without case, the proxy kept as written");
 	dir_entry_free(x);
 	x = lookup(d, "x@company.com");
 	EXPECT(x == NULL, "no template proxy was added");
@@ -641,11 +643,17 @@ test_proxy_clash_inside_an_import_is_refused_naming_both(void)
 	IMPORT_REFUSED(d, &ctx_a, po_doc("CORP/A2", mbx("CORP/A2/OTHER", "Other"),
 	    mbx("CORP/A2/JSMITH", "Jane Smith"), NULL), DIR_ERROR_CLASH,
 	    "jsmith@company.com", "CORP/A2/JSMITH", "CORP/A/JSMITH");
-	/* An explicit proxy equal to another entry's. */
+	/* An explicit proxy equal to another entry's, but for case: the same
+	 * proxy. */
 	IMPORT_REFUSED(d, &ctx_a, po_doc("CORP/A", mbx("CORP/A/JSMITH", "John Smith"),
 	    mbx("CORP/A/K", "K"), prox(mbx("CORP/A/P", "P"), "SMTP:JSmith@company.com",
-	    "smtp:jsmith@COMPANY.com", NULL), NULL), DIR_ERROR_CLASH, "CORP/A/P",
+	    NULL), NULL), DIR_ERROR_CLASH, "JSmith@company.com", "CORP/A/P",
 	    "CORP/A/JSMITH");
+	/* Within one entry, two that differ only in case are one listed twice. */
+	IMPORT_REFUSED(d, &ctx_a, po_doc("CORP/A", mbx("CORP/A/JSMITH", "John Smith"),
+	    mbx("CORP/A/K", "K"), prox(mbx("CORP/A/P", "P"), "SMTP:Pat@company.com",
+	    "smtp:pat@COMPANY.com", NULL), NULL), DIR_ERROR_INVALID, "CORP/A/P",
+	    "listed twice");
 	/* Two new entries of one file. */
 	IMPORT_REFUSED(d, &ctx_a, po_doc("CORP/A", mbx("CORP/A/JSMITH", "John Smith"),
 	    mbx("CORP/A/K", "K"), prox(mbx("CORP/A/P1", "P1"), "SMTP:same@company.com", NULL),
@@ -656,7 +664,7 @@ test_proxy_clash_inside_an_import_is_refused_naming_both(void)
 	{
 		static const char *const tpl3[] = { "SMTP:%m@company.com",
 			"smtp:jsmith@%m.company.com", NULL };
-		const DirContext c3 = { "A", dom_a, tpl3, po_a, NULL, 0, LIFETIME };
+		const DirContext c3 = { "A", dom_a, tpl3, po_a, NULL, 0, LIFETIME, NULL };
 		IMPORT_REFUSED(d, &c3, po_doc("CORP/A", mbx("CORP/A/JSMITH", "John Smith"),
 		    mbx("CORP/A/K", "K"), prox(mbx("CORP/A/Q", "Q"),
 		    "SMTP:jsmith@k.company.com", NULL), NULL), DIR_ERROR_CLASH,
@@ -730,6 +738,12 @@ test_documents_breaking_rules_are_refused_whole(void)
 	    DIR_ERROR_INVALID, "twice");
 	IMPORT_REFUSED(d, &ctx_a, po_doc("CORP/A", mbx("CORP/A/X", "line\nbreak"), NULL),
 	    DIR_ERROR_INVALID, "display name");
+	/* The rules of the sync reader (dir_types.h): a C1 control (U+0085,
+	 * U+009B) is a control character too. */
+	IMPORT_REFUSED(d, &ctx_a, po_doc("CORP/A", mbx("CORP/A/X", "next\xc2\x85line"), NULL),
+	    DIR_ERROR_INVALID, "display name");
+	IMPORT_REFUSED(d, &ctx_a, po_doc("CORP/A", mbx("CORP/A/X", "csi\xc2\x9b" "2J"), NULL),
+	    DIR_ERROR_INVALID, "display name");
 	IMPORT_REFUSED(d, &ctx_a, po_doc("CORP/A", mbx("CORP/A/X", "X"),
 	    dl("CORP/A/Y", "Y", NULL), custom("CORP/A/Z", "Z", "x@y.com"),
 	    prox(mbx("CORP/A/W", "W"), "SMTP:w@exa mple.com", NULL), NULL), DIR_ERROR_INVALID,
@@ -768,9 +782,30 @@ test_documents_breaking_rules_are_refused_whole(void)
 	e->usn = e->version = 1;
 	g_ptr_array_add(doc->entries, e);
 	IMPORT_REFUSED(d, &ctx_a, doc, DIR_ERROR_INVALID, "exactly one primary");
+	/* Site names as the sync reader and the configuration take them: no
+	 * dot, in a change's origin or home, or in a document's sites. */
+	doc = sync_doc_new(SYNC_REPLICATION);
+	doc->from_site = g_strdup("B");
+	doc->for_site = g_strdup("A");
+	e = prox(mbx("CORP/B/U", "U"), "SMTP:u@b.example", NULL);
+	e->id = g_strdup("u-1");
+	e->home_site = g_strdup("B.X");
+	e->origin = g_strdup("B");
+	e->usn = e->version = 1;
+	g_ptr_array_add(doc->entries, e);
+	IMPORT_REFUSED(d, &ctx_a, doc, DIR_ERROR_INVALID, "site names");
+	doc = sync_doc_new(SYNC_REPLICATION);
+	doc->from_site = g_strdup("B.X");
+	doc->for_site = g_strdup("A");
+	IMPORT_REFUSED(d, &ctx_a, doc, DIR_ERROR_INVALID, "the site it is from");
+	{
+		const DirContext dotted = { "A.B", dom_a, tpl_a, po_a, NULL, 0, LIFETIME, NULL };
+		IMPORT_REFUSED(d, &dotted, po_doc("CORP/A", mbx("CORP/A/X", "X"), NULL),
+		    DIR_ERROR_INVALID, "not a site name");
+	}
 	/* A directory belongs to one site. */
 	{
-		const DirContext other = { "A-renamed", dom_a, tpl_a, po_a, NULL, 0, LIFETIME };
+		const DirContext other = { "A-renamed", dom_a, tpl_a, po_a, NULL, 0, LIFETIME, NULL };
 		IMPORT_REFUSED(d, &other, po_doc("CORP/A", mbx("CORP/A/X", "X"), NULL),
 		    DIR_ERROR_INVALID, "belongs to site A");
 	}
@@ -971,6 +1006,106 @@ apply_all(DirStore *o, SyncDoc **docs, const int *order, int n)
 	}
 }
 
+/* Issue 12: proxies that differ only in case are one proxy, so two entries
+ * of different origins claiming it clash like any other; each keeps its
+ * proxy as written. */
+static void
+test_proxies_differing_in_case_clash_across_origins(void)
+{
+	DirStore *a = store("ca"), *b = store("cb");
+	DirImportStats sa, sb;
+	char *ida, *idb, *oa, *ob;
+
+	IMPORT_OK(b, &ctx_b, po_doc("CORP/B", prox(mbx("CORP/B/JS", "B"),
+	    "SMTP:JSmith@Company.com", "smtp:js@imc2.company.com", NULL), NULL), NULL);
+	IMPORT_OK(a, &ctx_a, po_doc("CORP/A", mbx("CORP/A/JSMITH", "A"), NULL), NULL);
+	ida = id_of(a, "CORP/A/JSMITH");
+	idb = id_of(b, "CORP/B/JS");
+	sa = xfer(b, &ctx_b, a, &ctx_a);
+	sb = xfer(a, &ctx_a, b, &ctx_b);
+	EXPECT(sa.proxy_losses == 1 && sb.proxy_losses == 1,
+	    "each site counts the clash once (A %u, B %u)", sa.proxy_losses, sb.proxy_losses);
+	oa = owner_of(a, "JSMITH@company.com");
+	ob = owner_of(b, "jsmith@company.com");
+	EXPECT(oa && ob && ida && strcmp(oa, ida) == 0 && strcmp(ob, ida) == 0,
+	    "A's JSMITH (the lower origin) owns it at A and at B, whatever the case");
+	g_free(oa);
+	oa = owner_of(a, "JS@IMC2.company.com");
+	EXPECT(oa && idb && strcmp(oa, idb) == 0, "B's entry keeps its other proxy");
+	EXPECT_PROXIES(a, "CORP/B/JS", "SMTP:JSmith@company.com,smtp:js@imc2.company.com");
+	EXPECT_PROXIES(a, "CORP/A/JSMITH", "SMTP:jsmith@company.com");
+	{
+		char *da = dump(a), *db = dump(b);
+		EXPECT(strcmp(da, db) == 0, "the same directory at both sites");
+		g_free(da);
+		g_free(db);
+	}
+	/* A postoffice export may not take it either (the clash is refused). */
+	IMPORT_REFUSED(a, &ctx_a, po_doc("CORP/A", mbx("CORP/A/JSMITH", "A"),
+	    prox(mbx("CORP/A/J2", "J2"), "SMTP:jSmItH@company.com", NULL), NULL),
+	    DIR_ERROR_CLASH, "CORP/A/J2", "CORP/A/JSMITH");
+	g_free(ida);
+	g_free(idb);
+	g_free(oa);
+	g_free(ob);
+	dir_close(a);
+	dir_close(b);
+}
+
+/* A directory.db of schema version 1 (keys with their local part as
+ * written) is migrated on open: its keys compare without case, and the
+ * proxy map is rebuilt for them. */
+static void
+test_schema_1_keys_are_migrated_to_compare_without_case(void)
+{
+	char *path = g_strdup_printf("%s/v1.db", tmpdir);
+	DirStore *d = store("v1");
+	DirEntry *x;
+	DirStats s;
+	sqlite3 *db;
+
+	IMPORT_OK(d, &ctx_a, po_doc("CORP/A", prox(mbx("CORP/A/X", "X"),
+	    "SMTP:Xavier.Smith@company.com", "smtp:XS@company.com", NULL),
+	    mbx("CORP/A/Y", "Y"), NULL), NULL);
+	dir_close(d);
+	/* What schema 1 stored: the keys as written. */
+	EXPECT(sqlite3_open(path, &db) == SQLITE_OK && sqlite3_exec(db,
+	    "UPDATE proxies SET key = 'Xavier.Smith@company.com' WHERE key = "
+	    "'xavier.smith@company.com';"
+	    "UPDATE proxies SET key = 'XS@company.com' WHERE key = 'xs@company.com';"
+	    "DROP TABLE schema_version;"
+	    "CREATE TABLE schema_version(version INTEGER NOT NULL);"
+	    "INSERT INTO schema_version VALUES (1)", NULL, NULL, NULL) == SQLITE_OK,
+	    "make a schema 1 database (%s)", sqlite3_errmsg(db));
+	sqlite3_close(db);
+	d = dir_open(path, NULL);
+	EXPECT(d != NULL && schema_version_of(path) == DIR_SCHEMA_VERSION, "migrated");
+	x = d ? lookup(d, "xavier.smith@COMPANY.com") : NULL;
+	EXPECT(x && strcmp(x->legacy, "CORP/A/X") == 0, "the old key is found in any case");
+	dir_entry_free(x);
+	x = d ? lookup(d, "xs@company.com") : NULL;
+	EXPECT(x && strcmp(x->legacy, "CORP/A/X") == 0, "and the secondary");
+	dir_entry_free(x);
+	EXPECT(d && dir_stats(d, &s, NULL) && s.proxies == 3 && s.proxy_losses == 0 &&
+	    s.map_current, "three claims, no loss, a proxy map of the new keys");
+	if (d)
+		dir_stats_clear(&s);
+	if (d) {
+		PgAddr a = { .kind = ADDR_KIND_SMTP };
+		gboolean found = FALSE;
+		DirBrief b;
+
+		g_strlcpy(a.smtp, "XAVIER.SMITH@company.com", sizeof a.smtp);
+		EXPECT(dir_read_begin(d, NULL), "read batch");
+		EXPECT(dir_read_mapped(d), "the batch reads the rebuilt map");
+		EXPECT(dir_brief(d, &a, &b, &found, NULL) && found &&
+		    strcmp(b.legacy, "CORP/A/X") == 0, "found through the map too");
+		dir_read_end(d);
+	}
+	dir_close(d);
+	g_free(path);
+}
+
 static void
 test_replication_is_idempotent_and_order_tolerant(void)
 {
@@ -1088,8 +1223,8 @@ test_replication_is_idempotent_and_order_tolerant(void)
 static void
 test_tombstones_are_purged_and_never_resurrected(void)
 {
-	const DirContext short_a = { "A", dom_a, tpl_a, po_a, NULL, 0, 100 };
-	const DirContext short_o = { "O", NULL, NULL, po_o, NULL, 0, 100 };
+	const DirContext short_a = { "A", dom_a, tpl_a, po_a, NULL, 0, 100, NULL };
+	const DirContext short_o = { "O", NULL, NULL, po_o, NULL, 0, 100, NULL };
 	DirStore *a = store("ta"), *o = store("to");
 	DirImportStats st;
 	SyncDoc *old, *doc;
@@ -1166,7 +1301,11 @@ test_lookup_accepts_every_address_form(void)
 		dir_entry_free(x);
 	}
 	x = lookup(d, "X@company.com");
-	EXPECT(x == NULL, "the local part is compared as given");
+	EXPECT(x && strcmp(x->legacy, "CORP/A/X") == 0, "the local part is compared "
+	    "without case");
+	dir_entry_free(x);
+	x = lookup(d, "\"x\"@company.com");
+	EXPECT(x == NULL, "a quoted local part is an address, of no entry");
 	dir_entry_free(x);
 	x = lookup(d, "nobody@company.com");
 	EXPECT(x == NULL, "unknown: NULL without an error");
@@ -1362,6 +1501,10 @@ static const CuTest tests[] = {
 	  test_own_changes_coming_back_are_ignored },
 	{ "a clash between origins resolves the same at every site",
 	  test_cross_origin_clash_resolves_the_same_at_every_site },
+	{ "proxies differing in case clash across origins",
+	  test_proxies_differing_in_case_clash_across_origins },
+	{ "schema 1 keys are migrated to compare without case",
+	  test_schema_1_keys_are_migrated_to_compare_without_case },
 	{ "replication is idempotent and order-tolerant (3 sites, 8 orders)",
 	  test_replication_is_idempotent_and_order_tolerant },
 	{ "tombstones are purged after their lifetime, never resurrected",
