@@ -1036,11 +1036,18 @@ by_rid(DirStore *d, gint64 rid, gboolean *ok, GError **error)
  * too, is handed to clash().  With bar (a peer's state, in a replication
  * import), a key that an entry of this site claims is not claimed at all:
  * it is handed to bar() instead, whether old claimed it or not, so a claim
- * that lost to this site stays lost while this state lasts (SPEC 2). */
+ * that lost to this site stays lost while this state lasts (SPEC 2).
+ * Without bar (an entry of this site, in a postoffice import) every key new
+ * claims is handed to clash() (a peer's claim stored beside ours, which a
+ * database from before SPEC 2 was kept may hold, is dropped there), and a
+ * key new no longer claims is given to no peer's entry: their claims of it
+ * go too. */
 typedef gboolean (*ClashFunc)(DirImport *im, const char *proxy, gint64 rid, gint64 other,
     GError **error);
 
 static gboolean local_claim(DirImport *im, const GArray *rids, gint64 *local,
+    GError **error);
+static gboolean peer_claims_drop(DirImport *im, const char *proxy, gint64 rid,
     GError **error);
 
 static gboolean
@@ -1052,16 +1059,20 @@ proxies_update(DirImport *im, const DirEntry *old, const DirEntry *new, gint64 r
 	char *all = join(new->proxies);
 	gboolean ok = TRUE;
 
-	for (guint i = 0; ok && old && i < old->proxies->len; i++)
-		ok = proxy_del(d, (const char *)old->proxies->pdata[i] + 5, rid, error);
+	for (guint i = 0; ok && old && i < old->proxies->len; i++) {
+		const char *p = old->proxies->pdata[i];
+
+		ok = proxy_del(d, p + 5, rid, error);
+		if (ok && !bar && !old->deleted && (new->deleted || !has_key(new->proxies, p + 5)))
+			ok = peer_claims_drop(im, p, rid, error);
+	}
 	for (guint i = 0; ok && !new->deleted && i < new->proxies->len; i++) {
 		const char *p = new->proxies->pdata[i], *key = p + 5;
-		gboolean fresh = !old || !has_key(old->proxies, key);
+		gboolean fresh = !old || old->deleted || !has_key(old->proxies, key);
 		gint64 local = 0;
 
 		g_array_set_size(rids, 0);
-		if (fresh || bar)
-			ok = claimants(d, key, rid, rids, error);
+		ok = claimants(d, key, rid, rids, error);
 		if (ok && bar && rids->len > 0)
 			ok = local_claim(im, rids, &local, error);
 		if (ok && local) {
@@ -1069,7 +1080,7 @@ proxies_update(DirImport *im, const DirEntry *old, const DirEntry *new, gint64 r
 			continue;
 		}
 		ok = ok && proxy_add(d, key, new, rid, is_primary(p) ? all : NULL, error);
-		if (!ok || !fresh)
+		if (!ok || (bar && !fresh))
 			continue;
 		for (guint j = 0; ok && j < rids->len; j++)
 			ok = clash(im, p, rid, g_array_index(rids, gint64, j), error);
@@ -1580,6 +1591,31 @@ local_claim(DirImport *im, const GArray *rids, gint64 *local, GError **error)
 			*local = r;
 		dir_entry_free(x);
 	}
+	return ok;
+}
+
+/* Postoffice import: proxy, which entry rid of this site no longer claims,
+ * goes to no peer's entry (a claim stored beside ours lost to it, SPEC 2). */
+static gboolean
+peer_claims_drop(DirImport *im, const char *proxy, gint64 rid, GError **error)
+{
+	GArray *rids = g_array_new(FALSE, FALSE, sizeof(gint64));
+	gboolean ok = claimants(im->d, proxy + 5, rid, rids, error);
+
+	for (guint i = 0; ok && i < rids->len; i++) {
+		gint64 r = g_array_index(rids, gint64, i);
+		DirEntry *x = by_rid(im->d, r, &ok, error);
+
+		if (x && !x->deleted && !entry_is_ours(im->ctx, x)) {
+			pg_warn(NULL, "directory: proxy %s of this site's postoffice %s is not given "
+			    "to %s (site %s): its claim lost to this site's entry", proxy + 5, im->po,
+			    x->legacy, x->home_site);
+			im->st.proxy_losses++;
+			ok = proxy_del(im->d, proxy + 5, r, error);
+		}
+		dir_entry_free(x);
+	}
+	g_array_unref(rids);
 	return ok;
 }
 

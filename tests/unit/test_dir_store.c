@@ -1130,6 +1130,63 @@ test_a_lost_claim_is_never_promoted_by_a_deletion(void)
 	dir_close(a);
 }
 
+/* A database from before SPEC 2 was kept: a peer's claim stored beside
+ * ours, as the replication import then recorded it. */
+static void
+plant_claim(const char *name, const char *key, const char *legacy)
+{
+	char *path = g_strdup_printf("%s/%s.db", tmpdir, name);
+	char *sql = sqlite3_mprintf("INSERT INTO proxies(key, origin, usn, rid, type, home_site, "
+	    "legacy) SELECT %Q, origin, usn, rid, type, home_site, legacy FROM entries WHERE "
+	    "legacy = %Q", key, legacy);
+	sqlite3 *db;
+
+	EXPECT(sqlite3_open(path, &db) == SQLITE_OK && sqlite3_exec(db, sql, NULL, NULL,
+	    NULL) == SQLITE_OK && sqlite3_changes(db) == 1, "a claim of %s planted for %s", key,
+	    legacy);
+	sqlite3_close(db);
+	sqlite3_free(sql);
+	g_free(path);
+}
+
+static void
+test_an_old_databases_lost_claim_is_dropped_not_promoted(void)
+{
+	DirStore *a = store("legacy-claim");
+	DirImportStats st = { 0 };
+	char *id;
+
+	IMPORT_OK(a, &ctx_a, po_doc("CORP/A", mbx("CORP/A/ALICE", "Alice"),
+	    mbx("CORP/A/BOB", "Bob"), NULL), NULL);
+	id = id_of(a, "CORP/A/ALICE");
+	IMPORT_OK(a, &ctx_a, repl_doc("B", "A",
+	    stamped(prox(mbx("CORP/B/THIEF", "Thief"), "SMTP:thief@imc2.company.com",
+	    "smtp:alice@company.com", "smtp:bob@company.com", NULL), "B:thief", "B", "B", 1, 1),
+	    NULL), NULL);
+	dir_close(a);
+	plant_claim("legacy-claim", "alice@company.com", "CORP/B/THIEF");
+	plant_claim("legacy-claim", "bob@company.com", "CORP/B/THIEF");
+	{
+		char *path = g_strdup_printf("%s/legacy-claim.db", tmpdir);
+		a = dir_open(path, NULL);
+		g_free(path);
+	}
+	EXPECT(a && owned_by(a, "alice@company.com", id), "ALICE owns alice@company.com (A < B)");
+	/* ALICE deleted by her postoffice, BOB renamed: THIEF gets neither. */
+	IMPORT_OK(a, &ctx_a, po_doc("CORP/A", mbx("CORP/A/BOB", "Bob renamed"), NULL), &st);
+	EXPECT(st.deleted == 1 && st.changed == 1 && st.proxy_losses == 2,
+	    "ALICE deleted, BOB changed, both of THIEF's old claims dropped (%u losses)",
+	    st.proxy_losses);
+	EXPECT(owned_by(a, "alice@company.com", NULL), "alice@company.com is nobody's");
+	{
+		char *bob = id_of(a, "CORP/A/BOB");
+		EXPECT(owned_by(a, "bob@company.com", bob), "bob@company.com is BOB's");
+		g_free(bob);
+	}
+	g_free(id);
+	dir_close(a);
+}
+
 static void
 test_postoffice_import_wins_a_clash_with_a_peer(void)
 {
@@ -1656,6 +1713,8 @@ static const CuTest tests[] = {
 	  test_a_peer_cannot_rewrite_an_entry_of_this_site },
 	{ "a claim lost to this site is never promoted by a deletion",
 	  test_a_lost_claim_is_never_promoted_by_a_deletion },
+	{ "an old database's lost claim is dropped, not promoted",
+	  test_an_old_databases_lost_claim_is_dropped_not_promoted },
 	{ "a postoffice import wins a clash with a peer's entry",
 	  test_postoffice_import_wins_a_clash_with_a_peer },
 	{ "a clash inside one file: dir list shows the loser without its primary",
