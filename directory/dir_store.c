@@ -1631,9 +1631,9 @@ repl_bar(DirImport *im, const char *proxy, gint64 rid, gint64 local, GError **er
 	a = by_rid(im->d, rid, &ok, error);
 	b = ok ? by_rid(im->d, local, &ok, error) : NULL;
 	if (a && b) {
-		pg_warn(NULL, "directory: proxy %s is claimed by %s (site %s, from site %s) and "
-		    "by %s of this site; %s keeps it: this site's postoffice is authoritative "
-		    "for it, and the other claim is not kept", proxy + 5, a->legacy,
+		pg_warn(NULL, "directory: proxy %s is claimed by %s (home %s, in a file from "
+		    "site %s) and by %s of this site; %s keeps it: this site's postoffice is "
+		    "authoritative for it, and the other claim is not kept", proxy + 5, a->legacy,
 		    a->home_site, im->head->from_site, b->legacy, b->legacy);
 		im->st.proxy_losses++;
 	}

@@ -39,7 +39,9 @@
  *    counted (DirImportStats and DirStats proxy_losses).  A claim dropped or
  *    not recorded stays so for as long as that state of the peer's entry
  *    lasts: the deletion of our entry promotes nothing; a later state from
- *    the entry's origin claims afresh.  The stored states (and so the
+ *    the entry's origin claims afresh.  (A database from before this rule
+ *    may hold a peer's claim beside ours: the postoffice import drops it
+ *    when our entry changes or gives the proxy up.)  The stored states (and so the
  *    canonical export) stay the same at every site; ownership of a proxy
  *    that one site's own entry claims may differ between sites.
  *  - A postoffice export names entries by legacy address: a name the
