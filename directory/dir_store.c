@@ -225,6 +225,9 @@ struct DirImport {
 	                                 * vector as it was when the import began */
 	GArray *clashes;                /* POSTOFFICE: Clash */
 	char *templated_example;        /* first entry a template change touched */
+	guint foreign;                  /* REPLICATION: changes about this site's own
+	                                 * entries, ignored (SPEC 2) */
+	char *foreign_example;          /* the first of them, for the warning */
 	char *incarnation;              /* of this database: part of the ids it makes */
 	DirImportStats st;
 	gboolean failed;
@@ -1044,32 +1047,57 @@ by_rid(DirStore *d, gint64 rid, gboolean *ok, GError **error)
 /* Bring the claims of entry rid from state old (NULL: none) to state new:
  * every row is written again, since each carries the state's stamp; each
  * key new claims that old did not, and that another live entry claims
- * too, is handed to clash(). */
+ * too, is handed to clash().  With bar (a peer's state, in a replication
+ * import), a key that an entry of this site claims is not claimed at all:
+ * it is handed to bar() instead, whether old claimed it or not, so a claim
+ * that lost to this site stays lost while this state lasts (SPEC 2).
+ * Without bar (an entry of this site, in a postoffice import) every key new
+ * claims is handed to clash() (a peer's claim stored beside ours, which a
+ * database from before SPEC 2 was kept may hold, is dropped there), and a
+ * key new no longer claims is given to no peer's entry: their claims of it
+ * go too. */
 typedef gboolean (*ClashFunc)(DirImport *im, const char *proxy, gint64 rid, gint64 other,
+    GError **error);
+
+static gboolean local_claim(DirImport *im, const GArray *rids, gint64 *local,
+    GError **error);
+static gboolean peer_claims_drop(DirImport *im, const char *proxy, gint64 rid,
     GError **error);
 
 static gboolean
 proxies_update(DirImport *im, const DirEntry *old, const DirEntry *new, gint64 rid,
-    ClashFunc clash, GError **error)
+    ClashFunc clash, ClashFunc bar, GError **error)
 {
 	DirStore *d = im->d;
 	GArray *rids = g_array_new(FALSE, FALSE, sizeof(gint64));
 	char *all = join(new->proxies);
 	gboolean ok = TRUE;
 
-	for (guint i = 0; ok && old && i < old->proxies->len; i++)
-		ok = proxy_del(d, (const char *)old->proxies->pdata[i] + 5, rid, error);
+	for (guint i = 0; ok && old && i < old->proxies->len; i++) {
+		const char *p = old->proxies->pdata[i];
+
+		ok = proxy_del(d, p + 5, rid, error);
+		if (ok && !bar && !old->deleted && (new->deleted || !has_key(new->proxies, p + 5)))
+			ok = peer_claims_drop(im, p, rid, error);
+	}
 	for (guint i = 0; ok && !new->deleted && i < new->proxies->len; i++) {
 		const char *p = new->proxies->pdata[i], *key = p + 5;
+		gboolean fresh = !old || old->deleted || !has_key(old->proxies, key);
+		gint64 local = 0;
 
-		ok = proxy_add(d, key, new, rid, is_primary(p) ? all : NULL, error);
-		if (!ok || (old && has_key(old->proxies, key)))
-			continue;
 		g_array_set_size(rids, 0);
 		ok = claimants(d, key, rid, rids, error);
+		if (ok && bar && rids->len > 0)
+			ok = local_claim(im, rids, &local, error);
+		if (ok && local) {
+			ok = bar(im, p, rid, local, error);
+			continue;
+		}
+		ok = ok && proxy_add(d, key, new, rid, is_primary(p) ? all : NULL, error);
+		if (!ok || (bar && !fresh))
+			continue;
 		for (guint j = 0; ok && j < rids->len; j++)
-			ok = clash(im, new->proxies->pdata[i], rid, g_array_index(rids, gint64, j),
-			    error);
+			ok = clash(im, p, rid, g_array_index(rids, gint64, j), error);
 	}
 	g_array_unref(rids);
 	g_free(all);
@@ -1091,6 +1119,24 @@ ctx_po_find(const DirContext *ctx, const char *po)
 			return *p;
 	}
 	return NULL;
+}
+
+/* Whether this site is authoritative for an entry: it is on a postoffice
+ * this site serves (SPEC 2), where every entry this site's imports made is
+ * homed.  Only this site's own postoffice imports change such an entry.  An
+ * entry homed here on a postoffice no longer served (one that moved to
+ * another site) is not: its new home's changes replace it. */
+static gboolean
+entry_is_ours(const DirContext *ctx, const DirEntry *e)
+{
+	const char *slash = strrchr(e->legacy, '/');
+	char po[ADDR_PO_MAX + 1];
+
+	if (!slash || (size_t)(slash - e->legacy) >= sizeof po)
+		return FALSE;
+	memcpy(po, e->legacy, (size_t)(slash - e->legacy));
+	po[slash - e->legacy] = '\0';
+	return ctx_po_find(ctx, po) != NULL;
 }
 
 static gboolean
@@ -1364,6 +1410,7 @@ dir_import_abort(DirImport *im)
 	clashes_free(im->clashes);
 	sync_doc_free(im->head);
 	g_free(im->templated_example);
+	g_free(im->foreign_example);
 	g_free(im->incarnation);
 	g_free(im);
 }
@@ -1495,7 +1542,7 @@ import_po_entry(DirImport *im, const DirEntry *in, GError **error)
 			goto out;
 		stamp(im, n, old->version + 1);
 		ok = state_write(d, n, rid, NULL, error) &&
-		    proxies_update(im, old, n, rid, po_clash, error);
+		    proxies_update(im, old, n, rid, po_clash, NULL, error);
 		im->st.changed++;
 	} else {
 		g_free(n->id);
@@ -1509,7 +1556,7 @@ import_po_entry(DirImport *im, const DirEntry *in, GError **error)
 			goto out;
 		stamp(im, n, 1);
 		ok = state_write(d, n, 0, &rid, error) &&
-		    proxies_update(im, NULL, n, rid, po_clash, error);
+		    proxies_update(im, NULL, n, rid, po_clash, NULL, error);
 		im->st.added++;
 	}
 out:
@@ -1542,6 +1589,85 @@ repl_clash(DirImport *im, const char *proxy, gint64 rid, gint64 other, GError **
 	return ok;
 }
 
+/* The first of the claimants rids that is an entry of this site, into
+ * *local (0: none). */
+static gboolean
+local_claim(DirImport *im, const GArray *rids, gint64 *local, GError **error)
+{
+	gboolean ok = TRUE;
+
+	*local = 0;
+	for (guint i = 0; ok && !*local && i < rids->len; i++) {
+		gint64 r = g_array_index(rids, gint64, i);
+		DirEntry *x = by_rid(im->d, r, &ok, error);
+
+		if (x && !x->deleted && entry_is_ours(im->ctx, x))
+			*local = r;
+		dir_entry_free(x);
+	}
+	return ok;
+}
+
+/* Postoffice import: proxy, which entry rid of this site no longer claims,
+ * goes to no peer's entry (a claim stored beside ours lost to it, SPEC 2). */
+static gboolean
+peer_claims_drop(DirImport *im, const char *proxy, gint64 rid, GError **error)
+{
+	GArray *rids = g_array_new(FALSE, FALSE, sizeof(gint64));
+	gboolean ok = claimants(im->d, proxy + 5, rid, rids, error);
+
+	for (guint i = 0; ok && i < rids->len; i++) {
+		gint64 r = g_array_index(rids, gint64, i);
+		DirEntry *x = by_rid(im->d, r, &ok, error);
+
+		if (x && !x->deleted && !entry_is_ours(im->ctx, x)) {
+			pg_warn(NULL, "directory: proxy %s of this site's postoffice %s is not given "
+			    "to %s (site %s): its claim lost to this site's entry", proxy + 5, im->po,
+			    x->legacy, x->home_site);
+			im->st.proxy_losses++;
+			ok = proxy_del(im->d, proxy + 5, r, error);
+		}
+		dir_entry_free(x);
+	}
+	g_array_unref(rids);
+	return ok;
+}
+
+/* Replication import: a peer's claim of a proxy that an entry of this site
+ * has is never recorded (this site's postoffice is authoritative); log and
+ * count it as a loss. */
+static gboolean
+repl_bar(DirImport *im, const char *proxy, gint64 rid, gint64 local, GError **error)
+{
+	DirEntry *a, *b;
+	gboolean ok;
+
+	a = by_rid(im->d, rid, &ok, error);
+	b = ok ? by_rid(im->d, local, &ok, error) : NULL;
+	if (a && b) {
+		pg_warn(NULL, "directory: proxy %s is claimed by %s (home %s, in a file from "
+		    "site %s) and by %s of this site; %s keeps it: this site's postoffice is "
+		    "authoritative for it, and the other claim is not kept", proxy + 5, a->legacy,
+		    a->home_site, im->head->from_site, b->legacy, b->legacy);
+		im->st.proxy_losses++;
+	}
+	dir_entry_free(a);
+	dir_entry_free(b);
+	return ok;
+}
+
+/* Replication import: a change about an entry of this site is ignored,
+ * counted and, once per import, reported naming the peer (SPEC 2). */
+static void
+foreign(DirImport *im, const DirEntry *n, const DirEntry *old)
+{
+	im->st.ignored++;
+	if (im->foreign++ == 0)
+		im->foreign_example = g_strdup_printf("%s %s, id %s, origin %s",
+		    n->deleted ? "a deletion of" : "a change of", old ? old->legacy : n->legacy,
+		    n->id, n->origin);
+}
+
 static gboolean
 import_repl_entry(DirImport *im, const DirEntry *in, GError **error)
 {
@@ -1549,7 +1675,7 @@ import_repl_entry(DirImport *im, const DirEntry *in, GError **error)
 	DirEntry *n, *old = NULL;
 	sqlite3_stmt *st;
 	guint64 seen_usn;
-	gboolean ok;
+	gboolean ok = TRUE;
 	gint64 rid = 0;
 	PgAddr a;
 	guint64 *max;
@@ -1570,6 +1696,11 @@ import_repl_entry(DirImport *im, const DirEntry *in, GError **error)
 	}
 	if (n->usn > *max)
 		*max = n->usn;
+	if (entry_is_ours(im->ctx, n) || strcmp(n->home_site, im->ctx->site) == 0) {
+		/* Seen, and refused: never taken from a peer (SPEC 2). */
+		foreign(im, n, NULL);
+		goto out;
+	}
 	st = stmt(d, ST_BY_ID, error);
 	if (!st) {
 		ok = FALSE;
@@ -1579,7 +1710,9 @@ import_repl_entry(DirImport *im, const DirEntry *in, GError **error)
 	old = fetch_entry(d, st, &rid, &ok, error);
 	if (!ok)
 		goto out;
-	if (!old) {
+	if (old && entry_is_ours(im->ctx, old)) {
+		foreign(im, n, old);
+	} else if (!old) {
 		guint64 *cached = g_hash_table_lookup(im->seen_before, n->origin);
 
 		if (cached) {
@@ -1595,14 +1728,14 @@ import_repl_entry(DirImport *im, const DirEntry *in, GError **error)
 			goto out;
 		}
 		ok = state_write(d, n, 0, &rid, error) &&
-		    proxies_update(im, NULL, n, rid, repl_clash, error);
+		    proxies_update(im, NULL, n, rid, repl_clash, repl_bar, error);
 		if (n->deleted)
 			im->st.deleted++;
 		else
 			im->st.added++;
 	} else if (state_wins(n, old)) {
 		ok = state_write(d, n, rid, NULL, error) &&
-		    proxies_update(im, old, n, rid, repl_clash, error);
+		    proxies_update(im, old, n, rid, repl_clash, repl_bar, error);
 		if (n->deleted && !old->deleted)
 			im->st.deleted++;
 		else if (!n->deleted && old->deleted)
@@ -1668,7 +1801,7 @@ sweep(DirImport *im, GError **error)
 		e->deleted = TRUE;
 		stamp(im, e, e->version + 1);
 		ok = state_write(d, e, rid, NULL, error) &&
-		    proxies_update(im, old, e, rid, po_clash, error);
+		    proxies_update(im, old, e, rid, po_clash, NULL, error);
 		im->st.deleted++;
 		dir_entry_free(old);
 		dir_entry_free(e);
@@ -1703,7 +1836,16 @@ clashes_check(DirImport *im, GError **error)
 			return db_fail(d, error, "read proxy claims");
 		a = by_rid(d, c->rid, &ok, error);
 		b = ok ? by_rid(d, c->other, &ok, error) : NULL;
-		if (ok && a && b) {
+		if (ok && a && b && !entry_is_ours(im->ctx, b)) {
+			/* A peer's entry: this postoffice is authoritative, its
+			 * claim goes (and is not given back later, SPEC 2). */
+			pg_warn(NULL, "directory: proxy %s is claimed by %s of this site and by "
+			    "%s (site %s); %s keeps it: this site's postoffice is "
+			    "authoritative for it, and the other claim is not kept", c->key,
+			    a->legacy, b->legacy, b->home_site, a->legacy);
+			im->st.proxy_losses++;
+			ok = proxy_del(d, c->key, c->other, error);
+		} else if (ok && a && b) {
 			g_set_error(error, DIR_ERROR, DIR_ERROR_CLASH,
 			    "proxy clash: %s would be given to %s, but %s (site %s) already "
 			    "has it; nothing was imported", c->proxy, a->legacy, b->legacy,
@@ -1815,6 +1957,11 @@ dir_import_commit(DirImport *im, DirImportStats *stats, GError **error)
 		d->busy = NULL;
 		fault_step("commit");
 		pmap_after_import(d, changed);
+		if (im->foreign)
+			pg_warn(NULL, "directory: site %s sent %u change%s about entries of this "
+			    "site (first: %s): only this site's postoffice exports change them; "
+			    "ignored", im->head->from_site, im->foreign, im->foreign == 1 ? "" :
+			    "s", im->foreign_example);
 		if (im->st.templated)
 			pg_info(NULL, "directory: proxy templates changed: %u entr%s of %s got "
 			    "the template addresses they lacked (first: %s); existing proxies "
@@ -2511,19 +2658,47 @@ dir_brief_entry(DirStore *d, const DirBrief *b, GError **error)
 GPtrArray *
 dir_list(DirStore *d, int type, GError **error)
 {
-	sqlite3_stmt *st = stmt(d, ST_LIST, error);
+	sqlite3_stmt *st;
 	GPtrArray *out;
+	GArray *rids;
+	gboolean ok = TRUE;
 	int rc;
 
-	if (!st)
+	/* One snapshot for the entries and their claims. */
+	if (!db_exec(d, "SAVEPOINT list", error))
 		return NULL;
+	if (!(st = stmt(d, ST_LIST, error))) {
+		sqlite3_exec(d->db, "RELEASE list", NULL, NULL, NULL);
+		return NULL;
+	}
 	out = g_ptr_array_new_with_free_func((GDestroyNotify)dir_entry_free);
+	rids = g_array_new(FALSE, FALSE, sizeof(gint64));
 	sqlite3_bind_int(st, 1, type);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-		g_ptr_array_add(out, row_entry(st, NULL));
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		gint64 rid;
+
+		g_ptr_array_add(out, row_entry(st, &rid));
+		g_array_append_val(rids, rid);
+	}
 	done(st);
-	if (rc != SQLITE_DONE) {
-		db_fail(d, error, "list entries");
+	if (rc != SQLITE_DONE)
+		ok = db_fail(d, error, "list entries");
+	/* A claim lost in a clash is left out, as the GAL leaves it out: the
+	 * list shows what routing sees (the loser of a primary shows none). */
+	for (guint i = 0; ok && i < out->len; i++) {
+		DirEntry *x = out->pdata[i];
+
+		for (guint j = x->proxies->len; ok && j-- > 0; ) {
+			gint64 owner;
+
+			ok = key_owner(d, (const char *)x->proxies->pdata[j] + 5, &owner, error);
+			if (ok && owner != g_array_index(rids, gint64, i))
+				g_ptr_array_remove_index(x->proxies, j);
+		}
+	}
+	sqlite3_exec(d->db, "RELEASE list", NULL, NULL, NULL);
+	g_array_unref(rids);
+	if (!ok) {
 		g_ptr_array_unref(out);
 		return NULL;
 	}

@@ -21,16 +21,32 @@
  *    it is listed twice, between entries a clash like any other.  A proxy is
  *    claimed by every live entry that lists it; its effective owner is the
  *    claimant whose current state has the lowest (origin site, USN) (byte
- *    order of the site name, then the number).  That is a pure function of
- *    the set of entry states, so every site that holds the same states
- *    agrees.  Lookups and routing use effective ownership only.  Several
- *    live entries with one legacy address (possible only across origins)
- *    resolve the same way.
+ *    order of the site name, then the number).  Between peers' entries that
+ *    is a pure function of the set of entry states, so every site that
+ *    holds the same states agrees.  Lookups and routing use effective
+ *    ownership only.  Several live entries with one legacy address
+ *    (possible only across origins) resolve the same way.
+ *  - This site is authoritative for the entries of the postoffices it
+ *    serves (SPEC 2; "ours"): only its postoffice imports change them.  A
+ *    replication change about one (by its id's stored entry, or by its own
+ *    legacy address or home) is ignored, counted in DirImportStats.ignored
+ *    and reported once per import naming the sending site.  An entry homed
+ *    here on a postoffice no longer served is not ours.
  *  - A postoffice import refuses a proxy that it adds to an entry when
- *    another live entry claims it, naming both (an entry the same file
- *    deletes claims nothing); a replication import never refuses a clash:
- *    the loser keeps its claim stored, the loss is logged and counted
- *    (DirImportStats and DirStats proxy_losses).
+ *    another of our live entries claims it, naming both (an entry the same
+ *    file deletes claims nothing); against a peer's entry it wins: the
+ *    peer's claim is dropped, logged and counted (proxy_losses).  A
+ *    replication import never refuses a clash: a claim of a proxy that one
+ *    of our entries holds is not recorded at all (logged, counted); between
+ *    peers' entries the loser keeps its claim stored, the loss is logged and
+ *    counted (DirImportStats and DirStats proxy_losses).  A claim dropped or
+ *    not recorded stays so for as long as that state of the peer's entry
+ *    lasts: the deletion of our entry promotes nothing; a later state from
+ *    the entry's origin claims afresh.  (A database from before this rule
+ *    may hold a peer's claim beside ours: the postoffice import drops it
+ *    when our entry changes or gives the proxy up.)  The stored states (and so the
+ *    canonical export) stay the same at every site; ownership of a proxy
+ *    that one site's own entry claims may differ between sites.
  *  - A postoffice export names entries by legacy address: a name the
  *    directory knows (live) is that entry, with its id; a new name is a new
  *    entry with a new id, SITE:INCARNATION:USN (the incarnation is random,
@@ -40,7 +56,8 @@
  *  - Conflicts between two states of one entry id: the higher version wins;
  *    at equal version the lexicographically lower origin site wins; at equal
  *    origin the higher USN wins.  Tombstones are states like any other.
- *    Changes whose origin is this site are never taken from a peer.
+ *    Changes whose origin is this site, and changes about our entries, are
+ *    never taken from a peer.
  *  - Replication: an export for a peer holds every state whose origin is not
  *    the peer and whose USN is above what the peer last reported having
  *    seen of that origin (its vector, recorded when this site imports the
@@ -121,8 +138,10 @@ typedef struct {
 	guint changed;       /* entries whose state changed */
 	guint deleted;       /* entries that became tombstones */
 	guint unchanged;     /* postoffice export: entries already as the file says */
-	guint ignored;       /* replication: changes already seen, older, or our own */
-	guint proxy_losses;  /* replication: claims that lost a clash between origins */
+	guint ignored;       /* replication: changes already seen, older, our own, or
+	                      * about entries of postoffices this site serves */
+	guint proxy_losses;  /* claims that lost a clash between origins, or to an
+	                      * entry of a postoffice this site serves */
 	guint templated;     /* postoffice export: existing entries given proxies from
 	                      * templates they lacked (a template change) */
 	guint purged;        /* tombstones older than tombstone_lifetime removed */
@@ -204,7 +223,8 @@ DirEntry *dir_brief_entry(DirStore *d, const DirBrief *b, GError **error);
 DirEntry *dir_get(DirStore *d, const char *id, GError **error);
 /* dir_proxy_owner - the id of the entry that effectively owns an SMTP address */
 char *dir_proxy_owner(DirStore *d, const char *address, GError **error);
-/* dir_list - live entries of a DirType (or all when type is -1), by legacy */
+/* dir_list - live entries of a DirType (or all when type is -1), by legacy, each
+ * with the proxies it effectively owns (a claim lost in a clash is left out) */
 GPtrArray *dir_list(DirStore *d, int type, GError **error);
 
 typedef struct {

@@ -292,6 +292,15 @@ typedef struct {
 	gsize aoff[AT_COUNT];
 	gsize alen[AT_COUNT];
 	guint have;                /* BIT(attr) for each one present */
+	/* The attribute count, on the raw bytes ahead of the parser (scan) */
+	int scan;                  /* SC_* */
+	char scan_quote;           /* the quote of the value being scanned, or 0 */
+	guint scan_run;            /* '-', ']' or '?' just before (ends of markup) */
+	guint scan_attrs;          /* attributes of the start tag being scanned */
+	guint scan_line;           /* line of the next byte, from 1 */
+	gboolean scan_naming;      /* still in the start tag's name */
+	char scan_name[48];        /* its first bytes, for the message */
+	guint scan_name_len;
 } Reader;
 
 static GPrivate current_reader = G_PRIVATE_INIT(NULL);
@@ -1255,6 +1264,129 @@ sax_handler(void)
 	return &sax;
 }
 
+/* What the scanner is in: markup is told apart just well enough to find
+ * start tags and the attributes in them; libxml2 judges everything else. */
+enum {
+	SC_TEXT,        /* character data */
+	SC_LT,          /* after '<' */
+	SC_BANG,        /* after "<!" */
+	SC_BANG_DASH,   /* after "<!-" */
+	SC_COMMENT,     /* in <!-- -->, until "-->" */
+	SC_CDATA,       /* in <![CDATA[ ]]>, until "]]>" */
+	SC_DECL,        /* in <!DOCTYPE ...> and the like, until '>' outside quotes */
+	SC_PI,          /* in <? ?>, until "?>" */
+	SC_TAG,         /* in a start tag, until '>' outside quotes */
+	SC_END_TAG,     /* in an end tag, until '>' */
+};
+
+/* Count the attributes of every start tag in p[0..n) before libxml2 is given
+ * these bytes, and refuse a start tag with more than SYNC_MAX_ATTRS.  libxml2
+ * 2.9 compares each attribute with every earlier one of its start tag, and
+ * only then calls on_start: 100,000 attributes took seconds before the
+ * refusal.  An attribute is an '=' in a start tag outside quoted values.
+ * The state lasts from one chunk to the next.  FALSE (and r->error) on a
+ * refusal. */
+static gboolean
+scan(Reader *r, const char *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		char c = p[i];
+
+		if (c == '\n')
+			r->scan_line++;
+		if (r->scan_quote) {
+			if (c == r->scan_quote)
+				r->scan_quote = 0;
+			continue;
+		}
+	again:          /* c ended a state and starts the next one */
+		switch (r->scan) {
+		case SC_TEXT:
+			if (c == '<')
+				r->scan = SC_LT;
+			break;
+		case SC_LT:
+			r->scan_run = 0;
+			if (c == '!') {
+				r->scan = SC_BANG;
+			} else if (c == '?') {
+				r->scan = SC_PI;
+			} else if (c == '/') {
+				r->scan = SC_END_TAG;
+			} else {
+				r->scan = SC_TAG;
+				r->scan_attrs = 0;
+				r->scan_naming = TRUE;
+				r->scan_name_len = 0;
+				goto again;     /* c is the name's first byte */
+			}
+			break;
+		case SC_BANG:
+			if (c == '-') {
+				r->scan = SC_BANG_DASH;
+			} else if (c == '[') {
+				r->scan = SC_CDATA;
+			} else {
+				r->scan = SC_DECL;
+				goto again;
+			}
+			break;
+		case SC_BANG_DASH:
+			r->scan = c == '-' ? SC_COMMENT : SC_DECL;
+			break;
+		case SC_COMMENT:
+		case SC_CDATA:
+			if (c == (r->scan == SC_COMMENT ? '-' : ']')) {
+				r->scan_run++;
+			} else {
+				if (c == '>' && r->scan_run >= 2)
+					r->scan = SC_TEXT;
+				r->scan_run = 0;
+			}
+			break;
+		case SC_PI:
+			if (c == '>' && r->scan_run)
+				r->scan = SC_TEXT;
+			r->scan_run = c == '?';
+			break;
+		case SC_DECL:
+			if (c == '"' || c == '\'')
+				r->scan_quote = c;
+			else if (c == '>')
+				r->scan = SC_TEXT;
+			break;
+		case SC_END_TAG:
+			if (c == '>')
+				r->scan = SC_TEXT;
+			break;
+		case SC_TAG:
+			if (r->scan_naming) {
+				if (c != ' ' && c != '\t' && c != '\r' && c != '\n' && c != '>' &&
+				    c != '/' && c != '=' && c != '"' && c != '\'') {
+					if (r->scan_name_len < sizeof r->scan_name - 1)
+						r->scan_name[r->scan_name_len++] = c;
+					break;
+				}
+				r->scan_naming = FALSE;
+				r->scan_name[r->scan_name_len] = '\0';
+			}
+			if (c == '"' || c == '\'') {
+				r->scan_quote = c;
+			} else if (c == '>') {
+				r->scan = SC_TEXT;
+			} else if (c == '=' && ++r->scan_attrs > SYNC_MAX_ATTRS) {
+				char *q = shown_name(r->scan_name);
+				fail(r, r->scan_line, SYNC_ERROR_LIMIT, "<%s> has more than %u "
+				    "attributes (namespace declarations included)", q, SYNC_MAX_ATTRS);
+				g_free(q);
+				return FALSE;
+			}
+			break;
+		}
+	}
+	return TRUE;
+}
+
 /* A sync file is UTF-8: refuse UTF-16/32 and any other declared encoding
  * before libxml2 would transcode them.  p holds the first n bytes. */
 static gboolean
@@ -1325,6 +1457,8 @@ reader_init(Reader *r, const char *name, const SyncSink *sink, gpointer data, gb
 	r->keys = g_hash_table_new(g_str_hash, g_str_equal);
 	r->key_chunk = g_string_chunk_new(64 * 1024);
 	r->abuf = g_string_new(NULL);
+	r->scan = SC_TEXT;
+	r->scan_line = 1;
 }
 
 static void
@@ -1368,6 +1502,8 @@ feed(Reader *r, const char *p, size_t n, gboolean terminate)
 	}
 	while (!r->error && n > 0) {
 		size_t k = MIN(n, CHUNK_SIZE);
+		if (!scan(r, p, k))
+			break;
 		xmlParseChunk(r->ctxt, p, (int)k, 0);
 		p += k;
 		n -= k;

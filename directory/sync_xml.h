@@ -27,6 +27,8 @@
 #define SYNC_MAX_ENTRIES    5000000u                /* entries or changes in one file */
 #define SYNC_MAX_SITES      1000u                   /* <seen> in one vector */
 #define SYNC_MAX_TEXT       1024u                   /* text of one <proxy> or <member> */
+#define SYNC_MAX_ATTRS      32u                     /* attributes of one start tag,
+                                                     * namespace declarations included */
 
 #define SYNC_ERROR (sync_error_quark())
 GQuark sync_error_quark(void);

@@ -244,9 +244,10 @@ test_local_mailbox_goes_to_its_postoffice(void)
 	ROUTE(site_a, &ctx_a, "smtp:jsmith@company.com", "postoffice CORP/HQ JSMITH");
 	ROUTE(site_a, &ctx_a, "CORP/HQ/JSMITH", "postoffice CORP/HQ JSMITH");
 	ROUTE(site_a, &ctx_a, "corp/hq/jsmith", "postoffice CORP/HQ JSMITH");
-	/* A clash between A's USER4 and B's: the lower origin site keeps it. */
+	/* A clash between A's USER4 and B's: each site's own postoffice keeps
+	 * it there (SPEC 2). */
 	ROUTE(site_a, &ctx_a, "user4@company.com", "postoffice CORP/HQ USER4");
-	ROUTE(site_b, &ctx_b, "user4@company.com", "site-link A <user4@company.com>");
+	ROUTE(site_b, &ctx_b, "user4@company.com", "postoffice CORP/IMC2 USER4");
 	ROUTE(site_a, &ctx_a, "user4@imc2.company.com", "site-link B <user4@imc2.company.com>");
 	r = dir_route(site_a, &ctx_a, "jsmith@company.com", &e);
 	EXPECT(r && r->kind == ROUTE_POSTOFFICE && g_strcmp0(r->postoffice, "CORP/HQ") == 0 &&

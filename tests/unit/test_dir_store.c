@@ -9,8 +9,12 @@
  * it was (compared through the canonical export); replication sends exactly
  * what a peer has not seen, is idempotent and order-tolerant (the same
  * changes applied in many orders, with duplicates and replays, give the
- * same canonical directory at every site), a clash between origins resolves
- * the same everywhere; tombstones are purged after their lifetime and a
+ * same canonical directory at every site), a clash between peers' origins
+ * resolves the same everywhere; a peer can neither delete, rewrite nor take
+ * over an entry of a postoffice this site serves, its postoffice import wins
+ * every clash with a peer's entry and a lost claim is never promoted by a
+ * deletion (issue 12, point 0); dir list shows the loser of a clash without
+ * the proxy it lost (point 10); tombstones are purged after their lifetime and a
  * replayed old file never resurrects them; the schema is created at open
  * and a newer one is refused.
  */
@@ -173,7 +177,7 @@ static void
 import_refused_at(int line, DirStore *d, const DirContext *ctx, SyncDoc *doc, int code, ...)
 {
 	GError *e = NULL;
-	DirImportStats st;
+	DirImportStats st = { 0 };
 	char *before = dump(d), *after;
 	DirStats s0, s1;
 	gboolean ok;
@@ -423,7 +427,7 @@ static void
 test_postoffice_export_adds_renames_and_deletes(void)
 {
 	DirStore *d = store("po");
-	DirImportStats st;
+	DirImportStats st = { 0 };
 	DirEntry *x, *y;
 	char *idx, *idy, *idy2;
 	DirStats s;
@@ -504,7 +508,7 @@ static void
 test_postoffice_export_is_authoritative_for_its_postoffice_only(void)
 {
 	DirStore *d = store("po2");
-	DirImportStats st;
+	DirImportStats st = { 0 };
 	DirStats s;
 
 	IMPORT_OK(d, &ctx_a, po_doc("CORP/A", mbx("CORP/A/X", "X"), NULL), NULL);
@@ -570,7 +574,7 @@ test_template_change_applies_on_next_import_and_is_reported(void)
 		"smtp:%m.%p@%n.example", NULL };
 	const DirContext ctx2 = { "A", dom_a, tpl2, po_a, NULL, 0, LIFETIME, NULL };
 	DirStore *d = store("tplchange");
-	DirImportStats st;
+	DirImportStats st = { 0 };
 	char *idx = NULL;
 	DirEntry *x;
 
@@ -634,7 +638,7 @@ static void
 test_proxy_clash_inside_an_import_is_refused_naming_both(void)
 {
 	DirStore *d = store("clash");
-	DirImportStats st;
+	DirImportStats st = { 0 };
 	char *q;
 
 	IMPORT_OK(d, &ctx_a, po_doc("CORP/A", mbx("CORP/A/JSMITH", "John Smith"),
@@ -818,7 +822,7 @@ static void
 test_replication_sends_exactly_what_the_peer_has_not_seen(void)
 {
 	DirStore *a = store("ra"), *b = store("rb");
-	DirImportStats st;
+	DirImportStats st = { 0 };
 	SyncDoc *doc, *old;
 	DirEntry *x;
 	DirStats s;
@@ -900,7 +904,7 @@ test_own_changes_coming_back_are_ignored(void)
 {
 	DirStore *a = store("own");
 	SyncDoc *doc = sync_doc_new(SYNC_REPLICATION);
-	DirImportStats st;
+	DirImportStats st = { 0 };
 	DirEntry *e, *x;
 	char *id;
 
@@ -929,59 +933,389 @@ test_own_changes_coming_back_are_ignored(void)
 static void
 test_cross_origin_clash_resolves_the_same_at_every_site(void)
 {
-	DirStore *a = store("xa"), *b = store("xb");
-	DirImportStats sa, sb;
-	char *ida, *idb, *oa, *ob, *o2;
+	DirStore *a = store("xa"), *b = store("xb"), *c = store("xc"), *o = store("xo");
+	DirImportStats sc;
+	char *ida, *idb, *oc, *oo, *o2;
 	DirStats s;
 
-	/* B's JSMITH is made first, with the lower USN; A still wins: the
-	 * lower origin site name comes first. */
+	/* B's JSMITH is made first, with the lower USN; A's still wins where
+	 * neither is local (C, O): the lower origin site name comes first. */
 	IMPORT_OK(b, &ctx_b, po_doc("CORP/B", mbx("CORP/B/AAA", "a"), mbx("CORP/B/JSMITH", "B"),
 	    NULL), NULL);
 	IMPORT_OK(a, &ctx_a, po_doc("CORP/A", mbx("CORP/A/X1", "1"), mbx("CORP/A/X2", "2"),
 	    mbx("CORP/A/JSMITH", "A"), NULL), NULL);
 	ida = id_of(a, "CORP/A/JSMITH");
 	idb = id_of(b, "CORP/B/JSMITH");
-	sa = xfer(b, &ctx_b, a, &ctx_a);
-	sb = xfer(a, &ctx_a, b, &ctx_b);
-	EXPECT(sa.proxy_losses == 1 && sb.proxy_losses == 1,
-	    "each site counts the clash once (A %u, B %u)", sa.proxy_losses, sb.proxy_losses);
-	oa = owner_of(a, "jsmith@company.com");
-	ob = owner_of(b, "SMTP:jsmith@COMPANY.COM");
-	EXPECT(oa && ob && strcmp(oa, ida) == 0 && strcmp(ob, ida) == 0,
-	    "A's JSMITH owns jsmith@company.com at A and at B");
-	o2 = owner_of(a, "jsmith@imc2.company.com");
+	xfer(b, &ctx_b, c, &ctx_c);
+	sc = xfer(a, &ctx_a, c, &ctx_c);
+	EXPECT(sc.proxy_losses == 1, "C counts the clash once (%u)", sc.proxy_losses);
+	xfer(c, &ctx_c, o, &ctx_o);
+	oc = owner_of(c, "jsmith@company.com");
+	oo = owner_of(o, "SMTP:jsmith@COMPANY.COM");
+	EXPECT(oc && oo && strcmp(oc, ida) == 0 && strcmp(oo, ida) == 0,
+	    "A's JSMITH owns jsmith@company.com at C and at O");
+	o2 = owner_of(c, "jsmith@imc2.company.com");
 	EXPECT(o2 && strcmp(o2, idb) == 0, "B's JSMITH keeps its other proxy");
-	EXPECT_PROXIES(a, "CORP/B/JSMITH", "SMTP:jsmith@company.com,smtp:jsmith@imc2.company.com");
-	dir_stats(a, &s, NULL);
-	EXPECT(s.proxy_losses == 1, "dir stats counts the loss at A");
+	EXPECT_PROXIES(c, "CORP/B/JSMITH", "SMTP:jsmith@company.com,smtp:jsmith@imc2.company.com");
+	dir_stats(c, &s, NULL);
+	EXPECT(s.proxy_losses == 1, "dir stats counts the loss at C");
 	dir_stats_clear(&s);
-	dir_stats(b, &s, NULL);
-	EXPECT(s.proxy_losses == 1, "and at B");
+	dir_stats(o, &s, NULL);
+	EXPECT(s.proxy_losses == 1, "and at O");
 	dir_stats_clear(&s);
 	{
-		char *da = dump(a), *db = dump(b);
-		EXPECT(strcmp(da, db) == 0, "the same directory at both sites");
-		g_free(da);
-		g_free(db);
+		char *dc = dump(c), *dobs = dump(o);
+		EXPECT(strcmp(dc, dobs) == 0, "the same directory at both sites");
+		g_free(dc);
+		g_free(dobs);
 	}
-	/* The winner deleted: the loser owns it now, everywhere. */
+	/* The winner deleted by its own postoffice: between two peers' entries
+	 * the loser owns it now, everywhere. */
 	IMPORT_OK(a, &ctx_a, po_doc("CORP/A", mbx("CORP/A/X1", "1"), mbx("CORP/A/X2", "2"),
 	    NULL), NULL);
-	xfer(a, &ctx_a, b, &ctx_b);
-	g_free(oa);
-	g_free(ob);
-	oa = owner_of(a, "jsmith@company.com");
-	ob = owner_of(b, "jsmith@company.com");
-	EXPECT(oa && ob && strcmp(oa, idb) == 0 && strcmp(ob, idb) == 0,
+	xfer(a, &ctx_a, c, &ctx_c);
+	xfer(c, &ctx_c, o, &ctx_o);
+	g_free(oc);
+	g_free(oo);
+	oc = owner_of(c, "jsmith@company.com");
+	oo = owner_of(o, "jsmith@company.com");
+	EXPECT(oc && oo && strcmp(oc, idb) == 0 && strcmp(oo, idb) == 0,
 	    "B's JSMITH owns it once A's is gone");
 	g_free(ida);
 	g_free(idb);
-	g_free(oa);
-	g_free(ob);
+	g_free(oc);
+	g_free(oo);
 	g_free(o2);
 	dir_close(a);
 	dir_close(b);
+	dir_close(c);
+	dir_close(o);
+}
+
+/* ------------------------------------------- a peer against this site */
+
+/* e stamped as a peer's change: id, home, origin, usn, version. */
+static DirEntry *
+stamped(DirEntry *e, const char *id, const char *home, const char *origin, guint64 usn,
+    guint64 version)
+{
+	e->id = g_strdup(id);
+	e->home_site = g_strdup(home);
+	e->origin = g_strdup(origin);
+	e->usn = usn;
+	e->version = version;
+	e->changed = 1700000000;
+	return e;
+}
+
+/* A replication file from -> for; entries NULL-terminated. */
+static SyncDoc *
+repl_doc(const char *from, const char *for_site, ...)
+{
+	SyncDoc *doc = sync_doc_new(SYNC_REPLICATION);
+	va_list ap;
+	DirEntry *e;
+
+	doc->from_site = g_strdup(from);
+	doc->for_site = g_strdup(for_site);
+	va_start(ap, for_site);
+	while ((e = va_arg(ap, DirEntry *)))
+		g_ptr_array_add(doc->entries, e);
+	va_end(ap);
+	return doc;
+}
+
+/* The tombstone a hostile peer makes of an entry. */
+static DirEntry *
+tombstone_of(const char *legacy, const char *id, const char *home, guint64 usn,
+    guint64 version)
+{
+	DirEntry *e = stamped(mbx(legacy, ""), id, home, "B", usn, version);
+
+	e->deleted = TRUE;
+	return e;
+}
+
+/* Whether the owner of address is the entry id (NULL: no owner). */
+static gboolean
+owned_by(DirStore *d, const char *address, const char *id)
+{
+	char *o = owner_of(d, address);
+	gboolean same = o && id ? strcmp(o, id) == 0 : o == id;
+
+	g_free(o);
+	return same;
+}
+
+static void
+test_a_peer_cannot_delete_an_entry_of_this_site(void)
+{
+	DirStore *a = store("peer-del");
+	DirImportStats st = { 0 };
+	char *id, *before, *after;
+
+	IMPORT_OK(a, &ctx_a, po_doc("CORP/A", mbx("CORP/A/ALICE", "Alice"), NULL), NULL);
+	id = id_of(a, "CORP/A/ALICE");
+	before = dump(a);
+	/* As it is (home A), and lying about its home: both ignored. */
+	IMPORT_OK(a, &ctx_a, repl_doc("B", "A", tombstone_of("CORP/A/ALICE", id, "A", 7, 9),
+	    NULL), &st);
+	EXPECT(st.ignored == 1 && st.deleted == 0, "the tombstone is ignored (%u ignored, %u "
+	    "deleted)", st.ignored, st.deleted);
+	IMPORT_OK(a, &ctx_a, repl_doc("B", "A", tombstone_of("CORP/B/ALICE", id, "B", 8, 10),
+	    NULL), &st);
+	EXPECT(st.ignored == 1 && st.deleted == 0, "and one that says it is B's entry");
+	after = dump(a);
+	EXPECT(strcmp(before, after) == 0, "the directory is unchanged:\n%s---\n%s", before,
+	    after);
+	EXPECT(owned_by(a, "alice@company.com", id), "alice@company.com is still ALICE's");
+	/* The postoffice's own export still imports, and changes nothing. */
+	IMPORT_OK(a, &ctx_a, po_doc("CORP/A", mbx("CORP/A/ALICE", "Alice"), NULL), &st);
+	EXPECT(st.unchanged == 1, "the postoffice export finds ALICE as it was");
+	g_free(before);
+	g_free(after);
+	g_free(id);
+	dir_close(a);
+}
+
+static void
+test_a_peer_cannot_rewrite_an_entry_of_this_site(void)
+{
+	DirStore *a = store("peer-mod");
+	DirImportStats st = { 0 };
+	char *id, *before, *after;
+	DirEntry *x;
+
+	IMPORT_OK(a, &ctx_a, po_doc("CORP/A", mbx("CORP/A/ALICE", "Alice"), NULL), NULL);
+	id = id_of(a, "CORP/A/ALICE");
+	before = dump(a);
+	IMPORT_OK(a, &ctx_a, repl_doc("B", "A",
+	    stamped(prox(mbx("CORP/A/ALICE", "Mallory"), "SMTP:thief@imc2.company.com", NULL),
+	    id, "A", "B", 3, 2), NULL), &st);
+	EXPECT(st.ignored == 1 && st.changed == 0, "the rewrite is ignored");
+	/* Moving it to B, or a new entry on a postoffice this site serves. */
+	IMPORT_OK(a, &ctx_a, repl_doc("B", "A",
+	    stamped(prox(mbx("CORP/B/ALICE", "Mallory"), "SMTP:alice@company.com", NULL),
+	    id, "B", "B", 4, 3),
+	    stamped(prox(mbx("CORP/A2/NEW", "New"), "SMTP:new@company.com", NULL),
+	    "B:new", "B", "B", 5, 1), NULL), &st);
+	EXPECT(st.ignored == 2 && st.changed == 0 && st.added == 0,
+	    "a move to B and a new entry on CORP/A2 are ignored (%u ignored)", st.ignored);
+	after = dump(a);
+	EXPECT(strcmp(before, after) == 0, "the directory is unchanged:\n%s---\n%s", before,
+	    after);
+	x = lookup(a, "alice@company.com");
+	EXPECT(x && strcmp(x->name, "Alice") == 0 && strcmp(x->legacy, "CORP/A/ALICE") == 0,
+	    "alice@company.com is ALICE, named Alice");
+	dir_entry_free(x);
+	x = lookup(a, "thief@imc2.company.com");
+	EXPECT(x == NULL, "the rewritten proxy is nobody's");
+	dir_entry_free(x);
+	g_free(before);
+	g_free(after);
+	g_free(id);
+	dir_close(a);
+}
+
+static void
+test_a_lost_claim_is_never_promoted_by_a_deletion(void)
+{
+	DirStore *a = store("peer-claim");
+	DirImportStats st = { 0 };
+	char *id, *tid;
+	DirEntry *x;
+
+	IMPORT_OK(a, &ctx_a, po_doc("CORP/A", mbx("CORP/A/ALICE", "Alice"), NULL), NULL);
+	id = id_of(a, "CORP/A/ALICE");
+	/* B's entry claims ALICE's address: it loses (ALICE is this site's). */
+	IMPORT_OK(a, &ctx_a, repl_doc("B", "A",
+	    stamped(prox(mbx("CORP/B/THIEF", "Thief"), "SMTP:thief@imc2.company.com",
+	    "smtp:alice@company.com", NULL), "B:thief", "B", "B", 1, 1), NULL), &st);
+	EXPECT(st.added == 1 && st.proxy_losses == 1, "THIEF is added, its claim lost (%u)",
+	    st.proxy_losses);
+	tid = id_of(a, "CORP/B/THIEF");
+	EXPECT(owned_by(a, "alice@company.com", id), "alice@company.com is ALICE's");
+	/* Then B deletes ALICE: ignored. */
+	IMPORT_OK(a, &ctx_a, repl_doc("B", "A", tombstone_of("CORP/A/ALICE", id, "A", 2, 5),
+	    NULL), &st);
+	EXPECT(st.ignored == 1, "the tombstone is ignored");
+	EXPECT(owned_by(a, "alice@company.com", id), "alice@company.com is still ALICE's");
+	/* A new version of THIEF still claiming it: still lost. */
+	IMPORT_OK(a, &ctx_a, repl_doc("B", "A",
+	    stamped(prox(mbx("CORP/B/THIEF", "Thief 2"), "SMTP:thief@imc2.company.com",
+	    "smtp:alice@company.com", NULL), "B:thief", "B", "B", 3, 2), NULL), &st);
+	EXPECT(st.changed == 1 && st.proxy_losses == 1, "THIEF changes, its claim lost again");
+	EXPECT(owned_by(a, "alice@company.com", id), "alice@company.com is still ALICE's");
+	/* This site's postoffice deletes ALICE: THIEF's lost claim stays lost. */
+	IMPORT_OK(a, &ctx_a, po_doc("CORP/A", mbx("CORP/A/BOB", "Bob"), NULL), &st);
+	EXPECT(st.deleted == 1, "ALICE deleted by her postoffice");
+	EXPECT(owned_by(a, "alice@company.com", NULL), "alice@company.com is nobody's: the "
+	    "lost claim is not promoted");
+	EXPECT(owned_by(a, "thief@imc2.company.com", tid), "THIEF keeps its own address");
+	/* And the postoffice's export with ALICE imports again, no clash. */
+	IMPORT_OK(a, &ctx_a, po_doc("CORP/A", mbx("CORP/A/BOB", "Bob"),
+	    mbx("CORP/A/ALICE", "Alice"), NULL), &st);
+	EXPECT(st.added == 1, "ALICE is back");
+	x = lookup(a, "alice@company.com");
+	EXPECT(x && strcmp(x->legacy, "CORP/A/ALICE") == 0 && strcmp(x->home_site, "A") == 0,
+	    "alice@company.com is this site's ALICE");
+	dir_entry_free(x);
+	g_free(id);
+	g_free(tid);
+	dir_close(a);
+}
+
+/* A database from before SPEC 2 was kept: a peer's claim stored beside
+ * ours, as the replication import then recorded it. */
+static void
+plant_claim(const char *name, const char *key, const char *legacy)
+{
+	char *path = g_strdup_printf("%s/%s.db", tmpdir, name);
+	char *sql = sqlite3_mprintf("INSERT INTO proxies(key, origin, usn, rid, type, home_site, "
+	    "legacy) SELECT %Q, origin, usn, rid, type, home_site, legacy FROM entries WHERE "
+	    "legacy = %Q", key, legacy);
+	sqlite3 *db;
+
+	EXPECT(sqlite3_open(path, &db) == SQLITE_OK && sqlite3_exec(db, sql, NULL, NULL,
+	    NULL) == SQLITE_OK && sqlite3_changes(db) == 1, "a claim of %s planted for %s", key,
+	    legacy);
+	sqlite3_close(db);
+	sqlite3_free(sql);
+	g_free(path);
+}
+
+static void
+test_an_old_databases_lost_claim_is_dropped_not_promoted(void)
+{
+	DirStore *a = store("legacy-claim");
+	DirImportStats st = { 0 };
+	char *id;
+
+	IMPORT_OK(a, &ctx_a, po_doc("CORP/A", mbx("CORP/A/ALICE", "Alice"),
+	    mbx("CORP/A/BOB", "Bob"), NULL), NULL);
+	id = id_of(a, "CORP/A/ALICE");
+	IMPORT_OK(a, &ctx_a, repl_doc("B", "A",
+	    stamped(prox(mbx("CORP/B/THIEF", "Thief"), "SMTP:thief@imc2.company.com",
+	    "smtp:alice@company.com", "smtp:bob@company.com", NULL), "B:thief", "B", "B", 1, 1),
+	    NULL), NULL);
+	dir_close(a);
+	plant_claim("legacy-claim", "alice@company.com", "CORP/B/THIEF");
+	plant_claim("legacy-claim", "bob@company.com", "CORP/B/THIEF");
+	{
+		char *path = g_strdup_printf("%s/legacy-claim.db", tmpdir);
+		a = dir_open(path, NULL);
+		g_free(path);
+	}
+	EXPECT(a && owned_by(a, "alice@company.com", id), "ALICE owns alice@company.com (A < B)");
+	/* ALICE deleted by her postoffice, BOB renamed: THIEF gets neither. */
+	IMPORT_OK(a, &ctx_a, po_doc("CORP/A", mbx("CORP/A/BOB", "Bob renamed"), NULL), &st);
+	EXPECT(st.deleted == 1 && st.changed == 1 && st.proxy_losses == 2,
+	    "ALICE deleted, BOB changed, both of THIEF's old claims dropped (%u losses)",
+	    st.proxy_losses);
+	EXPECT(owned_by(a, "alice@company.com", NULL), "alice@company.com is nobody's");
+	{
+		char *bob = id_of(a, "CORP/A/BOB");
+		EXPECT(owned_by(a, "bob@company.com", bob), "bob@company.com is BOB's");
+		g_free(bob);
+	}
+	g_free(id);
+	dir_close(a);
+}
+
+static void
+test_postoffice_import_wins_a_clash_with_a_peer(void)
+{
+	DirStore *a = store("po-wins"), *b = store("po-wins-b");
+	DirImportStats st = { 0 };
+	char *ida, *idb, *da, *db;
+	GPtrArray *l;
+
+	/* Each site's JSMITH claims jsmith@company.com; B's reaches A first,
+	 * A's reaches B after B's own. */
+	IMPORT_OK(b, &ctx_b, po_doc("CORP/B", mbx("CORP/B/JSMITH", "B"), NULL), NULL);
+	xfer(b, &ctx_b, a, &ctx_a);
+	idb = id_of(a, "CORP/B/JSMITH");
+	EXPECT(owned_by(a, "jsmith@company.com", idb), "at A, B's JSMITH owns it at first");
+	IMPORT_OK(a, &ctx_a, po_doc("CORP/A", mbx("CORP/A/JSMITH", "A"), NULL), &st);
+	EXPECT(st.added == 1 && st.proxy_losses == 1, "A's postoffice export is imported, the "
+	    "peer's claim lost (%u added, %u losses)", st.added, st.proxy_losses);
+	ida = id_of(a, "CORP/A/JSMITH");
+	EXPECT(owned_by(a, "jsmith@company.com", ida), "at A, A's JSMITH owns it");
+	EXPECT(owned_by(a, "jsmith@imc2.company.com", idb), "B's JSMITH keeps its other proxy");
+	st = xfer(a, &ctx_a, b, &ctx_b);
+	EXPECT(st.proxy_losses == 1, "B counts its clash");
+	EXPECT(owned_by(b, "jsmith@company.com", idb), "at B, B's own JSMITH keeps it");
+	da = dump(a);
+	db = dump(b);
+	EXPECT(strcmp(da, db) == 0, "the same entries at both sites:\n%s---\n%s", da, db);
+	/* dir list shows what routing sees: the loser without the primary. */
+	l = dir_list(a, DIR_MAILBOX, NULL);
+	EXPECT(l && l->len == 2 && dir_primary(l->pdata[0]) &&
+	    strcmp(dir_primary(l->pdata[0]), "SMTP:jsmith@company.com") == 0 &&
+	    dir_primary(l->pdata[1]) == NULL, "at A, CORP/A/JSMITH is listed with "
+	    "SMTP:jsmith@company.com, CORP/B/JSMITH without");
+	g_ptr_array_unref(l);
+	/* A deletes its JSMITH: B's lost claim is not promoted at A ... */
+	IMPORT_OK(a, &ctx_a, po_doc("CORP/A", mbx("CORP/A/OTHER", "O"), NULL), NULL);
+	EXPECT(owned_by(a, "jsmith@company.com", NULL), "at A, nobody owns it now");
+	xfer(a, &ctx_a, b, &ctx_b);
+	EXPECT(owned_by(b, "jsmith@company.com", idb), "at B, B's JSMITH still does");
+	/* ... until B's JSMITH changes: a new state claims afresh. */
+	IMPORT_OK(b, &ctx_b, po_doc("CORP/B", mbx("CORP/B/JSMITH", "B renamed"), NULL), NULL);
+	st = xfer(b, &ctx_b, a, &ctx_a);
+	EXPECT(st.changed == 1 && st.proxy_losses == 0, "B's change arrives at A");
+	EXPECT(owned_by(a, "jsmith@company.com", idb), "at A, B's JSMITH owns it now");
+	g_free(da);
+	g_free(db);
+	g_free(ida);
+	g_free(idb);
+	dir_close(a);
+	dir_close(b);
+}
+
+static void
+test_a_clash_inside_one_file_lists_the_loser_without_its_primary(void)
+{
+	DirStore *o = store("infile");
+	DirImportStats st = { 0 };
+	GPtrArray *l;
+
+	/* C's change comes first in the file, B's wins (the lower site). */
+	IMPORT_OK(o, &ctx_o, repl_doc("B", "O",
+	    stamped(prox(mbx("CORP/C/X", "X at C"), "SMTP:x@shared.example", NULL), "C:x", "C",
+	    "C", 1, 1),
+	    stamped(prox(mbx("CORP/B/X", "X at B"), "SMTP:x@shared.example",
+	    "smtp:xb@shared.example", NULL), "B:x", "B", "B", 1, 1), NULL), &st);
+	EXPECT(st.added == 2 && st.proxy_losses == 1, "both added, one loss");
+	EXPECT(owned_by(o, "x@shared.example", "B:x"), "B's X owns x@shared.example");
+	l = dir_list(o, -1, NULL);
+	EXPECT(l && l->len == 2, "two entries listed");
+	if (l && l->len == 2) {
+		const DirEntry *bx = l->pdata[0], *cx = l->pdata[1];
+		EXPECT(strcmp(bx->legacy, "CORP/B/X") == 0 && dir_primary(bx) &&
+		    strcmp(dir_primary(bx), "SMTP:x@shared.example") == 0 &&
+		    bx->proxies->len == 2, "CORP/B/X is listed with its primary and secondary");
+		EXPECT(strcmp(cx->legacy, "CORP/C/X") == 0 && dir_primary(cx) == NULL &&
+		    cx->proxies->len == 0, "CORP/C/X is listed without the primary it lost");
+	}
+	if (l)
+		g_ptr_array_unref(l);
+	EXPECT_PROXIES(o, "CORP/C/X", "SMTP:x@shared.example");
+	dir_close(o);
+}
+
+/* A copy of text without its lines containing what; g_free it. */
+static char *
+without_line(const char *text, const char *what)
+{
+	char **lines = g_strsplit(text, "\n", -1);
+	GString *out = g_string_new(NULL);
+
+	for (char **l = lines; *l; l++)
+		if (**l && !strstr(*l, what))
+			g_string_append_printf(out, "%s\n", *l);
+	g_strfreev(lines);
+	return g_string_free(out, FALSE);
 }
 
 /* Replication docs for observer O (fresh stores). */
@@ -1163,12 +1497,19 @@ test_replication_is_idempotent_and_order_tolerant(void)
 		xfer(a, &ctx_a, c, &ctx_c);
 		xfer(c, &ctx_c, a, &ctx_a);
 	}
-	final = dump(a);
+	final = dump(b);
 	{
-		char *db = dump(b), *dc = dump(c);
-		EXPECT(strcmp(final, db) == 0 && strcmp(final, dc) == 0,
-		    "A, B and C agree:\nA:\n%sB:\n%sC:\n%s", final, db, dc);
-		g_free(db);
+		char *da = dump(a), *dc = dump(c);
+		EXPECT(strcmp(final, dc) == 0, "B and C agree:\nB:\n%sC:\n%s", final, dc);
+		/* A still serves CORP/A: B's takeover of Z is B's change about an
+		 * entry of A, which A never takes from a peer (SPEC 2).  All else
+		 * agrees. */
+		char *wa = without_line(da, "CORP/A/Z"), *wb = without_line(final, "CORP/A/Z");
+		EXPECT(strcmp(wa, wb) == 0, "A agrees with B and C but for Z:\nA:\n%sB:\n%s", da,
+		    final);
+		g_free(wa);
+		g_free(wb);
+		g_free(da);
 		g_free(dc);
 	}
 	/* What they agree on: the conflict order. */
@@ -1179,8 +1520,12 @@ test_replication_is_idempotent_and_order_tolerant(void)
 	x = lookup(a, "CORP/A/Y");
 	EXPECT(x == NULL, "Y: A's deletion beats B's rename");
 	dir_entry_free(x);
-	x = lookup(a, "CORP/A/Z");
+	x = lookup(b, "CORP/A/Z");
 	EXPECT(x && strcmp(x->home_site, "B") == 0, "Z: only B changed it (took it over)");
+	dir_entry_free(x);
+	x = lookup(a, "CORP/A/Z");
+	EXPECT(x && strcmp(x->home_site, "A") == 0 && x->version == 1,
+	    "at A, which serves CORP/A, Z is still A's own");
 	dir_entry_free(x);
 	x = lookup(a, "CORP/C/V");
 	EXPECT(x == NULL, "V deleted");
@@ -1226,7 +1571,7 @@ test_tombstones_are_purged_and_never_resurrected(void)
 	const DirContext short_a = { "A", dom_a, tpl_a, po_a, NULL, 0, 100, NULL };
 	const DirContext short_o = { "O", NULL, NULL, po_o, NULL, 0, 100, NULL };
 	DirStore *a = store("ta"), *o = store("to");
-	DirImportStats st;
+	DirImportStats st = { 0 };
 	SyncDoc *old, *doc;
 	char *idy, *before;
 	DirStats s;
@@ -1415,7 +1760,7 @@ test_streaming_import_copies_the_head(void)
 	SyncDoc *full = NULL, *head;
 	GError *e = NULL;
 	DirImport *im;
-	DirImportStats st;
+	DirImportStats st = { 0 };
 	DirStats s;
 	gboolean ok = TRUE;
 
@@ -1505,6 +1850,18 @@ static const CuTest tests[] = {
 	  test_proxies_differing_in_case_clash_across_origins },
 	{ "schema 1 keys are migrated to compare without case",
 	  test_schema_1_keys_are_migrated_to_compare_without_case },
+	{ "a peer cannot delete an entry of this site",
+	  test_a_peer_cannot_delete_an_entry_of_this_site },
+	{ "a peer cannot rewrite an entry of this site",
+	  test_a_peer_cannot_rewrite_an_entry_of_this_site },
+	{ "a claim lost to this site is never promoted by a deletion",
+	  test_a_lost_claim_is_never_promoted_by_a_deletion },
+	{ "an old database's lost claim is dropped, not promoted",
+	  test_an_old_databases_lost_claim_is_dropped_not_promoted },
+	{ "a postoffice import wins a clash with a peer's entry",
+	  test_postoffice_import_wins_a_clash_with_a_peer },
+	{ "a clash inside one file: dir list shows the loser without its primary",
+	  test_a_clash_inside_one_file_lists_the_loser_without_its_primary },
 	{ "replication is idempotent and order-tolerant (3 sites, 8 orders)",
 	  test_replication_is_idempotent_and_order_tolerant },
 	{ "tombstones are purged after their lifetime, never resurrected",

@@ -1247,6 +1247,66 @@ test_limits(void)
 	g_string_free(t, TRUE);
 }
 
+/* Attributes per start tag: refused as soon as one too many is seen, before
+ * libxml2 compares them pairwise (100,000 of them took seconds). */
+static void
+test_attribute_limit(void)
+{
+	GString *t;
+	SyncDoc *d;
+	char msg[96];
+
+	/* 100,000 attributes on one element, across the parser's chunks. */
+	t = g_string_new(PO_OPEN "<mailbox name=\"X\"");
+	for (guint i = 0; i < 100000; i++)
+		g_string_append_printf(t, " a%u=\"x\"", i);
+	g_string_append(t, "/>\n</sync>\n");
+	g_snprintf(msg, sizeof msg, "<mailbox> has more than %u attributes", SYNC_MAX_ATTRS);
+	refused_at(__LINE__, t->str, t->len, SYNC_ERROR_LIMIT, 2, msg);
+	g_string_free(t, TRUE);
+
+	/* The line is that of the first attribute over the limit. */
+	t = g_string_new(PO_OPEN "<mailbox name=\"X\"");
+	for (guint i = 1; i <= SYNC_MAX_ATTRS; i++)
+		g_string_append_printf(t, "\n a%u='x'", i);
+	g_string_append(t, "/>\n</sync>\n");
+	refused_at(__LINE__, t->str, t->len, SYNC_ERROR_LIMIT, 2 + SYNC_MAX_ATTRS, msg);
+	g_string_free(t, TRUE);
+
+	/* At the limit: the root's xmlns, version, kind, postoffice and
+	 * namespace declarations, SYNC_MAX_ATTRS in all, are fine; one more is
+	 * not. */
+	t = g_string_new("<sync " NS " kind=\"postoffice\" postoffice=\"CORP/HQ\"");
+	for (guint i = 4; i < SYNC_MAX_ATTRS; i++)
+		g_string_append_printf(t, " xmlns:p%u=\"urn:x:%u\"", i, i);
+	g_string_append(t, ">\n<mailbox name=\"X\"/>\n</sync>\n");
+	d = read_ok_at(__LINE__, t->str, t->len);
+	EXPECT(d && d->entries->len == 1, "%u attributes are accepted", SYNC_MAX_ATTRS);
+	sync_doc_free(d);
+	g_string_insert(t, strlen("<sync"), " xmlns:q=\"urn:q\"");
+	g_snprintf(msg, sizeof msg, "<sync> has more than %u attributes", SYNC_MAX_ATTRS);
+	refused_at(__LINE__, t->str, t->len, SYNC_ERROR_LIMIT, 1, msg);
+	g_string_free(t, TRUE);
+
+	/* '=' in values, comments, CDATA, the declaration and end tags is not
+	 * an attribute; '>' in a value does not end the tag. */
+	t = g_string_new(HEAD "<!-- ");
+	for (guint i = 0; i < 100; i++)
+		g_string_append(t, "<x a=1>");
+	g_string_append(t, " -->\n" REPL_OPEN "<change id=\"X\" type=\"mailbox\" origin=\"A\" "
+	    "usn=\"1\" version=\"1\" changed=\"0\" home=\"A\" legacy=\"CORP/HQ/X\" display=\"");
+	for (guint i = 0; i < 30; i++)
+		g_string_append(t, "a>b='c'=");
+	g_string_append(t, "\">\n<proxy><![CDATA[SMTP:");
+	for (guint i = 0; i < 30; i++)
+		g_string_append(t, "a=");
+	g_string_append(t, "b@c.d]]></proxy></change  >\n</sync>\n");
+	d = read_ok_at(__LINE__, t->str, t->len);
+	EXPECT(d && d->entries->len == 1, "quoted, commented and CDATA '=' are not counted");
+	sync_doc_free(d);
+	g_string_free(t, TRUE);
+}
+
 static void
 test_encodings(void)
 {
@@ -1418,6 +1478,7 @@ main(void)
 		{ "deep nesting refused at once", test_refuse_deep_nesting },
 		{ "line numbers past 65535", test_big_line_numbers },
 		{ "limits: size, entries, members, sites, text", test_limits },
+		{ "limits: attributes per start tag, refused fast", test_attribute_limit },
 		{ "UTF-8 only", test_encodings },
 		{ "entry by entry: sink order, lines, errors", test_read_each },
 		{ "docs/sync.xsd rejects schema errors", test_xsd_rejects_schema_errors },
