@@ -1341,8 +1341,8 @@ apply_all(DirStore *o, SyncDoc **docs, const int *order, int n)
 }
 
 /* Issue 12: proxies that differ only in case are one proxy, so two entries
- * of different origins claiming it clash like any other; each keeps its
- * proxy as written. */
+ * of different origins claiming it clash like any other (each site's own
+ * entry wins there, point 0); each keeps its proxy as written. */
 static void
 test_proxies_differing_in_case_clash_across_origins(void)
 {
@@ -1361,8 +1361,8 @@ test_proxies_differing_in_case_clash_across_origins(void)
 	    "each site counts the clash once (A %u, B %u)", sa.proxy_losses, sb.proxy_losses);
 	oa = owner_of(a, "JSMITH@company.com");
 	ob = owner_of(b, "jsmith@company.com");
-	EXPECT(oa && ob && ida && strcmp(oa, ida) == 0 && strcmp(ob, ida) == 0,
-	    "A's JSMITH (the lower origin) owns it at A and at B, whatever the case");
+	EXPECT(oa && ob && ida && idb && strcmp(oa, ida) == 0 && strcmp(ob, idb) == 0,
+	    "each site's own entry owns it there (A's at A, B's at B), whatever the case");
 	g_free(oa);
 	oa = owner_of(a, "JS@IMC2.company.com");
 	EXPECT(oa && idb && strcmp(oa, idb) == 0, "B's entry keeps its other proxy");
