@@ -109,12 +109,6 @@ smtp_session_tls(const SmtpSession *s)
 	return s->tls_active;
 }
 
-const char *
-smtp_session_state_name(const SmtpSession *s)
-{
-	return state_names[s->state];
-}
-
 /* ------------------------------------------------------------ plumbing */
 
 static void

@@ -106,8 +106,6 @@ SmtpSession *smtp_session_start(const SmtpClientConfig *cfg, GPtrArray *addrs,
 const char *smtp_session_peer(const SmtpSession *s);
 /* smtp_session_tls - whether the session is encrypted */
 gboolean smtp_session_tls(const SmtpSession *s);
-/* smtp_session_state_name - the current state, for logs */
-const char *smtp_session_state_name(const SmtpSession *s);
 
 /* smtp_client_tls_new - the client TLS context for mode (ca_file "" or
  * NULL: the system's authorities) */

@@ -201,5 +201,25 @@ p = pg.run("-d", os.path.join(top, "u16"), "init", "--net", "CORP", "--po", "U16
            "UTF-16", "--key-file", os.path.join(top, "u16.key"), check=False)
 t.check(p.returncode == 64 and "codepage" in p.err, "a codepage that is not ASCII-compatible is refused")
 
+# 16. "delivered to" is logged only once the delivery is committed: a
+# transaction that fails at its end (here: the ledger refuses the row) logs none.
+import sqlite3  # noqa: E402
+db = sqlite3.connect(os.path.join(hq, "po.db"))
+db.execute("CREATE TRIGGER no_ledger BEFORE INSERT ON ledger BEGIN"
+           " SELECT RAISE(ABORT, 'ledger refused by the test'); END")
+db.commit()
+before = pg.counts(hq)["ANNA"]
+put(14, [msg("m16", [("CORP/HQ/ANNA", True)])])
+p = deliver()
+t.check(p.returncode != 0 and "delivered to" not in p.err and pg.counts(hq)["ANNA"] == before,
+        "a delivery rolled back logs no 'delivered to': %d %s" % (p.returncode, p.err))
+db.execute("DROP TRIGGER no_ledger")
+db.commit()
+db.close()
+p = deliver()
+t.check(p.returncode == 0 and p.err.count("delivered to CORP/HQ/ANNA") == 1 and
+        pg.counts(hq)["ANNA"] == before + 1,
+        "the same bundle committed later logs 'delivered to' once: %s" % p.err)
+
 shutil.rmtree(top)
 t.done()
