@@ -6,6 +6,7 @@ docs/bundle-format.md, so this also checks the reader against the spec.
 import glob
 import os
 import shutil
+import sqlite3
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -203,7 +204,6 @@ t.check(p.returncode == 64 and "codepage" in p.err, "a codepage that is not ASCI
 
 # 16. "delivered to" is logged only once the delivery is committed: a
 # transaction that fails at its end (here: the ledger refuses the row) logs none.
-import sqlite3  # noqa: E402
 db = sqlite3.connect(os.path.join(hq, "po.db"))
 db.execute("CREATE TRIGGER no_ledger BEFORE INSERT ON ledger BEGIN"
            " SELECT RAISE(ABORT, 'ledger refused by the test'); END")
