@@ -144,6 +144,270 @@ comment_text(const char *s)
 	return g_string_free(out, FALSE);
 }
 
+/* ---- header text written here, not by GMime ---------------------------------- */
+
+/* Header lines are folded before this many characters (RFC 5322 2.1.1 asks
+ * for 78, less room for the ';' or ',' after a piece). */
+#define FOLD_WIDTH 76
+/* An encoded-word: "=?utf-8?b?" + base64 + "?=", 75 characters at most
+ * (RFC 2047 2), so at most 45 bytes of UTF-8 in one. */
+#define WORD_OVERHEAD 12
+#define WORD_PAYLOAD_MAX 45
+
+/* Whether text must travel as encoded-words: 8-bit, or holding "=?" that a
+ * reader would take for the start of one (RFC 2047 5 lets a word stand only
+ * where such text would otherwise be read as it is). */
+static gboolean
+needs_words(const char *utf8)
+{
+	for (const char *p = utf8; *p; p++)
+		if ((guchar)*p >= 0x80 || (guchar)*p < 0x20 || *p == 0x7f ||
+		    (p[0] == '=' && p[1] == '?'))
+			return TRUE;
+	return FALSE;
+}
+
+/* The bytes of the longest start of utf8 (len bytes) that is whole UTF-8
+ * characters, at most max bytes, and a multiple of 3 bytes unless it is the
+ * whole rest (so its base64 has no '=' padding); without such a start, the
+ * longest whole-character one; never 0 while something is left. */
+static gsize
+word_cut(const char *utf8, gsize len, gsize max)
+{
+	gsize best = 0, any = 0;
+
+	if (len <= max)
+		return len;
+	for (gsize n = 1; n <= max; n++) {
+		if (((guchar)utf8[n] & 0xc0) == 0x80)
+			continue;               /* inside a character */
+		any = n;
+		if (n % 3 == 0)
+			best = n;
+	}
+	if (best)
+		return best;
+	if (any)
+		return any;
+	/* a character longer than max: cannot happen with max >= 4 */
+	return MIN(len, 4);
+}
+
+/* utf8 as RFC 2047 B encoded-words in charset utf-8 appended to out, whose
+ * line is *col characters long: every word holds whole characters (RFC 2047
+ * 5), and every word but the last a multiple of 3 bytes where the text
+ * allows, so that none but the last ends in '=' padding: GMime before
+ * 3.2.14 (Debian 12) stops reading a run of words at the first padding
+ * (GMime issue #133).  A word that does not fit on the line goes onto the
+ * next; the blank before each word is written here. */
+static void
+append_words(GString *out, const char *utf8, gsize *col)
+{
+	gsize len = strlen(utf8), i = 0;
+
+	while (i < len) {
+		gsize room = *col + 1 + WORD_OVERHEAD + 8 <= FOLD_WIDTH ?
+		    (FOLD_WIDTH - *col - 1 - WORD_OVERHEAD) / 4 * 3 : 0;
+		gsize n;
+		char *b64;
+
+		if (room < 6) {
+			g_string_append(out, "\r\n");
+			*col = 0;
+			continue;
+		}
+		n = word_cut(utf8 + i, len - i, MIN(room, WORD_PAYLOAD_MAX));
+		b64 = g_base64_encode((const guchar *)utf8 + i, n);
+		g_string_append_printf(out, " =?%s?b?%s?=", TEXT_CHARSET, b64);
+		*col += 1 + WORD_OVERHEAD + strlen(b64);
+		g_free(b64);
+		i += n;
+	}
+}
+
+static gboolean
+is_atext(char c)
+{
+	return g_ascii_isalnum(c) || strchr("!#$%&'*+-/=?^_`{|}~", c) != NULL;
+}
+
+/* A display name or group name (RFC 5322 3.2.5 phrase) appended to out after
+ * a blank: atoms when it is only atoms, a quoted-string when it is other
+ * printable ASCII, encoded-words when needs_words says so. */
+static void
+append_phrase(GString *out, const char *utf8, gsize *col)
+{
+	gboolean atoms = TRUE;
+	gsize start = out->len;
+
+	if (needs_words(utf8)) {
+		append_words(out, utf8, col);
+		return;
+	}
+	for (const char *p = utf8; *p; p++)
+		atoms &= is_atext(*p) || *p == ' ';
+	g_string_append_c(out, ' ');
+	if (atoms) {
+		g_string_append(out, utf8);
+	} else {
+		g_string_append_c(out, '"');
+		for (const char *p = utf8; *p; p++) {
+			if (*p == '"' || *p == '\\')
+				g_string_append_c(out, '\\');
+			g_string_append_c(out, *p);
+		}
+		g_string_append_c(out, '"');
+	}
+	*col += out->len - start;
+}
+
+/* Characters an RFC 2231 extended value may hold as they are (RFC 2231 7:
+ * attribute-char, no tspecial, '*', '\'' or '%'). */
+static gboolean
+is_attribute_char(char c)
+{
+	return g_ascii_isalnum(c) || strchr("!#$&+-.^_`|~", c) != NULL;
+}
+
+/* Whether s is an RFC 2045 5.1 token: printable ASCII, no tspecial. */
+static gboolean
+is_token(const char *s)
+{
+	if (!*s)
+		return FALSE;
+	for (; *s; s++)
+		if ((guchar)*s <= 0x20 || (guchar)*s >= 0x7f || strchr("()<>@,;:\\\"/[]?=", *s))
+			return FALSE;
+	return TRUE;
+}
+
+/* Parameter name=utf8 appended to out after a ';' (RFC 2045 5.1): a token or
+ * quoted-string when the value is short printable ASCII without "=?",
+ * otherwise RFC 2231 (charset utf-8): name*=, or continuations name*0*=,
+ * name*1*=, ... each on its own line and split only between two characters,
+ * never inside one (RFC 2231 4.1: a reader joins the bytes, but GMime and
+ * others decode each segment on its own). */
+static void
+append_param(GString *out, const char *name, const char *utf8, gsize *col)
+{
+	gsize len = strlen(utf8), plain = strlen(name) + 4 + len;
+	GString *seg = g_string_new(NULL);
+	GPtrArray *segs = g_ptr_array_new_with_free_func(g_free);
+	gsize limit;
+	gboolean quoted = !needs_words(utf8) && 1 + plain + 1 <= FOLD_WIDTH &&
+	    !strpbrk(utf8, "\"\\");
+
+	g_string_append_c(out, ';');
+	if (quoted) {
+		if (*col + 2 + plain > FOLD_WIDTH) {
+			g_string_append(out, "\r\n");
+			*col = 0;
+		}
+		if (is_token(utf8)) {
+			g_string_append_printf(out, " %s=%s", name, utf8);
+			*col += 1 + plain - 2;
+		} else {
+			g_string_append_printf(out, " %s=\"%s\"", name, utf8);
+			*col += 1 + plain;
+		}
+		g_string_free(seg, TRUE);
+		g_ptr_array_unref(segs);
+		return;
+	}
+	/* " name*NNN*=" + the segment + ";" on a line of its own */
+	limit = FOLD_WIDTH - (strlen(name) + 10);
+	g_string_append_printf(seg, "%s''", TEXT_CHARSET);
+	for (const char *p = utf8; *p; p = g_utf8_next_char(p)) {
+		const char *next = g_utf8_next_char(p);
+		char piece[16];
+		gsize n = 0;
+
+		for (const char *q = p; q < next && *q; q++) {
+			if (is_attribute_char(*q))
+				piece[n++] = *q;
+			else
+				n += (gsize)g_snprintf(piece + n, sizeof piece - n, "%%%02X",
+				    (guchar)*q);
+		}
+		piece[n] = '\0';
+		if (seg->len + n > limit) {
+			g_ptr_array_add(segs, g_string_free(seg, FALSE));
+			seg = g_string_new(NULL);
+		}
+		g_string_append(seg, piece);
+	}
+	g_ptr_array_add(segs, g_string_free(seg, FALSE));
+	for (guint i = 0; i < segs->len; i++) {
+		if (i > 0)
+			g_string_append_c(out, ';');
+		g_string_append(out, "\r\n");
+		if (segs->len == 1)
+			g_string_append_printf(out, " %s*=%s", name, (char *)segs->pdata[i]);
+		else
+			g_string_append_printf(out, " %s*%u*=%s", name, i, (char *)segs->pdata[i]);
+		*col = out->len - (gsize)(strrchr(out->str, '\n') - out->str) - 1;
+	}
+	g_ptr_array_unref(segs);
+}
+
+/* Set header name of obj to raw (without the name and colon, as
+ * g_mime_header_set_raw_value takes it: a leading blank, folded lines, a
+ * final CRLF), appended after the fields there already are: GMime writes it
+ * as it is and reads it back for its own view of the object. */
+static void
+set_raw_header(GMimeObject *obj, const char *name, GString *raw)
+{
+	GMimeHeaderList *hl = g_mime_object_get_header_list(obj);
+	GMimeHeader *h = g_mime_header_list_get_header(hl, name);
+
+	if (!h) {
+		g_mime_object_append_header(obj, name, "", NULL);
+		h = g_mime_header_list_get_header_at(hl, g_mime_header_list_get_count(hl) - 1);
+	}
+	g_string_append(raw, "\r\n");
+	g_mime_header_set_raw_value(h, raw->str);
+}
+
+/* Printable ASCII text of an unstructured field (RFC 5322 3.2.5) appended
+ * after a blank, folded before a blank where a line would grow past
+ * FOLD_WIDTH (a word longer than a line stays whole). */
+static void
+append_unstructured(GString *out, const char *text, gsize *col)
+{
+	g_string_append_c(out, ' ');
+	(*col)++;
+	for (const char *p = text; *p;) {
+		const char *end = strchr(p + 1, ' ');
+		gsize n = end ? (gsize)(end - p) : strlen(p);
+
+		if (*p == ' ' && *col + n > FOLD_WIDTH) {
+			g_string_append(out, "\r\n");
+			*col = 0;
+		}
+		g_string_append_len(out, p, (gssize)n);
+		*col += n;
+		p += n;
+	}
+}
+
+/* A mailbox appended after a blank: "name <addr>", or addr alone. */
+static void
+append_mailbox(GString *out, gsize *col, const char *name, const char *addr)
+{
+	if (*name) {
+		append_phrase(out, name, col);
+		if (*col + 3 + strlen(addr) > FOLD_WIDTH) {
+			g_string_append(out, "\r\n");
+			*col = 0;
+		}
+		g_string_append_printf(out, " <%s>", addr);
+		*col += 3 + strlen(addr);
+	} else {
+		g_string_append_printf(out, " %s", addr);
+		*col += 1 + strlen(addr);
+	}
+}
+
 /* ---- Message-ID ---------------------------------------------------------- */
 
 /* The first n hex digits of SHA-256 over the parts, each followed by a NUL. */
@@ -264,39 +528,47 @@ smtp_address_of(const LegacyMimeContext *ctx, const char *legacy, char out[ADDR_
 	return smtp && addr_parse_smtp(smtp, strlen(smtp), out, NULL);
 }
 
-/* The address a To or Cc party is shown with: its mailbox, or an empty group
- * named "Name (NET/PO/MAILBOX)" when it has no SMTP address. */
-static InternetAddress *
-party_address(const LegacyMimeContext *ctx, const char *codepage, const MsgParty *p)
+/* A To or Cc party appended to an address field being written, after a
+ * blank: its mailbox, or an empty group named "Name (NET/PO/MAILBOX)" when it
+ * has no SMTP address (RFC 5322 3.4). */
+static void
+append_party(GString *out, gsize *col, const LegacyMimeContext *ctx, const char *codepage,
+    const MsgParty *p)
 {
 	char smtp[ADDR_SMTP_MAX + 1];
 	char *name = header_text(codepage, p->name);
-	InternetAddress *ia;
 
 	if (smtp_address_of(ctx, p->addr, smtp)) {
-		ia = internet_address_mailbox_new(name, smtp);
+		append_mailbox(out, col, name, smtp);
 	} else {
 		char *addr = comment_text(p->addr);
 		char *shown = *name ? g_strdup_printf("%s (%s)", name, addr) : g_strdup(addr);
 
-		ia = internet_address_group_new(shown);
+		append_phrase(out, shown, col);
+		g_string_append(out, ": ;");
+		*col += 3;
 		g_free(shown);
 		g_free(addr);
 	}
-	internet_address_set_charset(ia, TEXT_CHARSET);
 	g_free(name);
-	return ia;
 }
 
-static void
-add_parties(const LegacyMimeContext *ctx, const char *codepage, InternetAddressList *list,
-    const GPtrArray *parties)
+/* The raw value of a To or Cc field: one party a line. */
+static GString *
+parties_field(const LegacyMimeContext *ctx, const char *codepage, const GPtrArray *parties,
+    gsize name_len)
 {
+	GString *out = g_string_new(NULL);
+	gsize col = name_len + 1;
+
 	for (guint i = 0; i < parties->len; i++) {
-		InternetAddress *ia = party_address(ctx, codepage, parties->pdata[i]);
-		internet_address_list_add(list, ia);
-		g_object_unref(ia);
+		if (i > 0) {
+			g_string_append(out, ",\r\n");
+			col = 0;
+		}
+		append_party(out, &col, ctx, codepage, parties->pdata[i]);
 	}
+	return out;
 }
 
 /* ---- header fields --------------------------------------------------------- */
@@ -480,18 +752,6 @@ attachment_type(const char *name, const guint8 *data, gsize len, const char *cod
 	return g_mime_content_type_new("application", "octet-stream");
 }
 
-/* Name a parameter's charset, so GMime never picks one from the locale. */
-static void
-param_utf8(GMimeParamList *list, const char *name)
-{
-	GMimeParam *param = list ? g_mime_param_list_get_parameter(list, name) : NULL;
-
-	if (param) {
-		g_mime_param_set_charset(param, TEXT_CHARSET);
-		g_mime_param_set_encoding_method(param, GMIME_PARAM_ENCODING_METHOD_RFC2231);
-	}
-}
-
 static GMimePart *
 attachment_part_new(const MsgAttachment *a, const char *codepage, guint number)
 {
@@ -502,6 +762,10 @@ attachment_part_new(const MsgAttachment *a, const char *codepage, guint number)
 	GMimePart *part;
 	GMimeDataWrapper *content;
 	gboolean rfc822;
+	GString *raw;
+	gsize col;
+	const char *cs;
+	char *mime_type;
 
 	if (!*name) {
 		g_free(name);
@@ -519,11 +783,26 @@ attachment_part_new(const MsgAttachment *a, const char *codepage, guint number)
 	g_mime_part_set_content_encoding(part, rfc822 ? GMIME_CONTENT_ENCODING_7BIT :
 	    GMIME_CONTENT_ENCODING_BASE64);
 	g_mime_object_set_disposition(GMIME_OBJECT(part), GMIME_DISPOSITION_ATTACHMENT);
-	g_mime_part_set_filename(part, name);
-	param_utf8(g_mime_content_disposition_get_parameters(
-	    g_mime_object_get_content_disposition(GMIME_OBJECT(part))), "filename");
-	param_utf8(g_mime_content_type_get_parameters(
-	    g_mime_object_get_content_type(GMIME_OBJECT(part))), "name");
+	/* The name parameters are written here: GMime splits RFC 2231
+	 * continuations inside a UTF-8 character. */
+	mime_type = g_mime_content_type_get_mime_type(g_mime_object_get_content_type(
+	    GMIME_OBJECT(part)));
+	raw = g_string_new(NULL);
+	g_string_append_printf(raw, " %s", mime_type);
+	g_free(mime_type);
+	col = strlen("Content-Type:") + raw->len;
+	cs = g_mime_content_type_get_parameter(g_mime_object_get_content_type(GMIME_OBJECT(part)),
+	    "charset");
+	if (cs)
+		append_param(raw, "charset", cs, &col);
+	append_param(raw, "name", name, &col);
+	set_raw_header(GMIME_OBJECT(part), "Content-Type", raw);
+	g_string_free(raw, TRUE);
+	raw = g_string_new(" " GMIME_DISPOSITION_ATTACHMENT);
+	col = strlen("Content-Disposition:") + raw->len;
+	append_param(raw, "filename", name, &col);
+	set_raw_header(GMIME_OBJECT(part), "Content-Disposition", raw);
+	g_string_free(raw, TRUE);
 	g_free(name);
 	return part;
 }
@@ -614,33 +893,49 @@ add_headers(GMimeMessage *message, const LegacyMessage *msg, const LegacyMimeCon
 {
 	GMimeObject *obj = GMIME_OBJECT(message);
 	const char *cp = msg->codepage;
-	InternetAddress *ia;
+	GString *raw;
+	gsize col;
 	char *text;
 	gint64 when;
 
 	add_trace(obj, msg, ctx, host);
 
+	/* From, To, Cc and Subject are written here: GMime writes text that
+	 * looks like an encoded-word as it is (a reader then decodes it) and
+	 * ends base64 words in '=' padding mid-run. */
 	text = header_text(cp, msg->from.name && *msg->from.name ? msg->from.name :
 	    msg->originator.name);
-	ia = internet_address_mailbox_new(text, from);
-	internet_address_set_charset(ia, TEXT_CHARSET);
-	internet_address_list_add(g_mime_message_get_from(message), ia);
-	g_object_unref(ia);
+	raw = g_string_new(NULL);
+	col = strlen("From:");
+	append_mailbox(raw, &col, text, from);
+	set_raw_header(obj, "From", raw);
+	g_string_free(raw, TRUE);
 	g_free(text);
 
 	if (msg->to->len == 0) {
-		ia = internet_address_group_new("undisclosed-recipients");
-		internet_address_list_add(g_mime_message_get_to(message), ia);
-		g_object_unref(ia);
+		raw = g_string_new(" undisclosed-recipients: ;");
 	} else {
-		add_parties(ctx, cp, g_mime_message_get_to(message), msg->to);
+		raw = parties_field(ctx, cp, msg->to, strlen("To"));
 	}
-	if (msg->cc->len > 0)
-		add_parties(ctx, cp, g_mime_message_get_cc(message), msg->cc);
+	set_raw_header(obj, "To", raw);
+	g_string_free(raw, TRUE);
+	if (msg->cc->len > 0) {
+		raw = parties_field(ctx, cp, msg->cc, strlen("Cc"));
+		set_raw_header(obj, "Cc", raw);
+		g_string_free(raw, TRUE);
+	}
 
 	text = header_text(cp, msg->subject);
-	if (*text)
-		g_mime_message_set_subject(message, text, TEXT_CHARSET);
+	if (*text) {
+		raw = g_string_new(NULL);
+		col = strlen("Subject:");
+		if (needs_words(text))
+			append_words(raw, text, &col);
+		else
+			append_unstructured(raw, text, &col);
+		set_raw_header(obj, "Subject", raw);
+		g_string_free(raw, TRUE);
+	}
 	g_free(text);
 
 	when = msg->date > 0 ? msg->date : msg->submit_time > 0 ? msg->submit_time : ctx->now;

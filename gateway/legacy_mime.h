@@ -9,6 +9,11 @@
  *     (RFC 5322 3.4): `"Jane Doe (CORP/HQ/JDOE)": ;` - valid, parsed back by
  *     GMime as a group named after the person, and never replied to.  No To
  *     at all gives `To: undisclosed-recipients: ;`.
+ *     From, To, Cc and Subject are written by this module, not by GMime:
+ *     text holding "=?" is encoded too (else a reader would decode what the
+ *     legacy user typed), and every base64 word holds whole characters and,
+ *     where the text allows, a multiple of 3 bytes, so no word but the last
+ *     ends in '=' padding (GMime 3.2.13 stops reading there, issue #133).
  *   - Subject (RFC 2047), Date (RFC 5322 3.3, English names, UTC), Message-ID
  *     (legacy_mime_message_id), MIME-Version, X-Priority and Importance for a
  *     priority other than normal, X-Legacy-Id and X-Legacy-Postoffice.
@@ -21,7 +26,8 @@
  *     quoted-printable or base64; RFC 2045 6); attachments as parts of a
  *     multipart/mixed (RFC 2046 5.1.3), base64 and byte-exact, named with
  *     Content-Disposition: attachment; filename (RFC 2183), RFC 2231-encoded
- *     when not ASCII.  A ".eml" attachment is message/rfc822 only when its
+ *     when not ASCII (or holding "=?"), continuations split only between two
+ *     characters.  A ".eml" attachment is message/rfc822 only when its
  *     bytes parse as a message and can travel unchanged (7-bit, CRLF, lines
  *     of at most 998 bytes; RFC 2046 5.2.1 allows no base64 there); otherwise
  *     it is application/octet-stream.

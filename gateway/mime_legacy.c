@@ -15,8 +15,10 @@
  * address lists with every "=?" in them replaced by a character the field
  * does not hold (it then decodes nothing), and file names written as RFC 2047
  * words in a quoted parameter (as Outlook and Thunderbird do) are read from
- * the raw field.  HTML becomes text by walking libxml2's HTML tree without
- * recursion.
+ * the raw field, and so are RFC 2231 continuations (in the order of their
+ * numbers, up to a gap).  Base64 is decoded here too, leniently: what could
+ * not be decoded is said at the end of the legacy text, naming the part.
+ * HTML becomes text by walking libxml2's HTML tree without recursion.
  */
 #include "config.h"
 
@@ -28,6 +30,7 @@
 #include <libxml/tree.h>
 
 #include "address.h"
+#include "codepage.h"
 #include "pg_limits.h"
 #include "translit.h"
 #include "mime_legacy.h"
@@ -40,6 +43,8 @@ G_DEFINE_QUARK(postgate-mime-legacy-error-quark, mime_legacy_error)
 #define ICONV_CHUNK 4096
 /* Longest charset name (with an RFC 2231 language) an encoded-word may give. */
 #define RFC2047_MAX_CHARSET 64
+/* RFC 2231 continuations read per parameter (numbers 0 to this - 1). */
+#define RFC2231_MAX_SEGMENTS 256
 
 typedef struct {
 	const char *codepage;
@@ -48,6 +53,8 @@ typedef struct {
 	GMimeParserOptions *options;
 	GMimeFormatOptions *format;     /* for parts kept as their bytes */
 	GString *body;                  /* UTF-8 */
+	GString *damage;                /* UTF-8 lines for the end of the text: what
+	                                 * could not be decoded */
 	GHashTable *names;              /* lower-case attachment names in use */
 	GHashTable *seen_notes;
 	guint notes_dropped;
@@ -428,6 +435,54 @@ encoded_word(const char *s, gsize len, char charset[RFC2047_MAX_CHARSET + 1],
 	return TRUE;
 }
 
+/* raw (len bytes, not yet UTF-8) with every 8-bit byte inside the text of a
+ * Q encoded-word written as =XX: such a byte (20 of 371 real messages hold
+ * one) is a byte of the word's charset, not of the field's, and the word
+ * is then decoded as any other.  NULL when there is none to rewrite. */
+static char *
+q_words_8bit_escaped(const char *raw, gsize len)
+{
+	GString *o = NULL;
+	gsize done = 0;
+
+	for (gsize i = 0; i + 1 < len; i++) {
+		gsize j = i + 2, text, end;
+		gboolean high = FALSE;
+
+		if (raw[i] != '=' || raw[i + 1] != '?')
+			continue;
+		while (j < len && j - i - 2 <= RFC2047_MAX_CHARSET && raw[j] != '?' &&
+		    (guchar)raw[j] > 0x20 && (guchar)raw[j] < 0x7f)
+			j++;
+		if (j == i + 2 || j + 2 >= len || raw[j] != '?' ||
+		    g_ascii_toupper(raw[j + 1]) != 'Q' || raw[j + 2] != '?')
+			continue;
+		text = j + 3;
+		for (end = text; end < len && raw[end] != '?'; end++) {
+			if ((guchar)raw[end] <= 0x20 || raw[end] == 0x7f)
+				break;
+			high |= (guchar)raw[end] >= 0x80;
+		}
+		if (!high || end + 1 >= len || raw[end] != '?' || raw[end + 1] != '=')
+			continue;
+		if (!o)
+			o = g_string_sized_new(len + 16);
+		g_string_append_len(o, raw + done, (gssize)(text - done));
+		for (gsize k = text; k < end; k++) {
+			if ((guchar)raw[k] >= 0x80)
+				g_string_append_printf(o, "=%02X", (guchar)raw[k]);
+			else
+				g_string_append_c(o, raw[k]);
+		}
+		done = end;
+		i = end;
+	}
+	if (!o)
+		return NULL;
+	g_string_append_len(o, raw + done, (gssize)(len - done));
+	return g_string_free(o, FALSE);
+}
+
 /* The decoded bytes of a run of adjacent words in one charset as UTF-8
  * (a character a broken mailer split between two words is whole again). */
 static void
@@ -652,7 +707,7 @@ header_raw_utf8(Ctx *c, GMimeHeader *h)
 {
 	const char *raw = h ? g_mime_header_get_raw_value(h) : NULL;
 	const char *name;
-	char *what, *out, *shown_name;
+	char *what, *out, *shown_name, *escaped;
 	gsize len;
 
 	if (!raw)
@@ -668,7 +723,10 @@ header_raw_utf8(Ctx *c, GMimeHeader *h)
 	}
 	shown_name = shown(name);
 	what = g_strdup_printf("header field %s", shown_name);
-	out = to_utf8(c, what, NULL, raw, len);
+	escaped = q_words_8bit_escaped(raw, len);
+	out = escaped ? to_utf8(c, what, NULL, escaped, strlen(escaped)) :
+	    to_utf8(c, what, NULL, raw, len);
+	g_free(escaped);
 	g_free(what);
 	g_free(shown_name);
 	for (char *p = out; *p; p++)
@@ -1202,37 +1260,110 @@ part_bytes(GMimePart *part)
 	return ba;
 }
 
-/* Base64 that lies: characters outside the alphabet, or a cut last group. */
-static void
-check_base64(Ctx *c, GMimePart *part, const char *path)
+/* What a damaged base64 part lost, for the log and for the legacy text. */
+typedef struct {
+	gsize skipped;          /* characters outside the alphabet */
+	gsize mid_padding;      /* '=' padding with more base64 after it */
+	gboolean cut;           /* a last group of one character: 6 bits */
+} B64Damage;
+
+/* Base64 as lenient as it can be (RFC 2045 6.8): characters outside the
+ * alphabet are skipped and counted, '=' padding ends a group and decoding
+ * goes on after it (encodings run together), a cut last group gives the
+ * whole bytes it holds. */
+static GByteArray *
+base64_lenient(const guint8 *s, gsize len, B64Damage *d)
+{
+	GByteArray *out = g_byte_array_sized_new((guint)(len / 4 * 3 + 3));
+	guint32 acc = 0;
+	int n = 0;                      /* characters in the current group */
+	gboolean padded = FALSE;        /* '=' seen since the last character */
+
+	memset(d, 0, sizeof *d);
+	for (gsize i = 0; i < len; i++) {
+		int v = b64_value((char)s[i]);
+		if (v >= 0) {
+			if (padded)
+				d->mid_padding++;
+			padded = FALSE;
+			acc = (acc << 6) | (guint32)v;
+			if (++n == 4) {
+				guint8 b[3] = { (guint8)(acc >> 16), (guint8)(acc >> 8), (guint8)acc };
+				g_byte_array_append(out, b, 3);
+				acc = 0;
+				n = 0;
+			}
+		} else if (s[i] == '=') {
+			if (n >= 2) {
+				guint8 b[2] = { (guint8)(acc >> (n == 2 ? 4 : 10)),
+				    (guint8)(acc >> 2) };
+				g_byte_array_append(out, b, (guint)(n - 1));
+			} else if (n == 1)
+				d->cut = TRUE;
+			acc = 0;
+			n = 0;
+			padded = TRUE;
+		} else if (s[i] != ' ' && s[i] != '\t' && s[i] != '\r' && s[i] != '\n') {
+			d->skipped++;
+		}
+	}
+	if (n >= 2) {
+		guint8 b[2] = { (guint8)(acc >> (n == 2 ? 4 : 10)), (guint8)(acc >> 2) };
+		g_byte_array_append(out, b, (guint)(n - 1));
+	} else if (n == 1)
+		d->cut = TRUE;
+	return out;
+}
+
+/* The content of a base64 leaf part, decoded leniently, what went wrong
+ * noted; NULL when the part is not base64. */
+static GByteArray *
+base64_part(Ctx *c, GMimePart *part, const char *path, B64Damage *d)
 {
 	GMimeDataWrapper *w = g_mime_part_get_content(part);
 	GMimeStream *raw, *mem;
-	GByteArray *ba;
-	gsize bad = 0, good = 0;
+	GByteArray *ba, *out;
 
 	if (!w || g_mime_data_wrapper_get_encoding(w) != GMIME_CONTENT_ENCODING_BASE64)
-		return;
+		return NULL;
 	raw = g_mime_data_wrapper_get_stream(w);
 	if (!raw)
-		return;
+		return NULL;
 	mem = g_mime_stream_mem_new();
 	g_mime_stream_reset(raw);
 	g_mime_stream_write_to_stream(raw, mem);
 	g_mime_stream_reset(raw);
 	ba = g_mime_stream_mem_get_byte_array(GMIME_STREAM_MEM(mem));
-	for (guint i = 0; i < ba->len; i++) {
-		guchar ch = ba->data[i];
-		if (g_ascii_isalnum(ch) || ch == '+' || ch == '/')
-			good++;
-		else if (ch != '=' && ch != ' ' && ch != '\t' && ch != '\r' && ch != '\n')
-			bad++;
-	}
-	if (bad)
-		note(c, "part %s: bad base64, %zu characters skipped", label(path), bad);
-	if (good % 4 == 1)
-		note(c, "part %s: base64 cut short, its last 6 bits dropped", label(path));
+	out = base64_lenient(ba->data, ba->len, d);
 	g_object_unref(mem);
+	if (d->skipped)
+		note(c, "part %s: bad base64, %zu characters skipped", label(path), d->skipped);
+	if (d->mid_padding)
+		note(c, "part %s: base64 padding in the middle, decoded on after it",
+		    label(path));
+	if (d->cut)
+		note(c, "part %s: base64 cut short, its last 6 bits dropped", label(path));
+	return out;
+}
+
+/* A line at the end of the legacy text about a part whose base64 could not
+ * be decoded entirely; what names it (UTF-8). */
+static void
+say_damage(Ctx *c, const char *what, gsize kept, const B64Damage *d)
+{
+	GString *why = g_string_new(NULL);
+
+	if (d->skipped)
+		g_string_append_printf(why, "%zu characters that are not base64 skipped",
+		    d->skipped);
+	if (d->mid_padding)
+		g_string_append_printf(why, "%sbase64 padding in the middle", why->len ? "; " : "");
+	if (d->cut)
+		g_string_append_printf(why, "%sthe last group cut short", why->len ? "; " : "");
+	g_string_append_printf(c->damage, "[%s could not be decoded entirely (%s); %s "
+	    "holds the %zu bytes that could]\n", what, why->str,
+	    kept ? "it" : "so it", kept);
+	g_string_free(why, TRUE);
 }
 
 /* The bytes of an object as it came (for deep subtrees and messages). */
@@ -1503,11 +1634,155 @@ raw_param(const char *field, const char *name, gboolean *starred)
 	return found;
 }
 
+/* The value at p (a quoted-string unquoted, or a token) appended to v;
+ * returns the end. */
+static const char *
+param_value(const char *p, GString *v)
+{
+	if (*p == '"') {
+		for (p++; *p && *p != '"'; p++) {
+			if (*p == '\\' && p[1])
+				p++;
+			g_string_append_c(v, *p);
+		}
+		return *p ? p + 1 : p;
+	}
+	while (*p && *p != ';' && !is_lwsp(*p))
+		g_string_append_c(v, *p++);
+	return p;
+}
+
+/* %XX of an RFC 2231 extended value decoded into out (a '%' without two hex
+ * digits kept as it is). */
+static void
+percent_decode(const char *s, gsize len, GByteArray *out)
+{
+	for (gsize i = 0; i < len; i++) {
+		guint8 b = (guint8)s[i];
+		if (s[i] == '%' && i + 2 < len && g_ascii_isxdigit(s[i + 1]) &&
+		    g_ascii_isxdigit(s[i + 2])) {
+			b = (guint8)(g_ascii_xdigit_value(s[i + 1]) * 16 +
+			    g_ascii_xdigit_value(s[i + 2]));
+			i += 2;
+		}
+		g_byte_array_append(out, &b, 1);
+	}
+}
+
+/* The RFC 2231 value of parameter name in a raw field, UTF-8: "name*" alone,
+ * or the continuations name*0, name*1*, ... put in the order of their
+ * numbers (RFC 2231 3: they may come in any order), ending at the first
+ * number missing (noted; what follows a gap is not the name's); the charset
+ * of an extended first segment decodes the bytes of them all, so a character
+ * split between two segments is whole.  NULL when there is no such form. */
+static char *
+rfc2231_param(Ctx *c, const char *field, const char *name, const char *what)
+{
+	gsize nlen = strlen(name);
+	GPtrArray *seg = g_ptr_array_new_with_free_func(g_free);   /* by number */
+	GArray *ext = g_array_new(FALSE, TRUE, sizeof(gboolean));
+	char *single = NULL, *charset = NULL, *out = NULL;
+	gboolean single_ext = FALSE;
+	GByteArray *bytes = g_byte_array_new();
+	guint n;
+
+	for (const char *p = next_param(field); *p == ';'; p = next_param(p)) {
+		const char *k, *star;
+		gsize len;
+		guint64 num = 0;
+		gboolean is_ext;
+		GString *v;
+
+		for (p++; is_lwsp(*p) || *p == '('; )
+			p = *p == '(' ? skip_quoted(p) : p + 1;
+		k = p;
+		while (*p && *p != '=' && *p != ';' && !is_lwsp(*p))
+			p++;
+		len = (gsize)(p - k);
+		while (is_lwsp(*p))
+			p++;
+		if (*p != '=' || len <= nlen || g_ascii_strncasecmp(k, name, nlen) != 0 ||
+		    k[nlen] != '*')
+			continue;
+		for (p++; is_lwsp(*p); p++)
+			;
+		star = k + nlen + 1;                    /* after "name*" */
+		is_ext = k[len - 1] == '*';
+		if (star == k + len) {                  /* name*= */
+			if (!single) {
+				v = g_string_new(NULL);
+				param_value(p, v);
+				single = g_string_free(v, FALSE);
+				single_ext = TRUE;
+			}
+			continue;
+		}
+		for (const char *d = star; d < k + len - (is_ext ? 1 : 0); d++) {
+			if (!g_ascii_isdigit(*d) || num >= RFC2231_MAX_SEGMENTS) {
+				num = RFC2231_MAX_SEGMENTS;
+				break;
+			}
+			num = num * 10 + (guint64)(*d - '0');
+		}
+		if (star == k + len - (is_ext ? 1 : 0) || num >= RFC2231_MAX_SEGMENTS)
+			continue;                       /* not a number we keep */
+		if (seg->len <= num) {
+			g_ptr_array_set_size(seg, (guint)num + 1);
+			g_array_set_size(ext, (guint)num + 1);
+		}
+		if (seg->pdata[num])
+			continue;                       /* the first of a number counts */
+		v = g_string_new(NULL);
+		param_value(p, v);
+		seg->pdata[num] = g_string_free(v, FALSE);
+		g_array_index(ext, gboolean, num) = is_ext;
+	}
+	if (!single && (seg->len == 0 || !seg->pdata[0]))
+		goto out;
+	if (!single) {
+		for (n = 0; n < seg->len && seg->pdata[n]; n++)
+			;
+		if (n < seg->len)
+			note(c, "%s: RFC 2231 segment %u is missing; the name ends before it",
+			    what, n);
+	} else {
+		n = 0;
+	}
+	for (guint i = 0; i < (single ? 1 : n); i++) {
+		const char *v = single ? single : seg->pdata[i];
+		gboolean e = single ? single_ext : g_array_index(ext, gboolean, i);
+		if (e && i == 0) {
+			/* charset'language'value (RFC 2231 4) */
+			const char *q1 = strchr(v, '\''), *q2 = q1 ? strchr(q1 + 1, '\'') : NULL;
+			if (q2) {
+				charset = g_strndup(v, (gsize)(q1 - v));
+				v = q2 + 1;
+			}
+		}
+		if (e)
+			percent_decode(v, strlen(v), bytes);
+		else
+			g_byte_array_append(bytes, (const guint8 *)v, (guint)strlen(v));
+	}
+	for (guint i = 0; i < bytes->len; i++)
+		if (bytes->data[i] == '\0')
+			bytes->data[i] = ' ';           /* a C string holds no NUL */
+	out = to_utf8(c, what, charset && *charset ? charset : NULL,
+	    (const char *)bytes->data, bytes->len);
+out:
+	g_free(single);
+	g_free(charset);
+	g_ptr_array_unref(seg);
+	g_array_unref(ext);
+	g_byte_array_unref(bytes);
+	return out;
+}
+
 /* The file name a part suggests (Content-Disposition filename, else
- * Content-Type name), UTF-8, or NULL.  RFC 2231 values as GMime decodes them;
- * a plain value holding RFC 2047 words or 8-bit bytes from the raw field,
- * decoded here (GMime 3.2.13 cuts split words, and reads 8-bit values in the
- * locale's charset). */
+ * Content-Type name), UTF-8, or NULL, read from the raw field and decoded
+ * here: RFC 2231 values (GMime 3.2.13 joins continuations in the order they
+ * come, over gaps), and a plain value holding RFC 2047 words or 8-bit bytes
+ * (GMime cuts split words, and reads 8-bit values in the locale's charset). */
 static char *
 part_filename(Ctx *c, GMimeObject *obj)
 {
@@ -1524,7 +1799,10 @@ part_filename(Ctx *c, GMimeObject *obj)
 
 		if (v && !starred && (strstr(v, "=?") || !all_ascii(v, strlen(v)))) {
 			char *what = g_strdup_printf("%s parameter %s", where[i][0], where[i][1]);
-			char *utf8 = to_utf8(c, what, NULL, v, strlen(v));
+			char *escaped = q_words_8bit_escaped(v, strlen(v));
+			char *utf8 = to_utf8(c, what, NULL, escaped ? escaped : v,
+			    strlen(escaped ? escaped : v));
+			g_free(escaped);
 			char *dec = rfc2047_decode(c, what, utf8);
 			g_free(utf8);
 			g_free(what);
@@ -1532,6 +1810,13 @@ part_filename(Ctx *c, GMimeObject *obj)
 			return dec;
 		}
 		g_free(v);
+		if (starred) {
+			char *what = g_strdup_printf("%s parameter %s", where[i][0], where[i][1]);
+			char *dec = rfc2231_param(c, raw, where[i][1], what);
+			g_free(what);
+			if (dec)
+				return dec;
+		}
 		gm = i == 0 ? g_mime_object_get_content_disposition_parameter(obj, "filename") :
 		    g_mime_object_get_content_type_parameter(obj, "name");
 		if (gm)
@@ -1546,10 +1831,12 @@ leaf(Ctx *c, GMimePart *part, const char *path, gboolean text_ok)
 {
 	GMimeObject *obj = GMIME_OBJECT(part);
 	gboolean plain = is_type(obj, "text", "plain"), html = is_type(obj, "text", "html");
-	GByteArray *bytes;
+	B64Damage dmg = { 0 };
+	GByteArray *bytes = base64_part(c, part, path, &dmg);
+	gboolean damaged = dmg.skipped || dmg.mid_padding || dmg.cut;
 
-	check_base64(c, part, path);
-	bytes = part_bytes(part);
+	if (!bytes)
+		bytes = part_bytes(part);
 	if (text_ok && (plain || html) && !is_attachment(obj)) {
 		const char *cs = g_mime_object_get_content_type_parameter(obj, "charset");
 		char *what = g_strdup_printf("part %s", label(path));
@@ -1561,11 +1848,24 @@ leaf(Ctx *c, GMimePart *part, const char *path, gboolean text_ok)
 			utf8 = text;
 		}
 		add_text(c, utf8);
+		if (damaged) {
+			char *t = g_strdup_printf("The text of part %s", label(path));
+			say_damage(c, t, bytes->len, &dmg);
+			g_free(t);
+		}
 		g_free(utf8);
 		g_free(what);
 	} else {
 		char *fn = part_filename(c, obj);
-		add_attachment(c, fn, TRUE, g_mime_object_get_content_type(obj), NULL, bytes);
+		if (add_attachment(c, fn, TRUE, g_mime_object_get_content_type(obj), NULL, bytes) &&
+		    damaged) {
+			MsgAttachment *a = c->msg->attachments->pdata[c->msg->attachments->len - 1];
+			char *name = cp_to_utf8(c->codepage, a->name, strlen(a->name), NULL);
+			char *t = g_strdup_printf("The attachment \"%s\"", name ? name : "?");
+			say_damage(c, t, bytes->len, &dmg);
+			g_free(t);
+			g_free(name);
+		}
 		g_free(fn);
 	}
 	g_byte_array_unref(bytes);
@@ -1877,6 +2177,7 @@ mime_legacy_translate(const guint8 *data, gsize len, const char *codepage,
 	c.msg = msg_new();
 	c.msg->codepage = g_strdup(codepage);
 	c.body = g_string_new(NULL);
+	c.damage = g_string_new(NULL);
 	c.names = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
 	c.seen_notes = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
 	c.options = g_mime_parser_options_new();
@@ -1918,6 +2219,10 @@ mime_legacy_translate(const guint8 *data, gsize len, const char *codepage,
 	g_object_unref(parser);
 	g_object_unref(stream);
 
+	if (c.damage->len) {
+		g_string_append(c.body, c.body->len ? "\n\n" : "");
+		g_string_append_len(c.body, c.damage->str, (gssize)c.damage->len);
+	}
 	if (!c.error)
 		finish_body(&c);
 	if (!c.error && c.msg->body && g_bytes_get_size(c.msg->body) > MSG_MAX_SIZE)
@@ -1928,6 +2233,7 @@ mime_legacy_translate(const guint8 *data, gsize len, const char *codepage,
 	if (!c.msg->subject)
 		c.msg->subject = g_strdup("");
 	g_string_free(c.body, TRUE);
+	g_string_free(c.damage, TRUE);
 	g_hash_table_unref(c.names);
 	g_hash_table_unref(c.seen_notes);
 	g_mime_format_options_free(c.format);

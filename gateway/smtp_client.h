@@ -16,7 +16,11 @@
  * MAIL is refused after an earlier transaction of the same session (SPEC
  * 3.4: servers that take one message per session) nothing is decided: the
  * transaction comes back "again", and the RCPT replies pipelined behind the
- * refused MAIL say nothing about the recipients.
+ * refused MAIL say nothing about the recipients.  A server without 8BITMIME
+ * gets the owner's 7-bit form of an 8-bit message with every header field
+ * that still holds 8-bit bytes RFC 2047-encoded (display names, unstructured
+ * text) or RFC 2231-encoded (parameters) through GMime; a form that still
+ * holds an 8-bit byte is not sent (554 5.6.3).
  * Never: the queue, DNS (the owner gives the addresses), retries and
  * backoff, choosing which message goes next.
  */
@@ -33,6 +37,7 @@
 #define SMTP_CLIENT_QUIT_WAIT   5      /* seconds to wait for the reply to QUIT */
 #define SMTP_CLIENT_PUMP_HIGH   (256 * 1024)  /* message bytes queued for the socket, at most */
 #define SMTP_CLIENT_PUMP_LOW    (64 * 1024)   /* more once the socket has taken this much */
+#define SMTP_CLIENT_MIME_DEPTH  64     /* MIME levels whose header fields are made 7-bit */
 
 typedef enum {
 	SMTP_TLS_NONE,
@@ -92,7 +97,8 @@ typedef struct {
 	SmtpTx *(*next)(gpointer data, SmtpSession *s);
 	/* a transaction's verdicts are in */
 	void (*tx_done)(gpointer data, SmtpSession *s, SmtpTx *tx);
-	/* tx->data as 7-bit MIME for a server without 8BITMIME, or NULL and *why */
+	/* tx->data as 7-bit MIME for a server without 8BITMIME, or NULL and *why;
+	 * header fields it leaves 8-bit are encoded by the session */
 	GBytes *(*to_7bit)(gpointer data, SmtpTx *tx, char **why);
 	/* the session is over (every tx handed out was done first); s is freed after */
 	void (*end)(gpointer data, SmtpSession *s, SmtpEnd how, const char *why);
@@ -106,8 +112,6 @@ SmtpSession *smtp_session_start(const SmtpClientConfig *cfg, GPtrArray *addrs,
 const char *smtp_session_peer(const SmtpSession *s);
 /* smtp_session_tls - whether the session is encrypted */
 gboolean smtp_session_tls(const SmtpSession *s);
-/* smtp_session_state_name - the current state, for logs */
-const char *smtp_session_state_name(const SmtpSession *s);
 
 /* smtp_client_tls_new - the client TLS context for mode (ca_file "" or
  * NULL: the system's authorities) */

@@ -337,18 +337,6 @@ po_codepage(const PoStore *s)
 	return s->codepage;
 }
 
-const char *
-po_gateway(const PoStore *s)
-{
-	return s->gateway;
-}
-
-const char *
-po_dir(const PoStore *s)
-{
-	return s->dir;
-}
-
 /* ---- users --------------------------------------------------------------- */
 
 static gboolean
@@ -1037,6 +1025,8 @@ apply_bundle(PoStore *s, const Bundle *b, const char *name, gboolean ignore_resp
     PoDeliverStats *stats, GError **error)
 {
 	GPtrArray *reports = g_ptr_array_new_with_free_func((GDestroyNotify)msg_free);
+	/* "delivered to" lines wait for the commit: (message id, mailbox) pairs */
+	GPtrArray *done = g_ptr_array_new_with_free_func(g_free);
 	char *origin = g_strdup_printf("%s#%" G_GUINT64_FORMAT, b->source, b->seq);
 	char mb[ADDR_PART_MAX + 1];
 	guint delivered = 0;
@@ -1096,7 +1086,8 @@ apply_bundle(PoStore *s, const Bundle *b, const char *name, gboolean ignore_resp
 					goto rollback;
 				}
 				delivered++;
-				pg_info(m->id, "delivered to %s/%s", s->name, mb);
+				g_ptr_array_add(done, g_strdup(m->id));
+				g_ptr_array_add(done, g_strdup(mb));
 				if ((m->requests & MSG_REQ_RECEIPT) && !m->no_report &&
 				    m->class == MSG_CLASS_NORMAL) {
 					if (!receipt) {
@@ -1155,12 +1146,15 @@ apply_bundle(PoStore *s, const Bundle *b, const char *name, gboolean ignore_resp
 	}
 	if (!ledger_add(s, b, error) || !db_commit(s, error))
 		goto rollback;
+	for (guint i = 0; i + 1 < done->len; i += 2)
+		pg_info(done->pdata[i], "delivered to %s/%s", s->name, (char *)done->pdata[i + 1]);
 	stats->messages_delivered += delivered;
 	ok = TRUE;
 	goto out;
 rollback:
 	db_rollback(s);
 out:
+	g_ptr_array_unref(done);
 	g_ptr_array_unref(reports);
 	g_free(origin);
 	return ok;

@@ -53,10 +53,6 @@ void po_close(PoStore *s);
 const char *po_name(const PoStore *s);
 /* po_codepage - the codepage of this postoffice's users */
 const char *po_codepage(const PoStore *s);
-/* po_gateway - NET/PO of the gateway this postoffice sends to */
-const char *po_gateway(const PoStore *s);
-/* po_dir - the drop directory */
-const char *po_dir(const PoStore *s);
 
 /* po_user_add - add a mailbox (name in UTF-8) */
 gboolean po_user_add(PoStore *s, const char *mailbox, const char *name, GError **error);

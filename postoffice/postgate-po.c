@@ -525,24 +525,65 @@ print_message(const LegacyMessage *m, const char *here)
 	(void)here;
 }
 
-/* Write the attachments of message number k into dir, never outside it. */
+/* The longest name a file system takes (NAME_MAX of ext4, XFS, Btrfs, tmpfs). */
+#define PO_EXTRACT_NAME_MAX 255
+/* The most of a name's end that is kept as its extension when it is shortened. */
+#define PO_EXTRACT_EXT_MAX 16
+
+/* The file name for attachment i (from 0) of message number k: "K-NAME", or,
+ * when that would be longer than PO_EXTRACT_NAME_MAX bytes, NAME cut between
+ * two characters and "~I" (I = i + 1) put before its extension.  name is
+ * valid UTF-8; so is the result. */
+static char *
+extract_name(guint k, guint i, const char *name)
+{
+	char *file = g_strdup_printf("%u-%s", k, name);
+	const char *dot = strrchr(name, '.');
+	size_t len = strlen(name), ext_len, room, cut;
+	char tag[16];
+
+	if (strlen(file) <= PO_EXTRACT_NAME_MAX)
+		return file;
+	g_free(file);
+	ext_len = dot && dot != name && len - (size_t)(dot - name) <= PO_EXTRACT_EXT_MAX
+	    ? len - (size_t)(dot - name) : 0;
+	g_snprintf(tag, sizeof tag, "~%u", i + 1);
+	file = g_strdup_printf("%u-", k);
+	room = PO_EXTRACT_NAME_MAX - strlen(file) - strlen(tag) - ext_len;
+	/* back to the start of a character: never cut a UTF-8 sequence */
+	cut = MIN(room, len - ext_len);
+	while (cut > 0 && ((unsigned char)name[cut] & 0xc0) == 0x80)
+		cut--;
+	{
+		char *shorter = g_strdup_printf("%s%.*s%s%s", file, (int)cut, name, tag,
+		    name + len - ext_len);
+		g_free(file);
+		return shorter;
+	}
+}
+
+/* Write the attachments of message number k into dir, never outside it.
+ * An attachment that cannot be written is reported and the others are
+ * still written; the first error is returned. */
 static gboolean
 extract(const LegacyMessage *m, guint k, const char *dir, GError **error)
 {
+	gboolean all = TRUE;
+
 	for (guint i = 0; i < m->attachments->len; i++) {
 		MsgAttachment *a = m->attachments->pdata[i];
 		char *name = to_utf8(m->codepage, a->name);
-		char *file = g_strdup_printf("%u-%s", k, name);
+		char *file = extract_name(k, i, name);
 		char *path;
 		gsize n;
 		const void *d = g_bytes_get_data(a->data, &n);
 		int fd;
 		gboolean ok;
+		GError *e = NULL;
 		if (!msg_attachment_name_safe(file, strlen(file))) {
-			g_set_error(error, PO_ERROR, PO_ERROR_DATA, "unsafe attachment name");
-			g_free(name);
-			g_free(file);
-			return FALSE;
+			g_set_error(&e, PO_ERROR, PO_ERROR_DATA, "message %u, attachment %u: "
+			    "unsafe attachment name, not extracted", k, i + 1);
+			goto next;
 		}
 		path = g_build_filename(dir, file, NULL);
 		fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0640);
@@ -560,17 +601,25 @@ extract(const LegacyMessage *m, guint k, const char *dir, GError **error)
 			int err = errno;
 			if (fd >= 0)
 				unlink(path);
-			g_set_error(error, PO_ERROR, PO_ERROR_IO, "cannot write %s: %s", path,
+			g_set_error(&e, PO_ERROR, PO_ERROR_IO, "cannot write %s: %s", path,
 			    g_strerror(err));
 		} else
 			printf("extracted %s\n", path);
 		g_free(path);
+next:
 		g_free(name);
 		g_free(file);
-		if (!ok)
-			return FALSE;
+		if (e) {
+			fflush(stdout);
+			fprintf(stderr, "postgate-po: %s\n", e->message);
+			if (all)
+				g_propagate_error(error, e);
+			else
+				g_error_free(e);
+			all = FALSE;
+		}
 	}
-	return TRUE;
+	return all;
 }
 
 static int
@@ -606,9 +655,12 @@ cmd_show(PoStore *s, int argc, char **argv)
 	for (guint i = 0; i < msgs->len; i++) {
 		printf("\n--- message %u ---\n", i + 1);
 		print_message(msgs->pdata[i], po_name(s));
+		/* what cannot be extracted stops nothing: the next messages are
+		 * still shown and extracted, the exit code says the first failure */
 		if (dir && !extract(msgs->pdata[i], i + 1, dir, &e)) {
-			rc = fail(e);
-			break;
+			if (rc == EX_OK)
+				rc = exit_code(e);
+			g_clear_error(&e);
 		}
 	}
 	g_ptr_array_unref(msgs);

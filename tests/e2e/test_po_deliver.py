@@ -6,6 +6,7 @@ docs/bundle-format.md, so this also checks the reader against the spec.
 import glob
 import os
 import shutil
+import sqlite3
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -200,6 +201,66 @@ t.check(p.returncode == 64 and "control character" in p.err, "a name with a cont
 p = pg.run("-d", os.path.join(top, "u16"), "init", "--net", "CORP", "--po", "U16", "--codepage",
            "UTF-16", "--key-file", os.path.join(top, "u16.key"), check=False)
 t.check(p.returncode == 64 and "codepage" in p.err, "a codepage that is not ASCII-compatible is refused")
+
+# 16. "delivered to" is logged only once the delivery is committed: a
+# transaction that fails at its end (here: the ledger refuses the row) logs none.
+db = sqlite3.connect(os.path.join(hq, "po.db"))
+db.execute("CREATE TRIGGER no_ledger BEFORE INSERT ON ledger BEGIN"
+           " SELECT RAISE(ABORT, 'ledger refused by the test'); END")
+db.commit()
+before = pg.counts(hq)["ANNA"]
+put(14, [msg("m16", [("CORP/HQ/ANNA", True)])])
+p = deliver()
+t.check(p.returncode != 0 and "delivered to" not in p.err and pg.counts(hq)["ANNA"] == before,
+        "a delivery rolled back logs no 'delivered to': %d %s" % (p.returncode, p.err))
+db.execute("DROP TRIGGER no_ledger")
+db.commit()
+db.close()
+p = deliver()
+t.check(p.returncode == 0 and p.err.count("delivered to CORP/HQ/ANNA") == 1 and
+        pg.counts(hq)["ANNA"] == before + 1,
+        "the same bundle committed later logs 'delivered to' once: %s" % p.err)
+
+# 17. show --extract: a legal 255-byte attachment name does not fit "K-" in
+# front of it (NAME_MAX): it is shortened, keeping its extension and whole
+# characters, and the mail after it is still shown and extracted.
+pg.run("-d", hq, "adduser", "CAROL", "--name", "Carol")
+long_ascii = b"a" * 251 + b".txt"
+long_cp850 = b"\x82" * 100 + b"b" * 151 + b".pdf"   # 'é' is 0x82 in CP850
+put(15, [msg("m17a", [("CORP/HQ/CAROL", True)], attachments=[(long_ascii, b"one"),
+                                                           (long_cp850, b"two")]),
+         msg("m17b", [("CORP/HQ/CAROL", True)], attachments=[(b"later.txt", b"three")])])
+deliver()
+x = os.path.join(top, "extract17")
+os.mkdir(x)
+p = pg.run("-d", hq, "show", "CAROL", "--extract", x, check=False)
+got = {}
+for n in os.listdir(x):
+    with open(os.path.join(x, n), "rb") as f:
+        got[n] = f.read()
+names = sorted(os.fsencode(n) for n in got)
+t.check(p.returncode == 0 and "--- message 2 ---" in p.out and got.get("2-later.txt") == b"three",
+        "the message after 255-byte names is shown and extracted: %d %s %s"
+        % (p.returncode, p.err, sorted(got)))
+t.check(len(names) == 3 and all(len(n) <= 255 for n in names),
+        "every extracted name fits NAME_MAX: %s" % [len(n) for n in names])
+one = [n for n, d in got.items() if d == b"one"]
+two = [n for n, d in got.items() if d == b"two"]
+t.check(len(one) == 1 and one[0].startswith("1-aaaa") and one[0].endswith("~1.txt"),
+        "a long name keeps its extension: %s" % one)
+
+def utf8(name):
+    try:
+        os.fsencode(name).decode("utf-8")
+        return True
+    except UnicodeDecodeError:
+        return False
+
+
+t.check(len(two) == 1 and two[0].startswith("1-\u00e9\u00e9") and two[0].endswith("~2.pdf")
+        and utf8(two[0]), "a long non-ASCII name is cut between characters: %s" % two)
+t.check("extracted " + os.path.join(x, one[0] if one else "?") in p.out,
+        "show prints the shortened name it wrote")
 
 shutil.rmtree(top)
 t.done()

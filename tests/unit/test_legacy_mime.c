@@ -1335,6 +1335,183 @@ test_same_bytes_in_every_locale(void)
 	}
 }
 
+/* Text that looks like an encoded-word is encoded (RFC 2047 5): a reader
+ * shows the subject and the names as the legacy user wrote them, not
+ * decoded into something else. */
+static void
+test_text_like_encoded_words_is_encoded(void)
+{
+	LegacyMessage *m = sample("CP1252");
+	LegacyMimeContext ctx = context();
+	GBytes *b;
+	GMimeMessage *p;
+	InternetAddress *ia;
+	char *raw, *got;
+
+	g_free(m->subject);
+	m->subject = g_strdup("Re: =?utf-8?q?x?= and =?iso-8859-1?b?QQ==?=");
+	g_free(m->from.name);
+	m->from.name = g_strdup("=?utf-8?q?Eve?=");
+	g_ptr_array_set_size(m->to, 0);
+	msg_add_party(m->to, "SMTP:jsmith@example.com", "=?utf-8?b?QWRtaW4=?= Smith");
+	b = BUILD(m, &ctx);
+	p = parse(b);
+	EXPECT(g_strcmp0(g_mime_message_get_subject(p), m->subject) == 0,
+	    "the subject reads \"%s\", got \"%s\"", m->subject, g_mime_message_get_subject(p));
+	raw = raw_field(b, "Subject");
+	got = decode_words(raw ? raw : "");
+	EXPECT(g_strcmp0(got, m->subject) == 0, "decoded word by word: \"%s\" (raw \"%s\")",
+	    got, raw);
+	g_free(got);
+	g_free(raw);
+	ia = internet_address_list_get_address(g_mime_message_get_from(p), 0);
+	EXPECT(ia && g_strcmp0(internet_address_get_name(ia), "=?utf-8?q?Eve?=") == 0,
+	    "the From name reads as written, got \"%s\"", ia ? internet_address_get_name(ia) : "");
+	ia = internet_address_list_get_address(g_mime_message_get_to(p), 0);
+	EXPECT(ia && g_strcmp0(internet_address_get_name(ia), "=?utf-8?b?QWRtaW4=?= Smith") == 0,
+	    "the To name reads as written, got \"%s\"", ia ? internet_address_get_name(ia) : "");
+	g_object_unref(p);
+	g_bytes_unref(b);
+	msg_free(m);
+}
+
+/* The bytes of one RFC 2231 segment value (after "=", up to ';' or the end),
+ * %XX decoded, the charset'language' prefix of segment 0 dropped. */
+static char *
+segment_bytes(const char *v, gboolean first)
+{
+	GString *out = g_string_new(NULL);
+	const char *q;
+
+	if (first && (q = strstr(v, "''")))
+		v = q + 2;
+	for (; *v && *v != ';' && *v != '\r'; v++) {
+		if (*v == '%' && g_ascii_isxdigit(v[1]) && g_ascii_isxdigit(v[2])) {
+			g_string_append_c(out, (char)(g_ascii_xdigit_value(v[1]) * 16 +
+			    g_ascii_xdigit_value(v[2])));
+			v += 2;
+		} else {
+			g_string_append_c(out, *v);
+		}
+	}
+	return g_string_free(out, FALSE);
+}
+
+/* RFC 2231 continuations of a long non-ASCII name are split between two
+ * characters: every segment is valid UTF-8 on its own (GMime and others
+ * decode each on its own), and the whole name reads back. */
+static void
+test_rfc2231_segments_split_between_characters(void)
+{
+	static const char *const fields[][2] = { { "Content-Disposition", "filename" },
+		{ "Content-Type", "name" } };
+	LegacyMessage *m = sample("CP1252");
+	LegacyMimeContext ctx = context();
+	GString *name = g_string_new(NULL), *want = g_string_new(NULL);
+	GBytes *b;
+	char *hdr;
+
+	/* a + ü + … : every offset of the two-byte ü falls somewhere */
+	for (int i = 0; i < 60; i++) {
+		g_string_append(name, i % 3 == 0 ? "a\xfc" : "\xfc");
+		g_string_append(want, i % 3 == 0 ? "aü" : "ü");
+	}
+	g_string_append(name, ".txt");
+	g_string_append(want, ".txt");
+	add_attachment(m, name->str, "abc", 3);
+	b = BUILD(m, &ctx);
+	hdr = g_strndup(g_bytes_get_data(b, NULL), g_bytes_get_size(b));
+	for (gsize f = 0; f < G_N_ELEMENTS(fields); f++) {
+		guint segs = 0;
+
+		for (guint n = 0;; n++) {
+			char *key = g_strdup_printf("%s*%u*=", fields[f][1], n);
+			const char *at = strstr(hdr, key);
+			char *bytes;
+
+			if (!at) {
+				g_free(key);
+				break;
+			}
+			bytes = segment_bytes(at + strlen(key), n == 0);
+			EXPECT(g_utf8_validate(bytes, -1, NULL), "%s %s segment %u is whole "
+			    "characters: \"%s\"", fields[f][0], fields[f][1], n, bytes);
+			g_free(bytes);
+			g_free(key);
+			segs++;
+		}
+		EXPECT(segs > 1, "%s: the long name is in %u continuations", fields[f][0], segs);
+	}
+	{
+		GMimeMessage *p = parse(b);
+		GMimeObject *body = g_mime_message_get_mime_part(p);
+		GMimeObject *part = GMIME_IS_MULTIPART(body) ?
+		    g_mime_multipart_get_part(GMIME_MULTIPART(body), 1) : NULL;
+		const char *got = part && GMIME_IS_PART(part) ?
+		    g_mime_part_get_filename(GMIME_PART(part)) : NULL;
+
+		EXPECT(g_strcmp0(got, want->str) == 0, "the name reads back whole: \"%s\"", got);
+		g_object_unref(p);
+	}
+	g_free(hdr);
+	g_string_free(name, TRUE);
+	g_string_free(want, TRUE);
+	g_bytes_unref(b);
+	msg_free(m);
+}
+
+/* Long non-ASCII header text in base64 words ends none but the last in '='
+ * padding, so GMime 3.2.13 (Debian 12; issue #133) reads it whole too. */
+static void
+test_long_words_without_padding_mid_run(void)
+{
+	LegacyMessage *m = sample("CP850");
+	LegacyMimeContext ctx = context();
+	GString *s = g_string_new(NULL), *want = g_string_new(NULL);
+	GBytes *b;
+	GMimeMessage *p;
+	InternetAddress *ia;
+	char *raw;
+	char **words;
+	guint n = 0;
+
+	while (s->len + 8 <= 200) {
+		g_string_append(s, "Gr\x81\xe1" "e, ");      /* CP850 ü ß */
+		g_string_append(want, "Grüße, ");
+	}
+	g_string_truncate(s, s->len - 2);
+	g_string_truncate(want, want->len - 2);
+	g_free(m->subject);
+	m->subject = g_strdup(s->str);
+	g_free(m->from.name);
+	m->from.name = g_strdup(s->str);
+	b = BUILD(m, &ctx);
+	raw = raw_field(b, "Subject");
+	words = g_regex_split_simple("[ \t]+", raw ? raw : "", 0, 0);
+	for (char **w = words; *w; w++) {
+		if (!**w)
+			continue;
+		n++;
+		EXPECT(w[1] == NULL || !strstr(*w, "=?="), "word %u of the subject ends in "
+		    "padding: %s", n, *w);
+	}
+	EXPECT(n > 2, "the subject takes %u words", n);
+	g_strfreev(words);
+	g_free(raw);
+	p = parse(b);
+	EXPECT(g_strcmp0(g_mime_message_get_subject(p), want->str) == 0,
+	    "this GMime (%u.%u.%u) reads the subject whole: \"%s\"", gmime_major_version,
+	    gmime_minor_version, gmime_micro_version, g_mime_message_get_subject(p));
+	ia = internet_address_list_get_address(g_mime_message_get_from(p), 0);
+	EXPECT(ia && g_strcmp0(internet_address_get_name(ia), want->str) == 0,
+	    "and the From name: \"%s\"", ia ? internet_address_get_name(ia) : "");
+	g_object_unref(p);
+	g_string_free(s, TRUE);
+	g_string_free(want, TRUE);
+	g_bytes_unref(b);
+	msg_free(m);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1344,6 +1521,11 @@ main(int argc, char **argv)
 		{ "Subject from CP1252 with half and euro", test_subject_cp1252_half_and_euro },
 		{ "a 998-byte subject and 255-byte name are folded",
 		    test_long_subject_and_name_are_folded },
+		{ "text like an encoded-word is encoded, and reads as written",
+		    test_text_like_encoded_words_is_encoded },
+		{ "RFC 2231 continuations split between characters",
+		    test_rfc2231_segments_split_between_characters },
+		{ "base64 words: no '=' padding mid-run", test_long_words_without_padding_mid_run },
 		{ "To and Cc through the directory", test_to_and_cc_through_the_directory },
 		{ "a recipient without SMTP address is shown by name",
 		    test_recipient_without_smtp_address_shown_by_name },

@@ -815,6 +815,140 @@ test_rfc2047_file_name(void)
 	msg_free(m);
 }
 
+/* A message with one base64 attachment "data.bin" whose encoded text is b64. */
+static LegacyMessage *
+with_base64(const char *b64, MimeLegacyStats *st)
+{
+	char *text = g_strdup_printf("From: a@example.org\r\nMIME-Version: 1.0\r\n"
+	    "Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\n"
+	    "Content-Type: text/plain\r\n\r\nSee the file.\r\n--b\r\n"
+	    "Content-Type: application/octet-stream; name=\"data.bin\"\r\n"
+	    "Content-Transfer-Encoding: base64\r\n\r\n%s\r\n--b--\r\n", b64);
+	LegacyMessage *m = tr(text, st, NULL);
+
+	g_free(text);
+	return m;
+}
+
+/* Broken base64: what can be decoded is kept, and the legacy text (not only
+ * the log) names the attachment and says what could not be decoded. */
+static void
+test_broken_base64(void)
+{
+	static const struct {
+		const char *b64;
+		const char *bytes;      /* what the attachment must hold */
+		gsize n;
+		const char *says;       /* in the body, NULL: nothing said */
+	} k[] = {
+		{ "AAECAw==", "\0\1\2\3", 4, NULL },
+		/* characters outside the alphabet are skipped */
+		{ "AAEC!!Aw==", "\0\1\2\3", 4, "data.bin" },
+		/* padding in the middle (two encodings run together): both halves */
+		{ "AAE=AgM=", "\0\1\2\3", 4, "data.bin" },
+		{ "QQ==\r\nQg==\r\nQw==", "ABC", 3, "data.bin" },
+		/* a cut last group: the whole bytes before it */
+		{ "AAECA", "\0\1\2", 3, "data.bin" },
+		/* nothing decodable at all */
+		{ "!!!!", "", 0, "data.bin" },
+	};
+
+	for (gsize i = 0; i < G_N_ELEMENTS(k); i++) {
+		MimeLegacyStats st = { 0 };
+		LegacyMessage *m = with_base64(k[i].b64, &st);
+		MsgAttachment *a = m && m->attachments->len == 1 ? m->attachments->pdata[0] : NULL;
+		gsize n = 0;
+		const char *d = a ? g_bytes_get_data(a->data, &n) : NULL;
+		char *body = m && m->body ? utf8_of("CP1252", g_bytes_get_data(m->body, NULL),
+		    g_bytes_get_size(m->body)) : g_strdup("");
+
+		EXPECT(a != NULL, "case %zu: one attachment", i);
+		EXPECT(a && n == k[i].n && (n == 0 || memcmp(d, k[i].bytes, n) == 0),
+		    "case %zu (%s): %zu bytes decoded, want %zu", i, k[i].b64, n, k[i].n);
+		if (k[i].says) {
+			EXPECT(strstr(body, "could not be decoded") && strstr(body, k[i].says),
+			    "case %zu: the legacy text names the damaged attachment: \"%s\"", i,
+			    body);
+			EXPECT(has_note(&st, "base64"), "case %zu: and the log says so", i);
+		} else {
+			EXPECT(!strstr(body, "could not be decoded"), "case %zu: good base64, "
+			    "nothing said: \"%s\"", i, body);
+		}
+		g_free(body);
+		msg_free(m);
+		mime_legacy_stats_clear(&st);
+	}
+}
+
+/* RFC 2231 continuations (RFC 2231 3) are put in the order of their numbers,
+ * whatever order they come in, and end at the first missing number. */
+static void
+test_rfc2231_order(void)
+{
+	static const struct {
+		const char *params;
+		const char *want;
+	} k[] = {
+		{ "; filename*0=\"abc\"; filename*1=\"def.txt\"", "abcdef.txt" },
+		{ "; filename*1=\"def.txt\"; filename*0=\"abc\"", "abcdef.txt" },
+		{ "; filename*2=\"ghi.txt\"; filename*0*=utf-8''%C3%A9t; filename*1*=%C3%A9_;"
+		  " filename*99=\"junk\"", "été_ghi.txt" },
+		/* a gap: what comes after it is not part of the name */
+		{ "; filename*0=\"first\"; filename*2=\"third\"", "first" },
+		{ "; filename*0*=iso-8859-1'de'r%E9sum%E9.pdf", "résumé.pdf" },
+		{ "; filename*=utf-8''%C3%BCber.txt", "über.txt" },
+		/* a value split inside a character by a broken mailer comes whole again */
+		{ "; filename*0*=utf-8''a%C3; filename*1*=%BCb.txt", "aüb.txt" },
+	};
+
+	for (gsize i = 0; i < G_N_ELEMENTS(k); i++) {
+		char *text = g_strdup_printf("From: a@example.org\r\nMIME-Version: 1.0\r\n"
+		    "Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\n"
+		    "Content-Type: text/plain\r\n\r\ntext\r\n--b\r\n"
+		    "Content-Type: application/octet-stream\r\n"
+		    "Content-Disposition: attachment%s\r\n\r\nabc\r\n--b--\r\n",
+		    k[i].params);
+		LegacyMessage *m = tr(text, NULL, NULL);
+		MsgAttachment *a = m && m->attachments->len == 1 ? m->attachments->pdata[0] : NULL;
+		char *name = a ? seen(a->name) : g_strdup("(none)");
+
+		EXPECT(strcmp(name, k[i].want) == 0, "case %zu: \"%s\", want \"%s\"", i,
+		    name, k[i].want);
+		g_free(name);
+		g_free(text);
+		msg_free(m);
+	}
+}
+
+/* An encoded-word holding raw 8-bit bytes (20 of 371 real messages): the
+ * bytes are read in the word's charset. */
+static void
+test_rfc2047_raw_8bit(void)
+{
+	static const struct {
+		const char *raw;
+		const char *want;
+	} subjects[] = {
+		{ "=?iso-8859-1?Q?Fr\xf6" "sche?=", "Frösche" },
+		{ "=?iso-8859-1?q?Fr\xf6" "sche_und_Kr=F6ten?= heute", "Frösche und Kröten heute" },
+		{ "=?utf-8?Q?Gr\xc3\xbc\xc3\x9f" "e?=", "Grüße" },
+		{ "=?windows-1252?Q?\x93" "quoted\x94?=", "“quoted”" },
+	};
+
+	for (gsize i = 0; i < G_N_ELEMENTS(subjects); i++) {
+		char *text = g_strdup_printf("From: a@example.org\r\nSubject: %s\r\n\r\nhi\r\n",
+		    subjects[i].raw);
+		LegacyMessage *m = tr(text, NULL, NULL);
+		char *subj = m ? seen(m->subject) : g_strdup("(none)");
+
+		EXPECT(strcmp(subj, subjects[i].want) == 0, "subject %zu: \"%s\", want \"%s\"", i,
+		    subj, subjects[i].want);
+		g_free(subj);
+		g_free(text);
+		msg_free(m);
+	}
+}
+
 static void
 test_locale_independent(void)
 {
@@ -875,6 +1009,10 @@ main(void)
 		  test_rfc2047_split_words },
 		{ "RFC 2047: display names in From, To and Cc", test_rfc2047_display_names },
 		{ "RFC 2047: file names in quoted parameters, split", test_rfc2047_file_name },
+		{ "broken base64: what decodes is kept, the text names what did not",
+		  test_broken_base64 },
+		{ "RFC 2231: continuations in number order, ending at a gap", test_rfc2231_order },
+		{ "RFC 2047: raw 8-bit bytes in a word read in its charset", test_rfc2047_raw_8bit },
 		{ "the same bytes under C and C.UTF-8", test_locale_independent },
 		{ NULL, NULL },
 	};

@@ -49,6 +49,12 @@ static const struct {
 
 static const char *const codepages[] = { "CP850", "CP1252" };
 
+/* Messages with an attachment whose base64 is damaged: the legacy text ends
+ * in a line naming it (issue 12), which the original does not have. */
+static const char *const damaged_base64[] = { "bad-base64.eml",
+	"python-msg_15-same-boundary.eml" };
+#define DAMAGE_LINE " [The attachment \""
+
 /* ---- text helpers -------------------------------------------------------- */
 
 /* NFC; every run of blanks, line ends and control characters one space;
@@ -713,6 +719,17 @@ compare(const char *file, const char *cp, const LegacyMessage *m, const MimeLega
 	lb = legacy_body(m);
 	want = orig->html ? g_strdup(lb) : could_hold(&w, orig->body->str);
 	fb = fold(fin->body->str);
+	for (gsize i = 0; i < G_N_ELEMENTS(damaged_base64); i++) {
+		char *line;
+		if (strcmp(file, damaged_base64[i]) != 0)
+			continue;
+		line = strstr(fb, DAMAGE_LINE);
+		EXPECT(line && strstr(line, "could not be decoded entirely"),
+		    "%s %s: the text says which attachment could not be decoded: \"%.300s\"",
+		    file, cp, fb);
+		if (line)
+			*line = '\0';
+	}
 	EXPECT(strcmp(fb, want) == 0, "%s %s: body \"%.300s\", want \"%.300s\"", file, cp, fb,
 	    want);
 	g_free(fb);

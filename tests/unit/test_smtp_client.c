@@ -33,6 +33,8 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
+#include <gmime/gmime.h>
+
 #include "cu_run.h"
 #include "queue.h"
 #include "smtp_client.h"
@@ -2007,6 +2009,67 @@ test_helo_fallback(void)
 	run_free(r);
 }
 
+/* A server without 8BITMIME and a 7-bit form whose body was converted but
+ * whose header fields were not (a raw UTF-8 From: display name and
+ * Subject:, as GMime's body conversion leaves them): what arrives holds only
+ * 7-bit bytes, and its header fields decode back to the same text. */
+static void
+test_8bit_headers_encoded(void)
+{
+	static const char *const script[] = { GREET, "250-srv.test\r\n250 PIPELINING\r\n",
+		OK_MAIL, OK_RCPT, GO_DATA, OK_QUEUED, BYE, NULL };
+	static const char seven[] = "From: J\xc3\xbcrgen M\xc3\xbcller <jm@x.test>\r\n"
+	    "To: \"Z\xc3\xb6" "e\" <b@y.test>\r\n"
+	    "Subject: Gr\xc3\xbc\xc3\x9f" "e aus K\xc3\xb6ln, =?utf-8?q?caf=C3=A9?=\r\n"
+	    "MIME-Version: 1.0\r\n"
+	    "Content-Type: text/plain; charset=utf-8\r\n"
+	    "Content-Transfer-Encoding: quoted-printable\r\n\r\nGr=C3=BC=C3=9Fe\r\n";
+	Run *r = run_new();
+	SmtpTx *tx = tx_new("a@x.test", seven, "b@y.test", NULL);
+	const char *got;
+	gboolean ascii = TRUE;
+
+	tx->eightbit = TRUE;
+	r->seven = g_bytes_new_static(seven, strlen(seven));
+	run_scripts(r, script, NULL);
+	g_ptr_array_add(r->addrs, addr_local(r->srv->port));
+	run_add(r, tx);
+	run_go(r);
+	EXPECT_RCPT(done_at(r, 0), 0, 250, "250 2.0.0 queued");
+	got = msg_at(r, 0);
+	for (const char *p = got ? got : ""; *p; p++)
+		ascii &= (guchar)*p < 0x80;
+	EXPECT(got && ascii, "only 7-bit bytes arrive:\n%s", got ? got : "(none)");
+	if (got) {
+		GMimeStream *st = g_mime_stream_mem_new_with_buffer(got, strlen(got));
+		GMimeParser *pa = g_mime_parser_new_with_stream(st);
+		GMimeMessage *m = g_mime_parser_construct_message(pa, NULL);
+		InternetAddress *from = m ? internet_address_list_get_address(
+		    g_mime_message_get_from(m), 0) : NULL;
+		InternetAddress *to = m ? internet_address_list_get_address(
+		    g_mime_message_get_to(m), 0) : NULL;
+		GMimeObject *body = m ? g_mime_message_get_body(m) : NULL;
+		char *text = body && GMIME_IS_TEXT_PART(body) ?
+		    g_mime_text_part_get_text(GMIME_TEXT_PART(body)) : NULL;
+
+		EXPECT(from && g_strcmp0(internet_address_get_name(from), "Jürgen Müller") == 0 &&
+		    g_strcmp0(internet_address_mailbox_get_addr(INTERNET_ADDRESS_MAILBOX(from)),
+		    "jm@x.test") == 0, "the From name decodes back: \"%s\"",
+		    from ? internet_address_get_name(from) : "(none)");
+		EXPECT(to && g_strcmp0(internet_address_get_name(to), "Zöe") == 0,
+		    "the To name decodes back: \"%s\"", to ? internet_address_get_name(to) : "");
+		EXPECT(m && g_strcmp0(g_mime_message_get_subject(m), "Grüße aus Köln, café") == 0,
+		    "the Subject decodes back: \"%s\"", m ? g_mime_message_get_subject(m) : "");
+		EXPECT(text && g_str_has_prefix(text, "Grüße"), "the body is kept: \"%s\"", text);
+		g_free(text);
+		g_clear_object(&m);
+		g_object_unref(pa);
+		g_object_unref(st);
+	}
+	EXPECT_END(r, SMTP_END_QUIT);
+	run_free(r);
+}
+
 /* DSN offered (RFC 3461): RCPT carries NOTIFY= and ORCPT= in xtext, MAIL
  * carries RET= and ENVID= in xtext; not offered: none of them. */
 static void
@@ -2245,6 +2308,8 @@ main(void)
 		{ "AUTH never in the clear", test_auth_never_in_clear },
 		{ "AUTH refused", test_auth_refused },
 		{ "EHLO refused: HELO, no extensions, 7-bit form", test_helo_fallback },
+		{ "no 8BITMIME: 8-bit header fields RFC 2047-encoded too",
+		    test_8bit_headers_encoded },
 		{ "DSN parameters only when offered, in xtext", test_dsn_parameters },
 		{ "RET=FULL and BODY=8BITMIME", test_ret_full_8bitmime },
 		{ "8-bit, no 8BITMIME, no 7-bit form: 554", test_8bit_not_convertible },
@@ -2256,5 +2321,6 @@ main(void)
 	};
 
 	signal(SIGPIPE, SIG_IGN);     /* the scripted server's own writes */
+	g_mime_init();                /* for reading back what the server got */
 	return cu_run("smtp_client", tests);
 }
