@@ -133,7 +133,8 @@ static const KeyInfo keys[CONFIG_KEY_COUNT] = {
 	[CONFIG_SITE_STATE_DIR] = { CONFIG_GROUP_SITE, "state_dir", T_PATH,
 	    "/var/lib/postgate", 0, 0, NULL, 0, 0,
 	    "Directory of the queue, the address directory and the bundle "
-	    "sequence ledgers." },
+	    "sequence ledgers.  Private: created 0700 when missing (owned by "
+	    "user when started as root), its files 0600." },
 	[CONFIG_SITE_GATEWAY_PO] = { CONFIG_GROUP_SITE, "gateway_po", T_PO, NULL, 0, 0,
 	    NULL, 0, 0,
 	    "The gateway's own postoffice in the legacy network: the source of the "
