@@ -103,10 +103,14 @@ static size_t end_signal_len[G_N_ELEMENTS(end_signals)];
 static void
 on_end_signal(int sig)
 {
-	for (size_t i = 0; i < G_N_ELEMENTS(end_signals); i++)
-		if (end_signals[i] == sig && write(STDERR_FILENO, end_signal_line[i],
-		    end_signal_len[i]) < 0)
-			break;
+	for (size_t i = 0; i < G_N_ELEMENTS(end_signals); i++) {
+		if (end_signals[i] == sig) {
+			/* Nothing to do if it fails: the process ends anyway. */
+			ssize_t n = write(STDERR_FILENO, end_signal_line[i],
+			    end_signal_len[i]);
+			(void)n;
+		}
+	}
 	raise(sig);
 }
 
