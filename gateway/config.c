@@ -133,7 +133,8 @@ static const KeyInfo keys[CONFIG_KEY_COUNT] = {
 	[CONFIG_SITE_STATE_DIR] = { CONFIG_GROUP_SITE, "state_dir", T_PATH,
 	    "/var/lib/postgate", 0, 0, NULL, 0, 0,
 	    "Directory of the queue, the address directory and the bundle "
-	    "sequence ledgers." },
+	    "sequence ledgers.  Private: created 0700 when missing (owned by "
+	    "user when started as root), its files 0600." },
 	[CONFIG_SITE_GATEWAY_PO] = { CONFIG_GROUP_SITE, "gateway_po", T_PO, NULL, 0, 0,
 	    NULL, 0, 0,
 	    "The gateway's own postoffice in the legacy network: the source of the "
@@ -329,6 +330,8 @@ typedef struct {
 	char net[ADDR_PART_MAX + 1];
 	char po[ADDR_PART_MAX + 1];
 	Value v[CONFIG_KEY_COUNT];      /* only this group's keys are used */
+	gboolean unread;        /* a line of it could not be read: a key it
+	                         * names may be missing only for that reason */
 	PgConfigPostoffice po_view;
 	PgConfigSiteLink link_view;
 } Section;
@@ -351,6 +354,9 @@ typedef struct {
 	GArray *diags;          /* of Diag */
 	Section *cur;           /* where key lines go; NULL: nowhere */
 	gboolean in_group;      /* a group header has been seen */
+	gboolean lost_lines;    /* lines went nowhere (a refused group header, an
+	                         * unreadable line outside any group): what they
+	                         * held may be what seems missing */
 	gboolean full;          /* CONFIG_ERRORS_MAX reached: stop */
 } Parser;
 
@@ -963,6 +969,19 @@ key_find(ConfigGroup group, const char *name)
 
 /* ---- the reader ---- */
 
+/* A line that could not be read: what it held is not known (it may have
+ * been a key, or the header of the group of the keys after it). */
+static void
+line_unread(Parser *P)
+{
+	if (P->cur != NULL) {
+		P->cur->unread = TRUE;
+	} else {
+		P->lost_lines = TRUE;
+		P->in_group = TRUE;
+	}
+}
+
 static void
 header_line(Parser *P, unsigned line, const char *s, size_t len)
 {
@@ -977,6 +996,7 @@ header_line(Parser *P, unsigned line, const char *s, size_t len)
 	if (s[len - 1] != ']') {
 		diag(P, line, CONFIG_ERROR_SYNTAX, "group header does not end in ]%s",
 		    memchr(s, ']', len) ? " (comments go on their own line)" : "");
+		P->lost_lines = TRUE;
 		return;
 	}
 	inner = s + 1;
@@ -1075,6 +1095,8 @@ header_line(Parser *P, unsigned line, const char *s, size_t len)
 		P->cur = sec;
 	}
 out:
+	if (P->cur == NULL)
+		P->lost_lines = TRUE;
 	g_free(head);
 	g_free(argz);
 }
@@ -1093,6 +1115,7 @@ key_line(Parser *P, unsigned line, const char *s, size_t len)
 	if (eq == NULL) {
 		diag(P, line, CONFIG_ERROR_SYNTAX, "expected [group], key = value or a "
 		    "comment line");
+		line_unread(P);
 		return;
 	}
 	klen = (size_t)(eq - s);
@@ -1102,6 +1125,7 @@ key_line(Parser *P, unsigned line, const char *s, size_t len)
 	trim(&val, &vlen);
 	if (klen == 0) {
 		diag(P, line, CONFIG_ERROR_SYNTAX, "no key name before =");
+		line_unread(P);
 		return;
 	}
 	name = g_strndup(key, klen);
@@ -1111,11 +1135,14 @@ key_line(Parser *P, unsigned line, const char *s, size_t len)
 		if (!P->in_group)
 			diag(P, line, CONFIG_ERROR_SYNTAX, "key %s is outside any group; "
 			    "start with a group such as [site]", name);
+		P->lost_lines = TRUE;
 		goto out;
 	}
 	ki = key_find(sec->group, name);
 	if (ki < 0) {
 		const char *home = NULL;
+		/* Perhaps a required key misspelt: it is not "missing" too. */
+		sec->unread = TRUE;
 		for (int i = 0; i < CONFIG_KEY_COUNT && home == NULL; i++)
 			if (strcmp(keys[i].name, name) == 0)
 				home = groups[keys[i].group].label;
@@ -1157,14 +1184,17 @@ parse_line(Parser *P, unsigned line, const char *s, size_t len)
 	if (len > CONFIG_LINE_MAX) {
 		diag(P, line, CONFIG_ERROR_LIMIT, "line is longer than %u bytes",
 		    CONFIG_LINE_MAX);
+		line_unread(P);
 		return;
 	}
 	if (memchr(s, '\0', len) != NULL) {
 		diag(P, line, CONFIG_ERROR_SYNTAX, "NUL byte in line");
+		line_unread(P);
 		return;
 	}
 	if (!g_utf8_validate(s, (gssize)len, NULL)) {
 		diag(P, line, CONFIG_ERROR_SYNTAX, "line is not valid UTF-8");
+		line_unread(P);
 		return;
 	}
 	for (size_t i = 0; i < len; i++) {
@@ -1172,6 +1202,7 @@ parse_line(Parser *P, unsigned line, const char *s, size_t len)
 		if ((c < 0x20 && c != '\t') || c == 0x7f) {
 			diag(P, line, CONFIG_ERROR_SYNTAX, "control character 0x%02x in "
 			    "line", c);
+			line_unread(P);
 			return;
 		}
 	}
@@ -1197,10 +1228,11 @@ usable(const Value *v)
 	return v->line != 0 && !v->bad && v->text != NULL && *v->text != '\0';
 }
 
+/* Not for a group with an unread line: the key may be on it. */
 static void
 check_required(Parser *P, Section *sec)
 {
-	if (sec->line == 0)
+	if (sec->line == 0 || sec->unread)
 		return;
 	for (int i = 0; i < CONFIG_KEY_COUNT; i++)
 		if (keys[i].group == sec->group && keys[i].def == NULL &&
@@ -1216,7 +1248,7 @@ check_pair(Parser *P, Section *sec, ConfigKey a, ConfigKey b)
 	const Value *va = sec_value(sec, a), *vb = sec_value(sec, b);
 	gboolean sa = *va->text != '\0', sb = *vb->text != '\0';
 
-	if (va->bad || vb->bad || sa == sb)
+	if (va->bad || vb->bad || sa == sb || sec->unread)
 		return;
 	diag(P, sa ? va->line : vb->line, CONFIG_ERROR_VALUE, "%s is set but %s is "
 	    "not: set both or neither", keys[sa ? a : b].name, keys[sa ? b : a].name);
@@ -1251,7 +1283,7 @@ check_values(Parser *P)
 	const Value *pm = sec_value(site, CONFIG_SITE_POSTMASTER);
 	GHashTable *seen;
 
-	if (site->line == 0)
+	if (site->line == 0 && !P->lost_lines)
 		diag(P, 1, CONFIG_ERROR_MISSING, "missing required group [site]");
 	for (int g = 0; g < CONFIG_GROUP_COUNT; g++)
 		if (cfg->fixed[g] != NULL)
@@ -1292,7 +1324,7 @@ check_values(Parser *P)
 		}
 	}
 
-	if (usable(pm) && *pm->text) {
+	if (usable(pm) && *pm->text && !P->lost_lines) {
 		gboolean served = FALSE;
 		for (guint i = 0; i < cfg->postoffices->len && !served; i++) {
 			const char *name = ((Section *)cfg->postoffices->pdata[i])->name;
@@ -1317,11 +1349,48 @@ check_values(Parser *P)
 	g_hash_table_destroy(seen);
 }
 
-/* The file-system checks: each postoffice's dir and key file. */
+/* What a file that is not a regular file is, for a message. */
+static const char *
+file_kind(mode_t mode)
+{
+	if (S_ISDIR(mode))
+		return "a directory";
+	if (S_ISFIFO(mode))
+		return "a FIFO";
+	if (S_ISSOCK(mode))
+		return "a socket";
+	if (S_ISCHR(mode) || S_ISBLK(mode))
+		return "a device";
+	return "not a file";
+}
+
+/* A file a later command reads whole (a TLS file, the password file): one
+ * that is not a regular file would hang it.  Only stat(2): it may be
+ * readable by root alone, and a missing file is its reader's error. */
+static void
+check_regular(Parser *P, Section *sec, ConfigKey k)
+{
+	const Value *v = sec_value(sec, k);
+	struct stat st;
+
+	if (usable(v) && stat(v->text, &st) == 0 && !S_ISREG(st.st_mode))
+		diag(P, v->line, CONFIG_ERROR_FILE, "%s %s is not a regular file (%s)",
+		    keys[k].name, v->text, file_kind(st.st_mode));
+}
+
+/* The file-system checks: each postoffice's dir and key file, and that the
+ * other files the configuration names are regular files. */
 static void
 check_files(Parser *P)
 {
 	PgConfig *cfg = P->cfg;
+	Section *smtpd = cfg->fixed[CONFIG_GROUP_SMTPD];
+	Section *dl = cfg->fixed[CONFIG_GROUP_DELIVERY];
+
+	check_regular(P, smtpd, CONFIG_SMTPD_TLS_CERT_FILE);
+	check_regular(P, smtpd, CONFIG_SMTPD_TLS_KEY_FILE);
+	check_regular(P, dl, CONFIG_DELIVERY_TLS_CA_FILE);
+	check_regular(P, dl, CONFIG_DELIVERY_AUTH_PASSWORD_FILE);
 
 	for (guint i = 0; i < cfg->postoffices->len; i++) {
 		Section *po = cfg->postoffices->pdata[i];
@@ -1345,17 +1414,20 @@ check_files(Parser *P)
 		}
 		if (!usable(kf))
 			continue;
-		/* A device or FIFO would be read for ever: refuse it first. */
-		if (stat(kf->text, &st) != 0 || (fd = open(kf->text, O_RDONLY |
-		    O_CLOEXEC)) < 0) {
+		/* A FIFO or device would be read for ever: open without waiting
+		 * for a writer, and refuse it before reading. */
+		fd = open(kf->text, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+		if (fd < 0 || fstat(fd, &st) != 0) {
 			diag(P, kf->line, CONFIG_ERROR_FILE, "key file %s is "
 			    "unreadable: %s", kf->text, g_strerror(errno));
+			if (fd >= 0)
+				close(fd);
 			continue;
 		}
 		close(fd);
 		if (!S_ISREG(st.st_mode)) {
 			diag(P, kf->line, CONFIG_ERROR_FILE, "key file %s is not a "
-			    "regular file", kf->text);
+			    "regular file (%s)", kf->text, file_kind(st.st_mode));
 			continue;
 		}
 		key = keyfile_load(kf->text, &e);
@@ -1417,7 +1489,8 @@ config_parse(const char *name, const char *buf, size_t len, ConfigFlags flags,
     GError **error)
 {
 	Parser P = { 0 };
-	const char *p = buf, *end = buf + len;
+	/* An empty file may come as (NULL, 0): no arithmetic on NULL. */
+	const char *p = len > 0 ? buf : "", *end = p + len;
 	unsigned line = 0;
 	GString *msg;
 	ConfigError code;
@@ -1464,22 +1537,42 @@ config_parse(const char *name, const char *buf, size_t len, ConfigFlags flags,
 PgConfig *
 config_load_file(const char *path, GError **error)
 {
+	return config_load_file_flags(path, CONFIG_CHECK_FILES, error);
+}
+
+PgConfig *
+config_load_file_flags(const char *path, ConfigFlags flags, GError **error)
+{
 	GByteArray *data;
 	PgConfig *cfg;
 	struct stat st;
 	int fd, e;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* O_NONBLOCK: a FIFO must not hang us waiting for a writer. */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
 	if (fd < 0) {
 		e = errno;
 		g_set_error(error, CONFIG_ERROR, CONFIG_ERROR_IO, "%s: cannot open: %s",
 		    path, g_strerror(e));
 		return NULL;
 	}
-	if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
+	if (fstat(fd, &st) != 0) {
+		e = errno;
+		close(fd);
+		g_set_error(error, CONFIG_ERROR, CONFIG_ERROR_IO, "%s: cannot open: %s",
+		    path, g_strerror(e));
+		return NULL;
+	}
+	if (S_ISDIR(st.st_mode)) {
 		close(fd);
 		g_set_error(error, CONFIG_ERROR, CONFIG_ERROR_IO, "%s: is a directory",
 		    path);
+		return NULL;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		close(fd);
+		g_set_error(error, CONFIG_ERROR, CONFIG_ERROR_IO, "%s: is not a regular "
+		    "file (%s)", path, file_kind(st.st_mode));
 		return NULL;
 	}
 	data = g_byte_array_new();
@@ -1508,8 +1601,8 @@ config_load_file(const char *path, GError **error)
 		}
 	}
 	close(fd);
-	cfg = config_parse(path, (const char *)data->data, data->len,
-	    CONFIG_CHECK_FILES, error);
+	cfg = config_parse(path, (const char *)data->data, data->len, flags,
+	    error);
 	g_byte_array_free(data, TRUE);
 	return cfg;
 }

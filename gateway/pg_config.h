@@ -133,6 +133,9 @@ typedef struct PgConfig PgConfig;
 
 /* config_load_file - read and check path, file-system checks included */
 PgConfig *config_load_file(const char *path, GError **error);
+/* config_load_file_flags - read and check path; flags as for config_parse */
+PgConfig *config_load_file_flags(const char *path, ConfigFlags flags,
+    GError **error);
 /* config_parse - parse len bytes of buf; name is the FILE of messages */
 PgConfig *config_parse(const char *name, const char *buf, size_t len,
     ConfigFlags flags, GError **error);

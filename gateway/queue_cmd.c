@@ -422,7 +422,9 @@ queue_cmd_main(const char *config_file, int argc, char **argv)
 		return usage("unknown queue command");
 	if (strcmp(verb, "show") == 0 && argc != 3)
 		return usage("show takes one queue id");
-	site = site_open(config_file, &e);
+	/* The queue needs no key file: an administrator who may not read
+	 * them still lists it. */
+	site = site_open_flags(config_file, SITE_NO_POSTOFFICE_FILES, NULL, NULL, &e);
 	if (!site) {
 		fprintf(stderr, "%s\n", e->message);
 		rc = site_exit_code(e);
@@ -432,7 +434,9 @@ queue_cmd_main(const char *config_file, int argc, char **argv)
 	q = queue_open(config_string(site->cfg, CONFIG_SITE_STATE_DIR), &e);
 	if (!q) {
 		fprintf(stderr, "%s\n", e->message);
-		rc = error_code(e);
+		/* queue.db cannot be opened: EX_CANTCREAT, as for every command. */
+		rc = e->domain == QUEUE_ERROR && e->code == QUEUE_ERROR_IO ?
+		    EX_CANTCREAT : error_code(e);
 		g_error_free(e);
 		site_close(site);
 		return rc;

@@ -1,8 +1,9 @@
 /* site.h - what every gateway subcommand that touches state starts from.
  *
  * Owns: loading the configuration, becoming [site] user (when started as
- * root; refusing with EX_NOPERM when that cannot be done), creating and
- * opening state_dir, and the directory context (this site, its domains,
+ * root; refusing with EX_NOPERM when that cannot be done), creating state_dir
+ * (0700, given to [site] user when started as root) and opening it, the
+ * check that state and keys are private, and the directory context (this site, its domains,
  * templates, postoffices and site links) that routing needs.
  * Never: a subcommand's own work.
  */
@@ -40,6 +41,18 @@ typedef gboolean (*SiteBind)(const PgConfig *cfg, gpointer data, GError **error)
 /* site_open_bound - site_open, calling bind between loading and dropping privileges */
 Site *site_open_bound(const char *config_file, SiteBind bind, gpointer data,
     GError **error);
+
+typedef enum {
+	/* Leave postoffice dirs and key files alone: for a command that needs
+	 * none (queue), run by someone who may not read the keys. */
+	SITE_NO_POSTOFFICE_FILES = 1 << 0,
+} SiteFlags;
+/* site_open_flags - site_open_bound with flags; bind may be NULL */
+Site *site_open_flags(const char *config_file, SiteFlags flags, SiteBind bind,
+    gpointer data, GError **error);
+/* site_check_private - warn about state, postoffice dirs and key files that
+ * others may read or [site] user does not own; returns how many warnings */
+guint site_check_private(const PgConfig *cfg);
 /* site_close - close everything site_open opened */
 void site_close(Site *site);
 /* site_exit_code - the sysexits code for an error of site_open */

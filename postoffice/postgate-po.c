@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sysexits.h>
 #include <unistd.h>
 
@@ -885,6 +886,8 @@ main(int argc, char **argv)
 
 	g_set_prgname("postgate-po");
 	pg_log_init("postgate-po", FALSE);
+	/* Mailboxes, ledgers and bundles are private, whatever the umask. */
+	umask(077);
 	for (; i < argc && argv[i][0] == '-'; i++) {
 		if (strcmp(argv[i], "-d") == 0 && i + 1 < argc)
 			dir = argv[++i];

@@ -5,6 +5,10 @@
 # message on standard error and exit status 78 (EX_CONFIG); a good file to
 # exit 0 and its non-default settings; --help, --version and usage errors
 # (64, EX_USAGE); and docs/postgate.conf.5 to `postgate config-manpage`.
+# Issue 12: a FIFO as the configuration, key or password file is refused at
+# once (each such command runs under timeout: a hang fails, it does not
+# stall the suite), an empty file, errors without knock-on errors before
+# them, and the warnings about state and keys that others may read.
 #
 # Environment: POSTGATE (the built postgate), srcdir (the source tree top).
 
@@ -48,10 +52,16 @@ expect() {
 
 # Fixtures: two drop directories and key files, made here, not by postgate-po.
 # A key file loses one trailing newline: 48 random bytes stay long enough.
+# Private, as they should be: check-config warns about others (below).
 mkdir -p "$work/po/hq" "$work/po/sales"
+chmod 700 "$work/po/hq" "$work/po/sales"
 head -c 48 /dev/urandom >"$work/hq.key"
 head -c 48 /dev/urandom >"$work/sales.key"
 printf '%s' 0123456789abcdef0123456789abcde >"$work/short.key"
+chmod 600 "$work"/*.key
+mkfifo "$work/fifo"
+# A command that may hang on a FIFO: killed after 10 s (exit 124 then).
+T="timeout -k 2 10"
 
 SITE='[site]
 name = HQ
@@ -288,6 +298,116 @@ $conf:5: unknown key colour in [smtpd]"
 run "$POSTGATE" -c "$work/none.conf" check-config
 expect "missing configuration file" 78 "" \
     "$work/none.conf: cannot open: No such file or directory"
+
+# ---- issue 12: FIFOs, an empty file, no knock-on errors, private state ----
+
+for cmd in check-config run smtpd; do
+	run $T "$POSTGATE" -c "$work/fifo" $cmd
+	expect "a FIFO as the configuration file: $cmd refuses it at once" 78 "" \
+	    "$work/fifo: is not a regular file (a FIFO)"
+done
+
+config fifo-key <<EOF
+$SITE
+state_dir = $work/fifo-state
+[postoffice CORP/HQ]
+dir = $work/po/hq
+key_file = $work/fifo
+codepage = CP850
+EOF
+for cmd in check-config run smtpd; do
+	run $T "$POSTGATE" -c "$conf" $cmd
+	expect "a FIFO as a key file: $cmd refuses it at once, with FILE:LINE" 78 "" \
+	    "$conf:8: key file $work/fifo is not a regular file (a FIFO)"
+done
+
+config fifo-password <<EOF
+$SITE
+[delivery]
+auth_user = gw
+auth_password_file = $work/fifo
+[smtpd]
+tls_cert_file = $work/fifo
+tls_key_file = $work/po
+EOF
+run $T "$POSTGATE" -c "$conf" check-config
+expect "a FIFO as the password or TLS file, a directory as the TLS key" 78 "" \
+"$conf:7: auth_password_file $work/fifo is not a regular file (a FIFO)
+$conf:9: tls_cert_file $work/fifo is not a regular file (a FIFO)
+$conf:10: tls_key_file $work/po is not a regular file (a directory)"
+
+: >"$work/empty.conf"
+run "$POSTGATE" -c "$work/empty.conf" check-config
+expect "an empty file: the missing [site], nothing undefined" 78 "" \
+    "$work/empty.conf:1: missing required group [site]"
+
+printf '[site]\nname = H\001Q\ndomains = example.com\ngateway_po = CORP/GW\n' \
+    >"$work/byte.conf"
+run "$POSTGATE" -c "$work/byte.conf" check-config
+expect "a bad byte on line 2: that error only, not line 1's missing key" 78 "" \
+    "$work/byte.conf:2: control character 0x01 in line"
+
+config misspelt <<EOF
+[site]
+nmae = HQ
+domains = example.com
+gateway_po = CORP/GW
+EOF
+check_bad "a misspelt required key: the unknown key, not also a missing one" 2 \
+    "unknown key nmae in [site]"
+
+printf '[sit\001e]\nname = HQ\n' >"$work/header.conf"
+run "$POSTGATE" -c "$work/header.conf" check-config
+expect "an unreadable group header: no missing [site] before it" 78 "" \
+    "$work/header.conf:1: control character 0x01 in line"
+
+# Warnings, exit 0: a key file others may read, a state dir others may list.
+mkdir -m 755 "$work/open-state"
+cp "$work/hq.key" "$work/open.key"
+chmod 644 "$work/open.key"
+config open <<EOF
+$SITE
+state_dir = $work/open-state
+[postoffice CORP/HQ]
+dir = $work/po/hq
+key_file = $work/open.key
+codepage = CP850
+EOF
+run "$POSTGATE" -c "$conf" check-config
+expect "warnings for a 0644 key file and a 0755 state_dir; exit 0" 0 \
+"[site]
+name = HQ
+domains = example.com
+state_dir = $work/open-state
+gateway_po = CORP/GW
+
+[postoffice CORP/HQ]
+dir = $work/po/hq
+key_file = $work/open.key
+codepage = CP850" \
+"postgate: warning: state_dir $work/open-state is world-accessible (mode 0755): chmod 700 $work/open-state
+postgate: warning: key file $work/open.key is world-accessible (mode 0644): chmod 600 $work/open.key"
+
+# A state file the group may read; owners other than [site] user.
+: >"$work/open-state/queue.db"
+chmod 640 "$work/open-state/queue.db"
+chmod 700 "$work/open-state"
+chmod 600 "$work/open.key"
+other=nobody
+[ "$(id -un)" = nobody ] && other=root
+me=$(id -un)
+sed "s/^gateway_po = CORP\/GW\$/&\nuser = $other/" "$work/open.conf" >"$work/owner.conf"
+run "$POSTGATE" -c "$work/owner.conf" check-config
+if [ "$rc" = 0 ] &&
+    grep -qxF "postgate: warning: state file $work/open-state/queue.db is group-accessible (mode 0640): chmod 600 $work/open-state/queue.db" "$work/err" &&
+    grep -qxF "postgate: warning: state_dir $work/open-state is owned by $me, not by [site] user $other" "$work/err" &&
+    grep -qxF "postgate: warning: key file $work/open.key is owned by $me, not by [site] user $other" "$work/err" &&
+    grep -qxF "postgate: warning: postoffice dir $work/po/hq is owned by $me, not by [site] user $other" "$work/err"; then
+	pass "warnings for a group-readable state file and files [site] user does not own"
+else
+	fail "state file and owner warnings (exit $rc)"
+	sed 's/^/   /' "$work/err"
+fi
 
 # ---- the command line ----
 

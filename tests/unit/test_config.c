@@ -6,8 +6,10 @@
 #include "config.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <glib.h>
@@ -84,6 +86,12 @@ expect_err_len(const char *text, size_t len, ConfigFlags flags, unsigned line,
 	CU_ASSERT_TRUE(ok);
 	g_free(prefix);
 	g_free(msg);
+}
+
+static char *
+parse_err(const char *text)
+{
+	return parse_err_len(text, strlen(text), 0);
 }
 
 static void
@@ -808,6 +816,77 @@ test_postoffice_files(void)
 	g_free(dir);
 }
 
+/* Issue 12: an empty file (as NULL, 0), FIFOs, no knock-on errors. */
+static void
+test_empty_fifo_and_knock_on(void)
+{
+	char *dir = fixture();
+	char *path = g_build_filename(dir, "postgate.conf", NULL);
+	char *fifo = g_build_filename(dir, "fifo", NULL);
+	char *t, *msg;
+	GError *e = NULL;
+
+	/* Empty: what an empty GByteArray gives; no arithmetic on NULL. */
+	CU_ASSERT_PTR_NULL(config_parse(NAME, NULL, 0, 0, &e));
+	CU_ASSERT_TRUE(e != NULL && strcmp(e->message,
+	    NAME ":1: missing required group [site]") == 0);
+	g_clear_error(&e);
+	CU_ASSERT_TRUE_FATAL(g_file_set_contents(path, "", 0, NULL));
+	CU_ASSERT_PTR_NULL(config_load_file(path, &e));
+	CU_ASSERT_TRUE(g_error_matches(e, CONFIG_ERROR, CONFIG_ERROR_MISSING));
+	g_clear_error(&e);
+
+	/* A FIFO with no writer: refused at once (alarm: a hang fails). */
+	CU_ASSERT_EQUAL_FATAL(mkfifo(fifo, 0600), 0);
+	alarm(10);
+	CU_ASSERT_PTR_NULL(config_load_file(fifo, &e));
+	CU_ASSERT_TRUE(g_error_matches(e, CONFIG_ERROR, CONFIG_ERROR_IO) &&
+	    strstr(e->message, "is not a regular file (a FIFO)") != NULL);
+	g_clear_error(&e);
+	t = g_strdup_printf(SITE "[postoffice CORP/HQ]\ndir = %s/hq\n"
+	    "key_file = %s\ncodepage = CP850\n", dir, fifo);
+	expect_err_files(t, 7, "is not a regular file (a FIFO)");
+	g_free(t);
+	t = g_strdup_printf(SITE "[delivery]\nauth_user = gw\n"
+	    "auth_password_file = %s\n", fifo);
+	expect_err_files(t, 7, "auth_password_file");
+	g_free(t);
+	alarm(0);
+
+	/* The real error only, not a knock-on one on an earlier line. */
+	msg = parse_err("[site]\nname = H\001Q\ndomains = example.com\n"
+	    "gateway_po = CORP/GW\n");
+	CU_ASSERT_TRUE(msg != NULL && strcmp(msg,
+	    NAME ":2: control character 0x01 in line") == 0);
+	g_free(msg);
+	msg = parse_err("[site]\ngateway_po CORP/GW\nname = HQ\n"
+	    "domains = example.com\n");
+	CU_ASSERT_TRUE(msg != NULL && strcmp(msg, NAME ":2: expected [group], "
+	    "key = value or a comment line") == 0);
+	g_free(msg);
+	msg = parse_err("[site]\nnaem = HQ\ndomains = example.com\n"
+	    "gateway_po = CORP/GW\n");
+	CU_ASSERT_TRUE(msg != NULL && strcmp(msg,
+	    NAME ":2: unknown key naem in [site]") == 0);
+	g_free(msg);
+	msg = parse_err("[si\xff" "te]\nname = HQ\n");
+	CU_ASSERT_TRUE(msg != NULL && strcmp(msg,
+	    NAME ":1: line is not valid UTF-8") == 0);
+	g_free(msg);
+	/* A group that could not be read does not hide a real miss elsewhere. */
+	msg = parse_err("[site]\nname = HQ\ngateway_po = CORP/GW\n"
+	    "[smtpd]\nhost\001name = x\n");
+	CU_ASSERT_TRUE(msg != NULL && strcmp(msg,
+	    NAME ":1: missing required key domains in [site]\n"
+	    NAME ":5: control character 0x01 in line") == 0);
+	g_free(msg);
+
+	rm_rf(dir);
+	g_free(fifo);
+	g_free(path);
+	g_free(dir);
+}
+
 static void
 test_load_file(void)
 {
@@ -973,6 +1052,7 @@ main(void)
 		{ "checks across keys", test_checks_across_keys },
 		{ "postoffice dir and key file", test_postoffice_files },
 		{ "config_load_file", test_load_file },
+		{ "empty file, FIFOs, no knock-on errors", test_empty_fifo_and_knock_on },
 		{ "check-config output round-trips", test_print_nondefault_round_trips },
 		{ "man page documents every key", test_manpage_documents_every_key },
 		{ NULL, NULL },
