@@ -335,7 +335,8 @@ import_directories(Run *run, const PgConfigPostoffice *pc, const Bundle *b,
 			    what, stats.added, stats.changed, stats.deleted);
 			(*imported)++;
 		} else {
-			g_prefix_error(e, "directory export refused: ");
+			g_prefix_error(e, "directory export %s: ", bundle_at_fault(*e) ?
+			    "refused" : "not imported");
 		}
 		g_free(what);
 		if (!ok)
