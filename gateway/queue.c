@@ -84,8 +84,9 @@ static const char *const migrations[] = {
 	 * size, so that no write transaction holds queue.db for long; until
 	 * its last commit records it in po_ledger, po_ingest says how far it
 	 * got (entries before next are queued), in the same commits. */
-	"CREATE TABLE po_ingest(po TEXT NOT NULL, seq INTEGER NOT NULL, hmac BLOB NOT NULL,"
-	"  next INTEGER NOT NULL, PRIMARY KEY(po, seq)) WITHOUT ROWID;",
+	"CREATE TABLE po_ingest(po TEXT NOT NULL, seq INTEGER NOT NULL,"
+	"  hmac BLOB NOT NULL, next INTEGER NOT NULL,"
+	"  PRIMARY KEY(po, seq)) WITHOUT ROWID;",
 };
 
 G_STATIC_ASSERT(G_N_ELEMENTS(migrations) == QUEUE_SCHEMA_VERSION);

@@ -385,7 +385,7 @@ ingest_bundle(Run *run, const PgConfigPostoffice *pc, GBytes *key, const char *n
 	if (strcmp(b->source, pc->name) != 0 || strcmp(b->dest, run->gateway_po) != 0) {
 		why = g_strdup_printf("a bundle from %s to %s has no place in %s's out/",
 		    b->source, b->dest, pc->name);
-		goto refuse;
+		goto set_aside;
 	}
 	switch (queue_ledger_check(run->q, pc->name, b->seq, b->hmac, sizeof b->hmac, &first,
 	    &e)) {
@@ -397,7 +397,7 @@ ingest_bundle(Run *run, const PgConfigPostoffice *pc, GBytes *key, const char *n
 	case QUEUE_LEDGER_OTHER:
 		why = g_strdup_printf("sequence number %" G_GUINT64_FORMAT " from %s was applied "
 		    "before with other contents: a replay", b->seq, pc->name);
-		goto refuse;
+		goto set_aside;
 	case QUEUE_LEDGER_ERROR:
 		res = later(run, path, e->message);
 		goto out;
@@ -416,7 +416,7 @@ ingest_bundle(Run *run, const PgConfigPostoffice *pc, GBytes *key, const char *n
 			goto out;
 		}
 		why = g_strdup(e->message);
-		goto refuse;
+		goto set_aside;
 	}
 	/* Every entry keeps its place (a directory entry, or one queued by an
 	 * earlier run, as NULL), so that queue_ingest records how far it got. */
@@ -433,7 +433,7 @@ ingest_bundle(Run *run, const PgConfigPostoffice *pc, GBytes *key, const char *n
 		if (!m) {
 			/* bundle_read_file decoded every entry already. */
 			why = g_strdup_printf("entry %u: %s", i + 1, e->message);
-			goto refuse;
+			goto set_aside;
 		}
 		if (m->class != MSG_CLASS_NORMAL)
 			pg_info(NULL, "run: %s entry %u is a %s: held until reports are "
@@ -459,7 +459,7 @@ ingest_bundle(Run *run, const PgConfigPostoffice *pc, GBytes *key, const char *n
 	if (res == INGEST_DONE && unlink(path) != 0)
 		pg_warn(NULL, "run: cannot remove %s: %s", path, g_strerror(errno));
 	goto out;
-refuse:
+set_aside:
 	res = refuse(run, pc, name, why) ? INGEST_DONE : INGEST_LATER;
 out:
 	g_clear_error(&e);
