@@ -1792,8 +1792,12 @@ queue_ingest(Queue *q, const char *po, guint64 seq, const guint8 *hmac, gsize le
 {
 	guint from = first;
 
-	g_return_val_if_fail(envs->len == bodies->len && first <= envs->len, FALSE);
 	*done = first;
+	if (envs->len != bodies->len || first > envs->len) {
+		g_set_error(error, QUEUE_ERROR, QUEUE_ERROR_STATE, "bundle %s #%" G_GUINT64_FORMAT
+		    " has %u entries; %u are queued already", po, seq, envs->len, first);
+		return FALSE;
+	}
 	do {
 		gsize bytes = 0;
 		guint to = from, count = 0;
