@@ -18,7 +18,7 @@
 
 G_DEFINE_QUARK(postgate-queue-error-quark, queue_error)
 
-#define QUEUE_SCHEMA_VERSION 3
+#define QUEUE_SCHEMA_VERSION 4
 
 static const char *const migrations[] = {
 	/* 0 -> 1 */
@@ -80,6 +80,13 @@ static const char *const migrations[] = {
 	"  retry_at INTEGER NOT NULL DEFAULT 0,"
 	"  failures INTEGER NOT NULL DEFAULT 0,"
 	"  last_reply TEXT) WITHOUT ROWID;",
+	/* 3 -> 4: a bundle from a postoffice is queued in commits of bounded
+	 * size, so that no write transaction holds queue.db for long; until
+	 * its last commit records it in po_ledger, po_ingest says how far it
+	 * got (entries before next are queued), in the same commits. */
+	"CREATE TABLE po_ingest(po TEXT NOT NULL, seq INTEGER NOT NULL,"
+	"  hmac BLOB NOT NULL, next INTEGER NOT NULL,"
+	"  PRIMARY KEY(po, seq)) WITHOUT ROWID;",
 };
 
 G_STATIC_ASSERT(G_N_ELEMENTS(migrations) == QUEUE_SCHEMA_VERSION);
@@ -560,6 +567,21 @@ dir_sync(Queue *q, GError **error)
 	return TRUE;
 }
 
+/* A body of n bytes at p in its own file queue/QID, its bytes synced (its
+ * name is not: dir_sync); NULL when that fails, with nothing left behind. */
+static QueueBody *
+body_file(Queue *q, const char *qid, const void *p, gsize n, GError **error)
+{
+	QueueBody *b = queue_body_new(q, qid);
+
+	if ((b->fd < 0 && !body_spill(b, error)) || !queue_body_append(b, p, n, error) ||
+	    !body_sync(b, error)) {
+		body_free(b, TRUE);
+		return NULL;
+	}
+	return b;
+}
+
 gboolean
 queue_commit(Queue *q, const QueueEnvelope *env, QueueBody *body, GError **error)
 {
@@ -614,16 +636,45 @@ pending_free(Pending *p)
 	g_free(p);
 }
 
+/* Insert every message of batch that has not failed, each under a
+ * savepoint of its own inside the open transaction: one that cannot go in
+ * leaves nothing of itself (no message row without its recipients) and
+ * costs the others nothing.  FALSE when an error ended the whole
+ * transaction (SQLite may roll back on IOERR, FULL, NOMEM): the messages
+ * inserted before it are gone too, and the caller begins again without
+ * the one that failed. */
+static gboolean
+insert_batch(Queue *q, GPtrArray *batch)
+{
+	for (guint i = 0; i < batch->len; i++) {
+		Pending *p = batch->pdata[i];
+
+		if (p->error)
+			continue;
+		if (db_exec(q, "SAVEPOINT message", &p->error) &&
+		    insert_rows(q, p->env, p->body, &p->error) &&
+		    db_exec(q, "RELEASE message", &p->error))
+			continue;
+		pg_error(p->env->qid, "%s", p->error->message);
+		if (sqlite3_get_autocommit(q->db))
+			return FALSE;
+		db_exec(q, "ROLLBACK TO message; RELEASE message", NULL);
+	}
+	return TRUE;
+}
+
 /* Make one batch durable: the bodies of their own files, then one fsync of
  * queue/ for their names, then one commit that holds every row and every
- * body kept in memory: one WAL fsync for all of them. */
+ * body kept in memory: one WAL fsync for all of them.  A message gets its
+ * 250 only if its rows are in that commit, and its 451 only if nothing of
+ * it is. */
 static void
 commit_batch(QueueCommitter *c, GPtrArray *batch)
 {
 	Queue *q = c->q;
 	GError *e = NULL;
 	gboolean files = FALSE;
-	guint i;
+	guint i, tries;
 
 	for (i = 0; i < batch->len; i++) {
 		Pending *p = batch->pdata[i];
@@ -635,14 +686,16 @@ commit_batch(QueueCommitter *c, GPtrArray *batch)
 	}
 	if (files && !dir_sync(q, &e))
 		goto out;
-	if (!db_exec(q, "BEGIN IMMEDIATE", &e))
-		goto out;
-	for (i = 0; i < batch->len; i++) {
-		Pending *p = batch->pdata[i];
-
-		/* One row that cannot go in must not cost the others theirs. */
-		if (!p->error && !insert_rows(q, p->env, p->body, &p->error))
-			pg_error(p->env->qid, "%s", p->error->message);
+	for (tries = 0; ; tries++) {
+		if (!db_exec(q, "BEGIN IMMEDIATE", &e))
+			goto out;
+		if (insert_batch(q, batch))
+			break;
+		if (tries == QUEUE_BATCH_RESTARTS) {
+			io_fail(&e, "queue.db: the transaction was rolled back %u times",
+			    tries + 1);
+			goto out;
+		}
 	}
 	if (!db_exec(q, "COMMIT", &e)) {
 		db_exec(q, "ROLLBACK", NULL);
@@ -1202,18 +1255,6 @@ fail:
 
 /* ------------------------------------------------------------ the batch run */
 
-static const char *const final_states[] = { "bundled", "expanded", "duplicate", "done",
-	"sent", NULL };
-
-gboolean
-queue_state_final(const char *state)
-{
-	for (guint i = 0; final_states[i]; i++)
-		if (strcmp(state, final_states[i]) == 0)
-			return TRUE;
-	return FALSE;
-}
-
 static gboolean upsert_rcpts(Queue *q, const QueueEnvelope *env, GError **error);
 
 gboolean
@@ -1260,11 +1301,9 @@ queue_translated(Queue *q, const QueueEnvelope *orig, const QueueEnvelope *env,
 
 	if (n > QUEUE_SPILL_AT) {
 		/* Its own file, durable before the row that names it. */
-		QueueBody *fb = queue_body_new(q, env->qid);
+		QueueBody *fb = body_file(q, env->qid, p, n, error);
 
-		ok = queue_body_append(fb, p, n, error) && body_sync(fb, error) &&
-		    dir_sync(q, error);
-		if (!ok) {
+		if (!fb || !dir_sync(q, error)) {
 			body_free(fb, TRUE);
 			return FALSE;
 		}
@@ -1600,77 +1639,187 @@ queue_finish(Queue *q, guint *finished, GError **error)
 	return ok;
 }
 
-QueueLedger
-queue_ledger_check(Queue *q, const char *po, guint64 seq, const guint8 *hmac, gsize len,
-    GError **error)
+/* The HMAC recorded for (po, seq) in table (po_ledger or po_ingest) and,
+ * for po_ingest, how far it got: SAME, OTHER, or NEW when there is none. */
+static QueueLedger
+ledger_row(Queue *q, const char *table, const char *po, guint64 seq, const guint8 *hmac,
+    gsize len, guint *next, GError **error)
 {
-	sqlite3_stmt *st = prepare(q, "SELECT hmac FROM po_ledger WHERE po = ? AND seq = ?",
-	    error);
+	char *sql = g_strdup_printf("SELECT hmac, %s FROM %s WHERE po = ? AND seq = ?",
+	    strcmp(table, "po_ingest") == 0 ? "next" : "0", table);
+	sqlite3_stmt *st = prepare(q, sql, error);
 	QueueLedger v = QUEUE_LEDGER_NEW;
 	int rc;
 
+	g_free(sql);
 	if (!st)
 		return QUEUE_LEDGER_ERROR;
 	bind_text(st, 1, po);
 	sqlite3_bind_int64(st, 2, (sqlite3_int64)seq);
 	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW)
+	if (rc == SQLITE_ROW) {
 		v = (gsize)sqlite3_column_bytes(st, 0) == len &&
 		    memcmp(sqlite3_column_blob(st, 0), hmac, len) == 0 ?
 		    QUEUE_LEDGER_SAME : QUEUE_LEDGER_OTHER;
-	else if (rc != SQLITE_DONE)
+		if (next)
+			*next = (guint)sqlite3_column_int(st, 1);
+	} else if (rc != SQLITE_DONE) {
 		v = QUEUE_LEDGER_ERROR;
+	}
 	sqlite3_finalize(st);
 	if (v == QUEUE_LEDGER_ERROR)
 		db_fail(q, error, "read the ledger");
 	return v;
 }
 
-gboolean
-queue_ingest(Queue *q, const char *po, guint64 seq, const guint8 *hmac, gsize len,
-    GPtrArray *envs, GPtrArray *bodies, GError **error)
+QueueLedger
+queue_ledger_check(Queue *q, const char *po, guint64 seq, const guint8 *hmac, gsize len,
+    guint *next, GError **error)
+{
+	QueueLedger v;
+
+	*next = 0;
+	v = ledger_row(q, "po_ledger", po, seq, hmac, len, NULL, error);
+	if (v != QUEUE_LEDGER_NEW)
+		return v;
+	v = ledger_row(q, "po_ingest", po, seq, hmac, len, next, error);
+	if (v == QUEUE_LEDGER_SAME)
+		return QUEUE_LEDGER_PARTIAL;
+	*next = 0;
+	return v;
+}
+
+/* The record that ends one ingest commit: how far (po, seq) got, or, after
+ * its last entry, that it is applied. */
+static gboolean
+ingest_progress(Queue *q, const char *po, guint64 seq, const guint8 *hmac, gsize len,
+    guint next, gboolean last, GError **error)
 {
 	sqlite3_stmt *st;
+	int rc;
 
-	if (!db_exec(q, "BEGIN IMMEDIATE", error))
+	st = prepare(q, last ? "DELETE FROM po_ingest WHERE po = ?1 AND seq = ?2" :
+	    "INSERT INTO po_ingest(po, seq, hmac, next) VALUES(?1, ?2, ?3, ?4) "
+	    "ON CONFLICT(po, seq) DO UPDATE SET next = ?4", error);
+	if (!st)
 		return FALSE;
+	bind_text(st, 1, po);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)seq);
+	if (!last) {
+		sqlite3_bind_blob64(st, 3, hmac, len, SQLITE_TRANSIENT);
+		sqlite3_bind_int64(st, 4, next);
+	}
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return db_fail(q, error, "record how far a bundle is queued");
+	if (!last)
+		return TRUE;
 	st = prepare(q, "INSERT INTO po_ledger(po, seq, hmac, applied) VALUES(?,?,?,?)", error);
 	if (!st)
-		goto fail;
+		return FALSE;
 	bind_text(st, 1, po);
 	sqlite3_bind_int64(st, 2, (sqlite3_int64)seq);
 	sqlite3_bind_blob64(st, 3, hmac, len, SQLITE_TRANSIENT);
 	sqlite3_bind_int64(st, 4, g_get_real_time() / G_USEC_PER_SEC);
-	if (sqlite3_step(st) != SQLITE_DONE) {
-		sqlite3_finalize(st);
-		db_fail(q, error, "record an applied bundle");
-		goto fail;
-	}
+	rc = sqlite3_step(st);
 	sqlite3_finalize(st);
-	for (guint i = 0; i < envs->len; i++) {
-		QueueBody b = { q, NULL, NULL, -1, 0 };
-		GBytes *data = bodies->pdata[i];
-		gsize n;
-		const guint8 *p = g_bytes_get_data(data, &n);
-		gboolean ok;
+	return rc == SQLITE_DONE || db_fail(q, error, "record an applied bundle");
+}
 
-		/* Legacy entries are at most MSG_MAX_SIZE: always in the row. */
-		b.mem = g_byte_array_new_take(g_memdup2(p, n), n);
-		b.size = (gint64)n;
-		/* Rows with states of their own (responsible elsewhere) keep them. */
-		ok = insert_rows(q, envs->pdata[i], &b, error) &&
-		    upsert_rcpts(q, envs->pdata[i], error);
-		g_byte_array_unref(b.mem);
-		if (!ok)
-			goto fail;
+/* One ingest commit: entries [from, to) of the bundle.  The bodies over
+ * QUEUE_SPILL_AT go to files of their own first, synced, and queue/ once;
+ * then one transaction holds their rows, the small bodies and the
+ * progress record. */
+static gboolean
+ingest_step(Queue *q, const char *po, guint64 seq, const guint8 *hmac, gsize len,
+    GPtrArray *envs, GPtrArray *bodies, guint from, guint to, GError **error)
+{
+	GPtrArray *held = g_ptr_array_new();   /* QueueBody *, one per message */
+	gboolean ok = TRUE, files = FALSE, last = to == envs->len;
+
+	for (guint i = from; ok && i < to; i++) {
+		const QueueEnvelope *env = envs->pdata[i];
+		gsize n;
+		const guint8 *p;
+		QueueBody *b;
+
+		if (!env)
+			continue;
+		p = g_bytes_get_data(bodies->pdata[i], &n);
+		if (n > QUEUE_SPILL_AT) {
+			b = body_file(q, env->qid, p, n, error);
+			ok = b != NULL;
+			files = TRUE;
+		} else {
+			b = queue_body_new(q, env->qid);
+			g_byte_array_append(b->mem, p, (guint)n);
+			b->size = (gint64)n;
+		}
+		if (b)
+			g_ptr_array_add(held, b);
 	}
-	if (!db_exec(q, "COMMIT", error))
-		goto fail;
-	fault_step("queue ingest");
+	if (ok && files)
+		ok = dir_sync(q, error);
+	if (ok)
+		ok = db_exec(q, "BEGIN IMMEDIATE", error);
+	if (ok) {
+		guint k = 0;
+
+		for (guint i = from; ok && i < to; i++) {
+			if (!envs->pdata[i])
+				continue;
+			/* Rows with states of their own (responsible elsewhere) keep them. */
+			ok = insert_rows(q, envs->pdata[i], held->pdata[k++], error) &&
+			    upsert_rcpts(q, envs->pdata[i], error);
+		}
+		ok = ok && ingest_progress(q, po, seq, hmac, len, to, last, error) &&
+		    db_exec(q, "COMMIT", error);
+		if (!ok)
+			db_exec(q, "ROLLBACK", NULL);
+	}
+	for (guint i = 0; i < held->len; i++)
+		body_free(held->pdata[i], !ok);
+	g_ptr_array_unref(held);
+	if (ok)
+		fault_step(last ? "queue ingest" : "queue ingest step");
+	return ok;
+}
+
+gboolean
+queue_ingest(Queue *q, const char *po, guint64 seq, const guint8 *hmac, gsize len,
+    guint first, GPtrArray *envs, GPtrArray *bodies, guint *done, GError **error)
+{
+	guint from = first;
+
+	*done = first;
+	if (envs->len != bodies->len || first > envs->len) {
+		g_set_error(error, QUEUE_ERROR, QUEUE_ERROR_STATE, "bundle %s #%" G_GUINT64_FORMAT
+		    " has %u entries; %u are queued already", po, seq, envs->len, first);
+		return FALSE;
+	}
+	do {
+		gsize bytes = 0;
+		guint to = from, count = 0;
+
+		/* As many messages as fit the step's limits, at least one. */
+		for (; to < envs->len; to++) {
+			gsize n;
+
+			if (!envs->pdata[to])
+				continue;
+			n = g_bytes_get_size(bodies->pdata[to]);
+			if (count > 0 && (count == QUEUE_INGEST_STEP_MESSAGES ||
+			    bytes + n > QUEUE_INGEST_STEP_BYTES))
+				break;
+			count++;
+			bytes += n;
+		}
+		if (!ingest_step(q, po, seq, hmac, len, envs, bodies, from, to, error))
+			return FALSE;
+		*done = from = to;
+	} while (from < envs->len);
 	return TRUE;
-fail:
-	db_exec(q, "ROLLBACK", NULL);
-	return FALSE;
 }
 
 /* ------------------------------------------------------------ SMTP delivery */

@@ -6,12 +6,15 @@
  * QUEUE_SPILL_AT bytes in its message's row, committed with it; a larger
  * one in its own file state_dir/queue/QID, on stable storage before the row
  * that names it commits, so a row never names a body that a crash lost (a
- * body file without a row is garbage that queue_cleanup removes).  Two ways
- * in: one message at a time (queue_commit, for submit), and group commit
+ * body file without a row is garbage that queue_cleanup removes).  Three
+ * ways in: one message at a time (queue_commit, for submit); group commit
  * (QueueCommitter, for the listener): a thread that makes every message
  * handed to it while it was busy durable with one SQLite commit (one WAL
- * fsync), so that the event loop never waits on a disk and twenty clients
- * do not pay twenty fsyncs.
+ * fsync), each message under a savepoint of its own, so that the event
+ * loop never waits on a disk, twenty clients do not pay twenty fsyncs, and
+ * a message either is in the commit whole or gets its error; and a bundle
+ * from a postoffice (queue_ingest), in commits of bounded size that record
+ * how far it got, so that the listener is never locked out for long.
  * Never: routing, SMTP, postoffice directories.
  */
 #ifndef PG_QUEUE_H
@@ -34,7 +37,10 @@ typedef enum {
 #define QUEUE_ID_LEN          18u                 /* 13 hex of microseconds + 5 random */
 #define QUEUE_SPILL_AT        (128u * 1024)       /* bodies up to this go in the row */
 #define QUEUE_BATCH_MAX       512u                /* messages in one group commit */
+#define QUEUE_BATCH_RESTARTS  3u                  /* group commits begun again after a rollback */
 #define QUEUE_ORPHAN_AGE      3600                /* seconds before a body without a row goes */
+#define QUEUE_INGEST_STEP_MESSAGES 500u           /* messages of a bundle in one commit */
+#define QUEUE_INGEST_STEP_BYTES (4u * 1024 * 1024) /* their bodies, at most (or one message) */
 
 /* DSN RET= and BODY= as stored. */
 enum { QUEUE_RET_NONE, QUEUE_RET_FULL, QUEUE_RET_HDRS };
@@ -158,8 +164,6 @@ gboolean queue_release(Queue *q, const char *qid, GError **error);
 /* queue_delete - remove a message and its body from the queue */
 gboolean queue_delete(Queue *q, const char *qid, GError **error);
 
-/* queue_state_final - whether a recipient state needs nothing more */
-gboolean queue_state_final(const char *state);
 /* queue_set_routes - store every recipient row of env (updated or new) in one commit */
 gboolean queue_set_routes(Queue *q, const QueueEnvelope *env, GError **error);
 /* queue_set_routes_many - queue_set_routes of every envelope in envs, in one commit */
@@ -185,17 +189,23 @@ gboolean queue_bundle_written(Queue *q, const char *po, guint64 seq, guint *fini
 typedef enum {
 	QUEUE_LEDGER_NEW,       /* never applied */
 	QUEUE_LEDGER_SAME,      /* applied, with the same HMAC: a rewrite, drop it */
-	QUEUE_LEDGER_OTHER,     /* applied with other contents: a replay, refuse it */
+	QUEUE_LEDGER_OTHER,     /* applied (or begun) with other contents: a replay, refuse it */
+	QUEUE_LEDGER_PARTIAL,   /* begun with the same HMAC: go on where it stopped */
 	QUEUE_LEDGER_ERROR,
 } QueueLedger;
 
-/* queue_ledger_check - whether bundle (po, seq) with this HMAC was applied */
+/* queue_ledger_check - whether bundle (po, seq) with this HMAC was applied;
+ * *next: the entries before it are queued already (PARTIAL), else 0 */
 QueueLedger queue_ledger_check(Queue *q, const char *po, guint64 seq, const guint8 *hmac,
-    gsize len, GError **error);
-/* queue_ingest - in one commit: (po, seq) applied and its messages queued
- * (envs[i] with the entry bytes bodies[i]) */
+    gsize len, guint *next, GError **error);
+/* queue_ingest - queue the messages of bundle (po, seq) from entry first on
+ * (envs[i], bodies[i]: entry i's envelope and bytes; NULL for an entry that
+ * is no message), in commits of at most QUEUE_INGEST_STEP_MESSAGES messages
+ * and QUEUE_INGEST_STEP_BYTES of bodies, each recording how far the bundle
+ * got, the last one that it is applied; bodies over QUEUE_SPILL_AT in files
+ * of their own.  *done: the entries before it are queued, even on failure */
 gboolean queue_ingest(Queue *q, const char *po, guint64 seq, const guint8 *hmac, gsize len,
-    GPtrArray *envs, GPtrArray *bodies, GError **error);
+    guint first, GPtrArray *envs, GPtrArray *bodies, guint *done, GError **error);
 /* queue_finish - remove every message whose recipients are all finished */
 gboolean queue_finish(Queue *q, guint *finished, GError **error);
 

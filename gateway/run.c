@@ -16,6 +16,7 @@
 #include "delivery.h"
 #include "dir_cmd.h"
 #include "dir_route.h"
+#include "dir_store.h"
 #include "fault.h"
 #include "keyfile.h"
 #include "legacy_mime.h"
@@ -25,6 +26,7 @@
 #include "queue.h"
 #include "run.h"
 #include "site.h"
+#include "sync_xml.h"
 #include "translit.h"
 
 /* What one destination postoffice got in this run. */
@@ -165,33 +167,101 @@ recover(Run *run)
 
 /* ------------------------------------------------------------- ingest */
 
-/* A bundle that can never be applied goes to bad/ beside NAME.why: never
- * deleted unread, never blocking the ones after it. */
-static void
+/* What became of one bundle of a postoffice's out/. */
+typedef enum {
+	INGEST_DONE,            /* applied, dropped as applied before, or set aside in bad/ */
+	INGEST_LATER,           /* left in out/: a fault here, not of the bundle; the next run */
+} IngestResult;
+
+/* Whether e says that the bundle itself is wrong (its format, its
+ * authenticity, what an entry holds: it can never apply) rather than that
+ * reading or applying it failed here (a permission, the disk, a busy
+ * database: it may next time). */
+static gboolean
+bundle_at_fault(const GError *e)
+{
+	if (e->domain == BUNDLE_ERROR)
+		return e->code != BUNDLE_ERROR_IO;
+	if (e->domain == MSG_ERROR)
+		return TRUE;
+	if (e->domain == SYNC_ERROR)
+		return e->code != SYNC_ERROR_IO;
+	if (e->domain == DIR_ERROR)
+		return e->code == DIR_ERROR_CLASH || e->code == DIR_ERROR_INVALID ||
+		    e->code == DIR_ERROR_NOT_OURS;
+	return FALSE;
+}
+
+/* A bundle that can never be applied goes to bad/ beside NAME.why (the
+ * .why first, then the rename, then both directories synced; an earlier
+ * refusal of the same name is never overwritten: NAME.1, NAME.2, ...), as
+ * docs/bundle-format.md 13.3 says: never deleted unread, never blocking the
+ * ones after it.  FALSE when it cannot be moved: it stays in out/. */
+static gboolean
 refuse(Run *run, const PgConfigPostoffice *pc, const char *name, const char *why)
 {
-	char *from = g_build_filename(pc->dir, "out", name, NULL);
+	char *out = g_build_filename(pc->dir, "out", NULL);
+	char *from = g_build_filename(out, name, NULL);
 	char *bad = g_build_filename(pc->dir, "bad", NULL);
-	char *to = g_build_filename(bad, name, NULL);
-	char *why_name = g_strdup_printf("%s.why", name);
-	char *text = g_strdup_printf("%s\n", why);
+	/* Keep room for ".NAME.why.tmp" within a file name's 255 bytes. */
+	char *target = g_strndup(name, 200), *to, *why_name, *text;
 	GError *e = NULL;
+	gboolean ok;
 
-	run->refused++;
-	pg_error(NULL, "run: %s/out/%s refused: %s", pc->dir, name, why);
-	if (g_mkdir_with_parents(bad, 0750) != 0 ||
-	    !atomic_write_file(bad, why_name, text, strlen(text), 0640, &e) ||
-	    rename(from, to) != 0 || !fsync_dir(bad, &e)) {
-		pg_error(NULL, "run: cannot set %s aside in %s: %s", name, bad,
-		    e ? e->message : g_strerror(errno));
-		g_clear_error(&e);
+	pg_error(NULL, "run: %s refused: %s", from, why);
+	if (g_mkdir_with_parents(bad, 0750) != 0) {
+		g_set_error(&e, G_FILE_ERROR, g_file_error_from_errno(errno),
+		    "cannot create %s: %s", bad, g_strerror(errno));
+		ok = FALSE;
+		to = why_name = text = NULL;
+		goto out;
+	}
+	for (int i = 1;; i++) {
+		to = g_build_filename(bad, target, NULL);
+		if (!g_file_test(to, G_FILE_TEST_EXISTS))
+			break;
+		g_free(to);
+		g_free(target);
+		target = g_strdup_printf("%.200s.%d", name, i);
+	}
+	why_name = g_strdup_printf("%s.why", target);
+	text = strlen(name) > 200 ? g_strdup_printf("%s\n(out/ name: %s)\n", why, name) :
+	    g_strdup_printf("%s\n", why);
+	ok = atomic_write_file(bad, why_name, text, strlen(text), 0640, &e);
+	if (ok && rename(from, to) != 0) {
+		g_set_error(&e, G_FILE_ERROR, g_file_error_from_errno(errno),
+		    "rename %s to %s: %s", from, to, g_strerror(errno));
+		ok = FALSE;
+	}
+	ok = ok && fsync_dir(bad, &e) && fsync_dir(out, &e);
+out:
+	if (ok) {
+		fault_step("move to bad");
+		run->refused++;
+	} else {
+		pg_error(NULL, "run: cannot set %s aside in %s (it stays in out/): %s", name,
+		    bad, e->message);
+		g_error_free(e);
 		run->errors++;
 	}
+	g_free(out);
 	g_free(from);
 	g_free(bad);
 	g_free(to);
+	g_free(target);
 	g_free(why_name);
 	g_free(text);
+	return ok;
+}
+
+/* A bundle not applied now: it stays in out/ for the next run, which
+ * exits 75 (EX_TEMPFAIL) so that the timer retries. */
+static IngestResult
+later(Run *run, const char *path, const char *why)
+{
+	pg_error(NULL, "run: %s left in out/ for the next run: %s", path, why);
+	run->errors++;
+	return INGEST_LATER;
 }
 
 /* The queue envelope of a legacy message from a postoffice: its responsible
@@ -240,29 +310,85 @@ legacy_envelope(const LegacyMessage *m, const char *origin, const char *po)
 	return env;
 }
 
+/* The directory entries of a bundle, imported before any of its messages
+ * is queued (each import is whole or nothing, and idempotent: a bundle
+ * begun again imports them again).  FALSE with *e when one fails. */
+static gboolean
+import_directories(Run *run, const PgConfigPostoffice *pc, const Bundle *b,
+    const char *origin, guint *imported, GError **e)
+{
+	for (guint i = 0; i < b->entries->len; i++) {
+		BundleEntry *en = b->entries->pdata[i];
+		DirImportStats stats = { 0 };
+		gsize n;
+		const char *p = g_bytes_get_data(en->data, &n);
+		char *what;
+		gboolean ok;
+
+		if (en->kind != BUNDLE_ENTRY_DIRECTORY)
+			continue;
+		/* The postoffice's users: its own export, nothing else. */
+		what = g_strdup_printf("%s entry %u", origin, i + 1);
+		ok = dir_cmd_import_memory(run->site, what, p, n, pc->name, &stats, e);
+		if (ok) {
+			pg_info(NULL, "run: %s: directory: %u added, %u changed, %u deleted",
+			    what, stats.added, stats.changed, stats.deleted);
+			(*imported)++;
+		} else {
+			g_prefix_error(e, "directory export %s: ", bundle_at_fault(*e) ?
+			    "refused" : "not imported");
+		}
+		g_free(what);
+		if (!ok)
+			return FALSE;
+	}
+	return TRUE;
+}
+
+/* g_bytes_unref, for arrays that hold NULL too. */
 static void
+bytes_unref(gpointer b)
+{
+	if (b)
+		g_bytes_unref(b);
+}
+
+/* One bundle of pc's out/: verified, checked against the ledger, and then
+ * applied whole: its directory entries imported, its messages queued in
+ * commits of bounded size (queue_ingest) of which the last records it
+ * applied; only then is the file removed.  A bundle at fault goes to bad/;
+ * any other failure leaves it in out/ (INGEST_LATER), and a bundle begun
+ * goes on where it stopped, so nothing of it is lost or queued twice. */
+static IngestResult
 ingest_bundle(Run *run, const PgConfigPostoffice *pc, GBytes *key, const char *name)
 {
 	char *path = g_build_filename(pc->dir, "out", name, NULL);
-	char *origin = NULL, *why;
+	char *origin = NULL, *why = NULL;
 	GPtrArray *envs = g_ptr_array_new_with_free_func((GDestroyNotify)queue_envelope_free);
-	GPtrArray *bodies = g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref);
+	GPtrArray *bodies = g_ptr_array_new_with_free_func(bytes_unref);
+	IngestResult res = INGEST_DONE;
 	GError *e = NULL;
+	guint first = 0, done = 0, imported = 0;
 	Bundle *b;
 
 	b = bundle_read_file(path, key, &e);
 	if (!b) {
-		refuse(run, pc, name, e->message);
+		if (g_error_matches(e, BUNDLE_ERROR, BUNDLE_ERROR_IO) &&
+		    !g_file_test(path, G_FILE_TEST_EXISTS))
+			goto out;   /* gone meanwhile */
+		if (bundle_at_fault(e))
+			res = refuse(run, pc, name, e->message) ? INGEST_DONE : INGEST_LATER;
+		else
+			res = later(run, path, e->message);
 		goto out;
 	}
 	if (strcmp(b->source, pc->name) != 0 || strcmp(b->dest, run->gateway_po) != 0) {
 		why = g_strdup_printf("a bundle from %s to %s has no place in %s's out/",
 		    b->source, b->dest, pc->name);
-		refuse(run, pc, name, why);
-		g_free(why);
-		goto out;
+		goto set_aside;
 	}
-	switch (queue_ledger_check(run->q, pc->name, b->seq, b->hmac, sizeof b->hmac, &e)) {
+	switch (queue_ledger_check(run->q, pc->name, b->seq, b->hmac, sizeof b->hmac, &first,
+	    &e)) {
 	case QUEUE_LEDGER_SAME:
 		pg_info(NULL, "run: %s was applied before; removed", name);
 		if (unlink(path) != 0)
@@ -271,69 +397,70 @@ ingest_bundle(Run *run, const PgConfigPostoffice *pc, GBytes *key, const char *n
 	case QUEUE_LEDGER_OTHER:
 		why = g_strdup_printf("sequence number %" G_GUINT64_FORMAT " from %s was applied "
 		    "before with other contents: a replay", b->seq, pc->name);
-		refuse(run, pc, name, why);
-		g_free(why);
-		goto out;
+		goto set_aside;
 	case QUEUE_LEDGER_ERROR:
-		pg_error(NULL, "run: %s: %s", name, e->message);
-		run->errors++;
+		res = later(run, path, e->message);
 		goto out;
+	case QUEUE_LEDGER_PARTIAL:
+		/* Its directory entries came before its first commit. */
+		pg_info(NULL, "run: %s: going on from entry %u of %u (begun by an earlier run)",
+		    name, first + 1, b->entries->len);
+		break;
 	case QUEUE_LEDGER_NEW:
 		break;
 	}
 	origin = g_strdup_printf("%s#%" G_GUINT64_FORMAT, pc->name, b->seq);
+	if (first == 0 && !import_directories(run, pc, b, origin, &imported, &e)) {
+		if (!bundle_at_fault(e)) {
+			res = later(run, path, e->message);
+			goto out;
+		}
+		why = g_strdup(e->message);
+		goto set_aside;
+	}
+	/* Every entry keeps its place (a directory entry, or one queued by an
+	 * earlier run, as NULL), so that queue_ingest records how far it got. */
 	for (guint i = 0; i < b->entries->len; i++) {
 		BundleEntry *en = b->entries->pdata[i];
-		gsize n;
-		const char *p = g_bytes_get_data(en->data, &n);
+		LegacyMessage *m;
 
-		if (en->kind == BUNDLE_ENTRY_DIRECTORY) {
-			/* The postoffice's users: its own export, nothing else.  An
-			 * import is idempotent, so a crash before the ledger commit
-			 * only imports it again. */
-			DirImportStats stats = { 0 };
-			char *what = g_strdup_printf("%s entry %u", origin, i + 1);
-
-			if (dir_cmd_import_memory(run->site, what, p, n, pc->name, &stats, &e)) {
-				pg_info(NULL, "run: %s: directory: %u added, %u changed, %u deleted",
-				    what, stats.added, stats.changed, stats.deleted);
-				run->dir_imports++;
-			} else {
-				pg_error(NULL, "run: %s: directory export refused: %s", what, e->message);
-				g_clear_error(&e);
-				run->errors++;
-			}
-			g_free(what);
-		} else {
-			LegacyMessage *m = bundle_message(b, i, &e);
-
-			if (!m) {
-				/* bundle_read_file checked every entry already. */
-				pg_error(NULL, "run: %s entry %u: %s", origin, i + 1, e->message);
-				g_clear_error(&e);
-				continue;
-			}
-			if (m->class != MSG_CLASS_NORMAL)
-				pg_info(NULL, "run: %s entry %u is a %s: held until reports are "
-				    "translated", origin, i + 1, msg_class_name(m->class));
-			g_ptr_array_add(envs, legacy_envelope(m, origin, pc->name));
-			g_ptr_array_add(bodies, g_bytes_ref(en->data));
-			msg_free(m);
+		if (en->kind == BUNDLE_ENTRY_DIRECTORY || i < first) {
+			g_ptr_array_add(envs, NULL);
+			g_ptr_array_add(bodies, NULL);
+			continue;
 		}
+		m = bundle_message(b, i, &e);
+		if (!m) {
+			/* bundle_read_file decoded every entry already. */
+			why = g_strdup_printf("entry %u: %s", i + 1, e->message);
+			goto set_aside;
+		}
+		if (m->class != MSG_CLASS_NORMAL)
+			pg_info(NULL, "run: %s entry %u is a %s: held until reports are "
+			    "translated", origin, i + 1, msg_class_name(m->class));
+		g_ptr_array_add(envs, legacy_envelope(m, origin, pc->name));
+		g_ptr_array_add(bodies, g_bytes_ref(en->data));
+		msg_free(m);
 	}
-	if (!queue_ingest(run->q, pc->name, b->seq, b->hmac, sizeof b->hmac, envs, bodies, &e)) {
-		pg_error(NULL, "run: %s: %s", name, e->message);
-		run->errors++;
-		goto out;
+	if (!queue_ingest(run->q, pc->name, b->seq, b->hmac, sizeof b->hmac, first, envs, bodies,
+	    &done, &e))
+		res = later(run, path, e->message);
+	run->dir_imports += imported;
+	for (guint i = first; i < done; i++) {
+		const QueueEnvelope *env = envs->pdata[i];
+
+		if (!env)
+			continue;
+		pg_info(env->qid, "queued: from=<%s>, nrcpt=%u, origin=%s", env->sender,
+		    env->rcpts->len, origin);
+		run->ingested++;
 	}
-	for (guint i = 0; i < envs->len; i++)
-		pg_info(((QueueEnvelope *)envs->pdata[i])->qid, "queued: from=<%s>, nrcpt=%u, "
-		    "origin=%s", ((QueueEnvelope *)envs->pdata[i])->sender,
-		    ((QueueEnvelope *)envs->pdata[i])->rcpts->len, origin);
-	run->ingested += envs->len;
 	/* After the commit: a crash before this finds it applied next time. */
-	if (unlink(path) != 0)
+	if (res == INGEST_DONE && unlink(path) != 0)
 		pg_warn(NULL, "run: cannot remove %s: %s", path, g_strerror(errno));
+	goto out;
+set_aside:
+	res = refuse(run, pc, name, why) ? INGEST_DONE : INGEST_LATER;
 out:
 	g_clear_error(&e);
 	if (b)
@@ -341,7 +468,9 @@ out:
 	g_ptr_array_unref(envs);
 	g_ptr_array_unref(bodies);
 	g_free(origin);
+	g_free(why);
 	g_free(path);
+	return res;
 }
 
 static int
@@ -384,8 +513,11 @@ ingest(Run *run)
 			run->errors++;
 			goto next;
 		}
+		/* In order: a bundle left for the next run holds back the ones
+		 * after it, so that they still apply in sequence. */
 		for (guint j = 0; j < names->len; j++)
-			ingest_bundle(run, pc, key, names->pdata[j]);
+			if (ingest_bundle(run, pc, key, names->pdata[j]) == INGEST_LATER)
+				break;
 next:
 		g_ptr_array_unref(names);
 		g_free(out);

@@ -2,7 +2,11 @@
  *
  * Owns: the batch run of SPEC 2 and DESIGN "Exactly once": under a lock
  * (state_dir/run.lock; a second run exits 75 at once), it finishes the
- * bundles an interrupted run recorded, routes every accepted recipient of
+ * bundles an interrupted run recorded, applies the bundles of the
+ * postoffices' out/ whole, in order, in commits of bounded size
+ * (queue_ingest; one begun goes on where it stopped) — only a bundle at
+ * fault (format, HMAC, a refused entry) goes to bad/, any other failure
+ * leaves it in out/ and the run exits 75 —, routes every accepted recipient of
  * the queue with the directory (lists expanded at the gateway: nested,
  * cycle-safe, duplicates removed), translates each message once per
  * destination codepage (mime_legacy.h), and fans it out as ONE copy per

@@ -75,6 +75,18 @@ def bundle(src, dst, seq, entries, key, level=6, created=None):
     return body + hmac.new(key, body, hashlib.sha256).digest()
 
 
+def entries(data):
+    """The (kind, bytes) entries of a bundle, unchecked (sections 5 and 6)."""
+    count, plen, clen = struct.unpack(">IQQ", data[70:90])
+    payload = zlib.decompress(data[HEADER_LEN:HEADER_LEN + clen])
+    out, pos = [], 0
+    for _ in range(count):
+        kind, n = payload[pos], struct.unpack(">I", payload[pos + 1:pos + 5])[0]
+        out.append((kind, payload[pos + 5:pos + 5 + n]))
+        pos += 5 + n
+    return out
+
+
 def bundle_name(src, dst, seq):
     return "%s+%s+%010d.bundle" % (src.replace("/", "."), dst.replace("/", "."), seq)
 

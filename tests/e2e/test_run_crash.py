@@ -10,6 +10,8 @@ default 1000) queued with `postgate submit`, each to 1-5 mailboxes over the
 three postoffices, some to the list, some Bcc; N/10 legacy messages sent with
 `postgate-po send` waiting in the postoffices' out/, addressed across
 postoffices, to SMTP: addresses, to the custom recipient and to the list;
+a bundle in P2's out/ of three legacy messages with 3 MB attachments (to P1
+and to SMTP: addresses; queued in several commits, bodies in queue/ files);
 and a directory export of P3 (`export-dir --send`, adding a user that some
 legacy messages are addressed to) in P3's out/.
 
@@ -88,6 +90,8 @@ LISTS_XML = ('  <custom name="EXT-1" display="Änne Extern" target="%s"/>\n'
              '    <member address="CORP/P1/A02"/>\n    <member address="CORP/P1/TEAM"/>\n'
              '  </list>\n' % CUSTOM_TARGET)
 LEAVES = ["CORP/P1/A02", "CORP/P2/B03", "CORP/P3/C04", "CORP/P2/B05", "CORP/P3/C06"]
+# One bundle from P2 of LARGE messages with attachments of LARGE_BYTES each.
+LARGE, LARGE_BYTES = 3, 3 * 1024 * 1024
 
 
 def smtp_of(legacy):
@@ -258,7 +262,33 @@ def build(where, n_submit, n_legacy, rnd):
                 w.gateway[(tag, b)] += 1
         if smtp:
             w.outbound[mid] = (tag, smtp_of("%s/%s" % (po, sender)), smtp)
-    w.legacy = n_legacy
+    # And one bundle of several large messages (P2 to P1 and to SMTP): its
+    # bodies become files of their own in queue/, and it is queued in more
+    # than one commit (each over half of QUEUE_INGEST_STEP_BYTES).
+    po, merged = "CORP/P2", []
+    for j in range(LARGE):
+        n = n_legacy + j
+        tag, sender, box = "L%d" % n, USERS[po][j], "CORP/P1/" + USERS["CORP/P1"][j]
+        smtp = "x%d.0@partner.example" % n
+        att = os.path.join(blob_dir, "%s.bin" % tag)
+        with open(att, "wb") as f:
+            f.write(rnd.randbytes(LARGE_BYTES))
+        p = pg.run("-d", po_dir(po), "send", "--from", sender, "--to", box + ",SMTP:" + smtp,
+                   "--subject", "%s Grüße von %s" % (tag, sender), "--attach", att)
+        m = re.match(r"sent (\S+?); bundle for the gateway: out/(\S+)$", p.out.strip())
+        path = os.path.join(po_dir(po), "out", m.group(2))
+        with open(path, "rb") as f:
+            merged += pg.entries(f.read())
+        os.unlink(path)
+        w.expect[box][tag] += 1
+        w.gateway[(tag, box)] += 1
+        w.outbound[m.group(1)] = (tag, smtp_of("%s/%s" % (po, sender)), {smtp})
+    with open(key_file(po), "rb") as f:
+        k = f.read().strip()
+    # a number of its own, far from the ones P2's postgate-po hands out
+    pg.drop(po_dir(po), pg.bundle_name(po, "CORP/GW", 900),
+            pg.bundle(po, "CORP/GW", 900, merged, k, level=1), sub="out")
+    w.legacy = n_legacy + LARGE
     pg.run("-d", po_dir("CORP/P3"), "export-dir", "--send")
     shutil.move(WORK, where)
     return w

@@ -253,6 +253,326 @@ test_group_commit(void)
 	g_free(dir);
 }
 
+/* SQL on queue.db from a connection of the test's own (fault injection). */
+static void
+sql_on(const char *dir, const char *sql)
+{
+	char *path = g_build_filename(dir, "queue.db", NULL);
+	sqlite3 *db;
+	char *msg = NULL;
+
+	CU_ASSERT_EQUAL_FATAL(sqlite3_open(path, &db), SQLITE_OK);
+	sqlite3_busy_timeout(db, 10000);
+	EXPECT(sqlite3_exec(db, sql, NULL, NULL, &msg) == SQLITE_OK, "%s: %s", sql,
+	    msg ? msg : "ok");
+	sqlite3_free(msg);
+	sqlite3_close(db);
+	g_free(path);
+}
+
+/* Failures injected at the insert of a recipient row: a statement error
+ * (RAISE(ABORT)) for addresses abort*, and an error that ends the whole
+ * transaction (RAISE(ROLLBACK), as SQLite may do on IOERR, FULL, NOMEM)
+ * for addresses rollback*. */
+static const char inject_sql[] =
+    "CREATE TRIGGER inject_abort BEFORE INSERT ON recipients WHEN NEW.address LIKE 'abort%' "
+    "BEGIN SELECT RAISE(ABORT, 'injected failure'); END;"
+    "CREATE TRIGGER inject_rollback BEFORE INSERT ON recipients WHEN NEW.address LIKE "
+    "'rollback%' BEGIN SELECT RAISE(ROLLBACK, 'injected failure that ends the "
+    "transaction'); END;";
+
+typedef struct {
+	char *qid;
+	gboolean done, failed;
+} Outcome;
+
+static void
+on_outcome(gpointer data, const GError *error)
+{
+	Outcome *o = data;
+
+	o->done = TRUE;
+	o->failed = error != NULL;
+}
+
+/* One batch of group commit with a message whose second recipient cannot
+ * be inserted and, with rollback, one whose insert rolls the whole
+ * transaction back, amid others: each message that got its error (451)
+ * has no row at all, each that got success (250) has its message and every
+ * recipient. */
+static void
+injected_batch(gboolean rollback)
+{
+	enum { N = 12 };
+	static const char *const second[N] = { NULL, NULL, NULL, "abort@example.com", NULL,
+		NULL, NULL, NULL, NULL, NULL, NULL, NULL };
+	static const char *const first[N] = { NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+		"rollback@example.com", NULL, NULL, NULL, NULL };
+	const char *what = rollback ? "with a rollback" : "a failed statement";
+	char *dir = scratch();
+	Queue *q = queue_open(dir, NULL);
+	QueueCommitter *c;
+	GBytes *content = body_bytes(2000, 'x');
+	Outcome out[N] = { { 0 } };
+	char *path = g_build_filename(dir, "queue.db", NULL);
+	sqlite3 *lock;
+	int done = 0, wrong = 0;
+	GError *e = NULL;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(q);
+	sql_on(dir, inject_sql);
+	c = queue_committer_new(q, &e);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+	/* The database held while they are handed over: they make one batch
+	 * (or two, the first message alone). */
+	CU_ASSERT_EQUAL_FATAL(sqlite3_open(path, &lock), SQLITE_OK);
+	CU_ASSERT_EQUAL(sqlite3_exec(lock, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+	for (int i = 0; i < N; i++) {
+		QueueEnvelope *env = envelope("a@example.com",
+		    first[i] && rollback ? first[i] : "b@example.com");
+
+		queue_envelope_add_rcpt(env, second[i] ? second[i] : "c@example.com", 0, NULL);
+		out[i].qid = g_strdup(env->qid);
+		queue_committer_submit(c, env, body_of(q, env->qid, content), on_outcome, &out[i]);
+	}
+	g_usleep(100 * 1000);
+	CU_ASSERT_EQUAL(sqlite3_exec(lock, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(lock);
+	for (int spins = 0; done < N && spins < 3000; spins++) {
+		struct pollfd pfd = { queue_committer_fd(c), POLLIN, 0 };
+
+		if (poll(&pfd, 1, 10) > 0)
+			queue_committer_collect(c);
+		done = 0;
+		for (int i = 0; i < N; i++)
+			done += out[i].done;
+	}
+	queue_committer_free(c);
+	EXPECT(done == N, "%s: every callback ran: %d of %d", what, done, N);
+	for (int i = 0; i < N; i++) {
+		QueueEnvelope *env = queue_get(q, out[i].qid, NULL);
+		gboolean bad = i == 3 || (rollback && i == 7);
+
+		EXPECT(out[i].failed == bad, "%s: message %d: %s", what, i,
+		    out[i].failed ? "451" : "250");
+		if (out[i].failed)
+			EXPECT(env == NULL, "%s: message %d got 451 and has no row in the queue: %s",
+			    what, i, env ? "it has one" : "none");
+		else
+			EXPECT(env && env->rcpts->len == 2, "%s: message %d got 250 and has its row "
+			    "and both recipients: %u", what, i, env ? env->rcpts->len : 0);
+		wrong += (out[i].failed != (env == NULL));
+		queue_envelope_free(env);
+		g_free(out[i].qid);
+	}
+	EXPECT(wrong == 0, "%s: no message is in the queue that got 451, none missing that got "
+	    "250", what);
+	/* And no recipient row of a message that is not there. */
+	{
+		sqlite3 *db;
+		sqlite3_stmt *st;
+		int orphans = -1;
+
+		CU_ASSERT_EQUAL_FATAL(sqlite3_open(path, &db), SQLITE_OK);
+		if (sqlite3_prepare_v2(db, "SELECT count(*) FROM recipients r WHERE NOT EXISTS "
+		    "(SELECT 1 FROM messages m WHERE m.qid = r.qid)", -1, &st, NULL) == SQLITE_OK &&
+		    sqlite3_step(st) == SQLITE_ROW)
+			orphans = sqlite3_column_int(st, 0);
+		sqlite3_finalize(st);
+		sqlite3_close(db);
+		EXPECT(orphans == 0, "%s: no recipient row without its message: %d", what, orphans);
+	}
+	queue_close(q);
+	g_bytes_unref(content);
+	g_free(path);
+	rm_rf(dir);
+	g_free(dir);
+}
+
+static void
+test_group_commit_injected_failure(void)
+{
+	injected_batch(FALSE);
+	injected_batch(TRUE);
+}
+
+/* The entries of a bundle as queue_ingest takes them: n messages with
+ * bodies of size bytes (entry 1, a directory entry, has none), each to
+ * a recipient named after its entry; entry fail's insert fails while the
+ * triggers of inject_sql are there. */
+static void
+ingest_entries(guint n, gsize size, guint fail, GPtrArray **envs, GPtrArray **bodies)
+{
+	*envs = g_ptr_array_new_with_free_func((GDestroyNotify)queue_envelope_free);
+	*bodies = g_ptr_array_new();
+	for (guint i = 0; i < n; i++) {
+		char *rcpt = g_strdup_printf("%s%u@example.com", i == fail ? "abort" : "r", i);
+		QueueEnvelope *env = i == 1 ? NULL : envelope("CORP/P1/A", rcpt);
+
+		if (env) {
+			env->format = g_strdup("legacy");
+			env->origin = g_strdup("CORP/P1#7");
+		}
+		g_ptr_array_add(*envs, env);
+		g_ptr_array_add(*bodies, env ? body_bytes(size, (char)('a' + i % 26)) : NULL);
+		g_free(rcpt);
+	}
+}
+
+static void
+ingest_entries_free(GPtrArray *envs, GPtrArray *bodies)
+{
+	for (guint i = 0; i < bodies->len; i++)
+		if (bodies->pdata[i])
+			g_bytes_unref(bodies->pdata[i]);
+	g_ptr_array_unref(bodies);
+	g_ptr_array_unref(envs);
+}
+
+/* How many messages of bundle CORP/P1#7 the queue holds, and how many of
+ * them are distinct entries (by their recipient). */
+static void
+ingested(Queue *q, guint *messages, guint *distinct)
+{
+	GPtrArray *all = queue_list(q, NULL);
+	GHashTable *seen = g_hash_table_new(g_str_hash, g_str_equal);
+
+	*messages = 0;
+	for (guint i = 0; all && i < all->len; i++) {
+		QueueEnvelope *env = all->pdata[i];
+
+		if (g_strcmp0(env->origin, "CORP/P1#7") != 0)
+			continue;
+		(*messages)++;
+		g_hash_table_add(seen, ((QueueRcpt *)env->rcpts->pdata[0])->address);
+	}
+	*distinct = g_hash_table_size(seen);
+	g_hash_table_unref(seen);
+	if (all)
+		g_ptr_array_unref(all);
+}
+
+/* A bundle is queued in commits of bounded size, each recording how far it
+ * got: a failure in the middle keeps what was committed, the ledger says
+ * where to go on, and going on from there queues every entry exactly once;
+ * the last commit records the bundle applied.  Bodies over QUEUE_SPILL_AT
+ * are files of their own. */
+static void
+test_ingest_steps(void)
+{
+	static const guint8 hmac[32] = { 1, 2, 3 }, other[32] = { 9 };
+	const guint n = QUEUE_INGEST_STEP_MESSAGES * 2 + 100;
+	char *dir = scratch();
+	Queue *q = queue_open(dir, NULL);
+	GPtrArray *envs, *bodies;
+	guint done = 0, next = 99, resume, messages, distinct, files = 0;
+	GError *e = NULL;
+	gboolean ok;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(q);
+	EXPECT(queue_ledger_check(q, "CORP/P1", 7, hmac, sizeof hmac, &next, NULL) ==
+	    QUEUE_LEDGER_NEW && next == 0, "a bundle never seen is new");
+	/* Small bodies: the step is bounded by its count of messages. */
+	sql_on(dir, inject_sql);
+	ingest_entries(n, 100, n - 40, &envs, &bodies);
+	ok = queue_ingest(q, "CORP/P1", 7, hmac, sizeof hmac, 0, envs, bodies, &done, &e);
+	EXPECT(!ok && e, "an insert failing in the third step fails the ingest: %s",
+	    e ? e->message : "no error");
+	g_clear_error(&e);
+	EXPECT(done == QUEUE_INGEST_STEP_MESSAGES * 2 + 1, "two steps of %u messages were "
+	    "committed (and the directory entry counted): done %u", QUEUE_INGEST_STEP_MESSAGES,
+	    done);
+	ingested(q, &messages, &distinct);
+	EXPECT(messages == done - 1 && distinct == messages, "the queue holds exactly the "
+	    "messages of those steps, each once: %u (%u distinct)", messages, distinct);
+	EXPECT(queue_ledger_check(q, "CORP/P1", 7, hmac, sizeof hmac, &next, NULL) ==
+	    QUEUE_LEDGER_PARTIAL && next == done, "the ledger says it was begun, up to %u: %u",
+	    done, next);
+	resume = next;
+	EXPECT(queue_ledger_check(q, "CORP/P1", 7, other, sizeof other, &next, NULL) ==
+	    QUEUE_LEDGER_OTHER, "the same number with other contents is a replay");
+	ingest_entries_free(envs, bodies);
+
+	/* Going on where it stopped (new envelopes, as the next run makes them). */
+	sql_on(dir, "DROP TRIGGER inject_abort; DROP TRIGGER inject_rollback");
+	ingest_entries(n, 100, n - 40, &envs, &bodies);
+	ok = queue_ingest(q, "CORP/P1", 7, hmac, sizeof hmac, resume, envs, bodies, &done, &e);
+	EXPECT(ok && done == n, "it goes on from entry %u to the end: %s", resume,
+	    e ? e->message : "ok");
+	g_clear_error(&e);
+	ingested(q, &messages, &distinct);
+	EXPECT(messages == n - 1 && distinct == n - 1, "every message of the bundle is queued "
+	    "exactly once: %u of %u (%u distinct)", messages, n - 1, distinct);
+	EXPECT(queue_ledger_check(q, "CORP/P1", 7, hmac, sizeof hmac, &next, NULL) ==
+	    QUEUE_LEDGER_SAME, "and the bundle is applied");
+	EXPECT(queue_ledger_check(q, "CORP/P1", 7, other, sizeof other, &next, NULL) ==
+	    QUEUE_LEDGER_OTHER, "the same number with other contents is a replay");
+	ingest_entries_free(envs, bodies);
+
+	/* Large bodies: files of their own, and a step bounded by its bytes; a
+	 * step that fails leaves no file behind. */
+	{
+		const guint per_step = QUEUE_INGEST_STEP_BYTES / (QUEUE_SPILL_AT * 4);
+		const guint all = per_step + 3;   /* entry 1 is the directory entry */
+		char *qdir = g_build_filename(dir, "queue", NULL);
+		GDir *d;
+		const char *name;
+
+		sql_on(dir, inject_sql);
+		ingest_entries(all, QUEUE_SPILL_AT * 4, all - 1, &envs, &bodies);
+		ok = queue_ingest(q, "CORP/P1", 8, hmac, sizeof hmac, 0, envs, bodies, &done, &e);
+		EXPECT(!ok && done == per_step + 1, "the first step took %u bodies of %u bytes "
+		    "(%u bytes at most): done %u", per_step, QUEUE_SPILL_AT * 4,
+		    QUEUE_INGEST_STEP_BYTES, done);
+		g_clear_error(&e);
+		for (guint i = 0; i < envs->len; i++) {
+			QueueEnvelope *env = envs->pdata[i];
+			char *path;
+
+			if (!env)
+				continue;
+			path = g_build_filename(dir, "queue", env->qid, NULL);
+			if (i < done) {
+				EXPECT(g_file_test(path, G_FILE_TEST_EXISTS), "entry %u: a body of "
+				    "%u bytes is a file of its own", i + 1, QUEUE_SPILL_AT * 4);
+				EXPECT(body_equal(q, env->qid, bodies->pdata[i]), "entry %u reads back",
+				    i + 1);
+			}
+			g_free(path);
+		}
+		files = 0;
+		d = g_dir_open(qdir, 0, NULL);
+		g_free(qdir);
+		while (d && (name = g_dir_read_name(d)) != NULL)
+			files += queue_id_valid(name);
+		if (d)
+			g_dir_close(d);
+		EXPECT(files == per_step, "queue/ holds the bodies of the committed step only: "
+		    "%u files", files);
+		ingest_entries_free(envs, bodies);
+		sql_on(dir, "DROP TRIGGER inject_abort; DROP TRIGGER inject_rollback");
+		ingest_entries(all, QUEUE_SPILL_AT * 4, all - 1, &envs, &bodies);
+		EXPECT(queue_ingest(q, "CORP/P1", 8, hmac, sizeof hmac, done, envs, bodies, &done,
+		    NULL) && queue_ledger_check(q, "CORP/P1", 8, hmac, sizeof hmac, &next, NULL) ==
+		    QUEUE_LEDGER_SAME, "going on, that bundle is applied too");
+		ingest_entries_free(envs, bodies);
+	}
+
+	/* A bundle of nothing but a directory entry is recorded applied. */
+	envs = g_ptr_array_new();
+	bodies = g_ptr_array_new();
+	g_ptr_array_add(envs, NULL);
+	g_ptr_array_add(bodies, NULL);
+	EXPECT(queue_ingest(q, "CORP/P1", 9, hmac, sizeof hmac, 0, envs, bodies, &done, NULL) &&
+	    queue_ledger_check(q, "CORP/P1", 9, hmac, sizeof hmac, &next, NULL) ==
+	    QUEUE_LEDGER_SAME, "a bundle without messages is recorded applied");
+	g_ptr_array_unref(envs);
+	g_ptr_array_unref(bodies);
+	queue_close(q);
+	rm_rf(dir);
+	g_free(dir);
+}
+
 static void
 test_hold_release_delete(void)
 {
@@ -817,10 +1137,11 @@ test_dest_memory(void)
 	g_free(dir);
 }
 
-/* A queue.db of schema 2 (before the SMTP client) becomes schema 3: the
- * destinations table appears, every message and row is kept. */
+/* A queue.db of schema 2 (before the SMTP client) becomes schema 4: the
+ * destinations table (3) and po_ingest (4) appear, every message and row
+ * is kept. */
 static void
-test_schema_2_to_3(void)
+test_schema_2_to_4(void)
 {
 	char *dir = scratch(), *path, *qid;
 	Queue *q = queue_open(dir, NULL);
@@ -835,11 +1156,11 @@ test_schema_2_to_3(void)
 	qid = commit_n(q, 1700000000, 1, NULL);
 	set_state(q, qid, 0, "smtp-pending");
 	queue_close(q);
-	/* Back to schema 2: what 2 -> 3 added goes. */
+	/* Back to schema 2: what 2 -> 3 and 3 -> 4 added goes. */
 	path = g_build_filename(dir, "queue.db", NULL);
 	CU_ASSERT_EQUAL_FATAL(sqlite3_open(path, &db), SQLITE_OK);
-	CU_ASSERT_EQUAL(sqlite3_exec(db, "DROP TABLE destinations; UPDATE schema_version SET "
-	    "version = 2", NULL, NULL, NULL), SQLITE_OK);
+	CU_ASSERT_EQUAL(sqlite3_exec(db, "DROP TABLE destinations; DROP TABLE po_ingest; "
+	    "UPDATE schema_version SET version = 2", NULL, NULL, NULL), SQLITE_OK);
 	sqlite3_close(db);
 
 	q = queue_open(dir, NULL);
@@ -865,7 +1186,7 @@ test_schema_2_to_3(void)
 		tables = sqlite3_column_int(st, 0);
 	sqlite3_finalize(st);
 	sqlite3_close(db);
-	EXPECT(version == 3, "schema version 3 (got %d)", version);
+	EXPECT(version == 4, "schema version 4 (got %d)", version);
 	EXPECT(tables == 1, "one schema_version row (got %d)", tables);
 	g_free(path);
 	g_free(qid);
@@ -880,6 +1201,9 @@ main(void)
 		{ "queue ids", test_id },
 		{ "one commit at a time: inline and file bodies", test_commit_roundtrip },
 		{ "group commit: 300 messages, one callback each", test_group_commit },
+		{ "group commit: a failed insert leaves nothing, the others go in",
+		    test_group_commit_injected_failure },
+		{ "a bundle is queued in bounded steps, exactly once", test_ingest_steps },
 		{ "hold, release, delete", test_hold_release_delete },
 		{ "cleanup of bodies no row names", test_cleanup },
 		{ "a newer schema is refused", test_newer_schema },
@@ -890,7 +1214,7 @@ main(void)
 		{ "SMTP outcomes remove finished messages and their bodies",
 		    test_smtp_outcomes_finish },
 		{ "destinations: round trip, replace, list", test_dest_memory },
-		{ "schema 2 is migrated to 3", test_schema_2_to_3 },
+		{ "schema 2 is migrated to 4", test_schema_2_to_4 },
 		{ NULL, NULL },
 	};
 
