@@ -77,6 +77,7 @@ typedef struct {
 	gboolean eof;           /* the client closed its side: answer, then close */
 	gboolean tls_closed;    /* our TLS close_notify is on its way */
 	struct event *close_ev; /* close_check, once closing */
+	struct event *eof_ev;   /* eof_check, after the client's end of input */
 	gint64 close_deadline;  /* monotonic time after which the replies are dropped */
 	char *helo;
 	guint errors;
@@ -664,6 +665,31 @@ write_cb(struct bufferevent *bev, void *data)
 	}
 }
 
+/* After the client's end of input: answer what came before it, then close
+ * (commit_done does when a commit is under way).  From a timer: under TLS the
+ * filter reports the end before it hands over the records that came with
+ * it (a close_notify behind pipelined commands). */
+static void
+eof_check(evutil_socket_t fd, short what, void *data)
+{
+	Session *s = data;
+
+	(void)fd;
+	(void)what;
+	if (s->state == ST_COMMIT || s->state == ST_CLOSING)
+		return;
+	process(s);
+	if (s->state == ST_COMMIT || s->state == ST_CLOSING)
+		return;
+	if (s->state == ST_DATA) {
+		pg_info(s->env ? s->env->qid : NULL, "session %" G_GUINT64_FORMAT ": lost "
+		    "connection in state %s from [%s]", s->id, state_names[s->state], s->addr);
+		session_free(s);
+		return;
+	}
+	close_after_reply(s);
+}
+
 static void
 event_cb(struct bufferevent *bev, short what, void *data)
 {
@@ -693,17 +719,21 @@ event_cb(struct bufferevent *bev, short what, void *data)
 			    s->id, s->addr, buf);
 		}
 	}
-	if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR) && s->state != ST_CLOSING &&
-	    s->state != ST_DATA) {
+	if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR) && s->state != ST_CLOSING) {
 		/* A half-closed connection: the client has said all it will say,
 		 * but still reads.  Answer what came (and the commit under way),
-		 * then close. */
+		 * then close: eof_check, once what came is read. */
+		struct timeval now = { 0, 0 };
+
 		s->eof = TRUE;
 		pg_debug(NULL, "session %" G_GUINT64_FORMAT ": end of input in state %s", s->id,
 		    state_names[s->state]);
 		bufferevent_disable(s->bev, EV_READ);
-		if (s->state != ST_COMMIT)
-			close_after_reply(s);
+		if (s->state != ST_COMMIT) {
+			if (!s->eof_ev)
+				s->eof_ev = evtimer_new(s->srv->base, eof_check, s);
+			evtimer_add(s->eof_ev, &now);
+		}
 		return;
 	}
 	if (s->state == ST_COMMIT) {
@@ -830,6 +860,8 @@ session_free(Session *s)
 	pg_debug(NULL, "session %" G_GUINT64_FORMAT ": closed", s->id);
 	if (s->close_ev)
 		event_free(s->close_ev);
+	if (s->eof_ev)
+		event_free(s->eof_ev);
 	if (s->bev)
 		bufferevent_free(s->bev);
 	transaction_reset(s);
