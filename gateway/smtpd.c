@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sysexits.h>
 #include <unistd.h>
 
@@ -49,8 +50,22 @@ static const char *const state_names[] = {
 
 typedef struct Server Server;
 
+/* What the configuration says, as loaded at start or by the last SIGHUP.
+ * A session keeps the one it started with; the last one frees it. */
+typedef struct {
+	gint refs;
+	Site *site;             /* the configuration, the directory context and directory.db */
+	SSL_CTX *tls;           /* NULL: no STARTTLS */
+	char *hostname;
+	gint64 max_size;
+	guint max_rcpt, max_conn, hop_limit;
+	struct timeval timeout;
+	GPtrArray *relay;       /* GInetAddressMask * */
+} Settings;
+
 typedef struct {
 	Server *srv;
+	Settings *cf;           /* the settings the session started with */
 	guint64 id;
 	struct bufferevent *bev;
 	char addr[64];          /* the client's IP address */
@@ -60,7 +75,9 @@ typedef struct {
 	gboolean paused;        /* reading stopped until replies drain */
 	gboolean dead;          /* connection gone while a commit is pending */
 	gboolean eof;           /* the client closed its side: answer, then close */
+	gboolean tls_closed;    /* our TLS close_notify is on its way */
 	struct event *close_ev; /* close_check, once closing */
+	struct event *eof_ev;   /* eof_check, after the client's end of input */
 	gint64 close_deadline;  /* monotonic time after which the replies are dropped */
 	char *helo;
 	guint errors;
@@ -73,21 +90,25 @@ typedef struct {
 	gint64 started;
 } Session;
 
+/* The TLS files as they were when last read: SIGHUP reads them again only
+ * when they changed (a key only root can read is read once, at start). */
+typedef struct {
+	char *cert, *key;
+	struct stat cert_st, key_st;
+} TlsFiles;
+
 struct Server {
-	Site *site;
+	const char *config_file;
+	Settings *cf;           /* what new sessions get */
 	struct event_base *base;
 	GArray *fds;            /* bound listening sockets */
 	GPtrArray *listeners;   /* struct evconnlistener * */
-	SSL_CTX *tls;
+	SSL_CTX *tls;           /* loaded while binding, before privileges go */
+	TlsFiles tls_files;
 	Queue *queue;
 	QueueCommitter *committer;
-	struct event *commit_ev, *term_ev, *int_ev;
+	struct event *commit_ev, *term_ev, *int_ev, *hup_ev;
 	GHashTable *sessions;   /* Session * */
-	GPtrArray *relay;       /* GInetAddressMask * */
-	char *hostname;
-	gint64 max_size;
-	guint max_rcpt, max_conn, hop_limit;
-	struct timeval timeout;
 	gboolean stopping;
 	guint64 next_id;
 };
@@ -165,6 +186,16 @@ close_check(evutil_socket_t fd, short what, void *data)
 
 	(void)fd;
 	(void)what;
+	if (pending_output(s) == 0 && s->tls && !s->tls_closed && s->bev) {
+		/* The last reply is out: end TLS with a close_notify (RFC 8446
+		 * 6.1), which the filter writes to the socket's buffer.  Not
+		 * waiting for the client's: the connection closes either way. */
+		SSL *ssl = bufferevent_openssl_get_ssl(s->bev);
+
+		s->tls_closed = TRUE;
+		if (ssl && SSL_shutdown(ssl) < 0)
+			ERR_clear_error();   /* the client went first: nothing to say */
+	}
 	if (pending_output(s) == 0 || g_get_monotonic_time() >= s->close_deadline) {
 		session_free(s);
 		return;
@@ -186,7 +217,7 @@ close_after_reply(Session *s)
 	if (!s->close_ev) {
 		s->close_ev = evtimer_new(s->srv->base, close_check, s);
 		s->close_deadline = g_get_monotonic_time() +
-		    (gint64)s->srv->timeout.tv_sec * G_USEC_PER_SEC;
+		    (gint64)s->cf->timeout.tv_sec * G_USEC_PER_SEC;
 	}
 	evtimer_add(s->close_ev, &now);
 }
@@ -200,7 +231,7 @@ reply_error(Session *s, const char *line)
 	if (++s->errors >= SMTPD_MAX_ERRORS) {
 		pg_info(NULL, "session %" G_GUINT64_FORMAT ": too many errors from [%s]", s->id,
 		    s->addr);
-		reply(s, "421 4.7.0 %s Error: too many errors", s->srv->hostname);
+		reply(s, "421 4.7.0 %s Error: too many errors", s->cf->hostname);
 		close_after_reply(s);
 	}
 }
@@ -210,21 +241,19 @@ reply_error(Session *s, const char *line)
 static void
 do_ehlo(Session *s, const SmtpCmd *c)
 {
-	Server *srv = s->srv;
-
 	transaction_reset(s);
 	g_free(s->helo);
 	s->helo = g_strndup(c->arg, SMTPD_HELO_MAX);
 	s->esmtp = c->verb == SMTP_VERB_EHLO;
 	set_state(s, ST_READY);
 	if (!s->esmtp) {
-		reply(s, "250 %s", srv->hostname);
+		reply(s, "250 %s", s->cf->hostname);
 		return;
 	}
-	reply(s, "250-%s", srv->hostname);
+	reply(s, "250-%s", s->cf->hostname);
 	reply(s, "250-PIPELINING");
-	reply(s, "250-SIZE %" G_GINT64_FORMAT, srv->max_size);
-	if (srv->tls && !s->tls)
+	reply(s, "250-SIZE %" G_GINT64_FORMAT, s->cf->max_size);
+	if (s->cf->tls && !s->tls)
 		reply(s, "250-STARTTLS");
 	reply(s, "250-ENHANCEDSTATUSCODES");
 	reply(s, "250-8BITMIME");
@@ -249,12 +278,12 @@ do_mail(Session *s, const SmtpCmd *c)
 		reply_error(s, "555 5.5.4 Error: MAIL parameters need EHLO");
 		return;
 	}
-	if (c->size > s->srv->max_size) {
+	if (c->size > s->cf->max_size) {
 		reply_error(s, "552 5.3.4 Message size exceeds fixed limit");
 		return;
 	}
 	if (s->srv->stopping) {
-		reply(s, "421 4.3.2 %s Service shutting down", s->srv->hostname);
+		reply(s, "421 4.3.2 %s Service shutting down", s->cf->hostname);
 		close_after_reply(s);
 		return;
 	}
@@ -280,6 +309,25 @@ do_mail(Session *s, const SmtpCmd *c)
 	reply(s, "250 2.1.0 Ok");
 }
 
+/* RCPT NOTIFY= as the queue stores it: the two enums are mapped, never
+ * assumed equal. */
+static guint
+notify_bits(guint cmd)
+{
+	static const struct { guint cmd, queue; } map[] = {
+		{ SMTP_NOTIFY_NEVER, QUEUE_NOTIFY_NEVER },
+		{ SMTP_NOTIFY_SUCCESS, QUEUE_NOTIFY_SUCCESS },
+		{ SMTP_NOTIFY_FAILURE, QUEUE_NOTIFY_FAILURE },
+		{ SMTP_NOTIFY_DELAY, QUEUE_NOTIFY_DELAY },
+	};
+	guint bits = 0;
+
+	for (guint i = 0; i < G_N_ELEMENTS(map); i++)
+		if (cmd & map[i].cmd)
+			bits |= map[i].queue;
+	return bits;
+}
+
 static void
 do_rcpt(Session *s, const SmtpCmd *c)
 {
@@ -294,18 +342,19 @@ do_rcpt(Session *s, const SmtpCmd *c)
 		reply_error(s, "555 5.5.4 Error: RCPT parameters need EHLO");
 		return;
 	}
-	if (s->env->rcpts->len >= s->srv->max_rcpt) {
+	if (s->env->rcpts->len >= s->cf->max_rcpt) {
 		reply_error(s, "452 4.5.3 Error: too many recipients");
 		return;
 	}
 	/* RFC 5321 4.5.1: <postmaster> without a domain is this site's. */
 	if (g_ascii_strcasecmp(c->path, "postmaster") == 0)
-		path = g_strdup_printf("postmaster@%s", s->srv->site->ctx.domains[0]);
+		path = g_strdup_printf("postmaster@%s", s->cf->site->ctx.domains[0]);
 	else
 		path = g_strdup(c->path);
-	if (accept_rcpt(s->srv->site, path, s->relay_client, &line) != ACCEPT_OK) {
-		pg_info(s->env->qid, "refused: RCPT from [%s]: %s; from=<%s> to=<%s>", s->addr,
-		    line, s->env->sender, path);
+	if (accept_rcpt(s->cf->site, path, s->relay_client, &line) != ACCEPT_OK) {
+		/* As Postfix: no queue id before a recipient made the message real. */
+		pg_info(s->env->rcpts->len ? s->env->qid : "NOQUEUE", "reject: RCPT from [%s]: %s; "
+		    "from=<%s> to=<%s>", s->addr, line, s->env->sender, path);
 		reply_error(s, line);
 		g_free(line);
 		g_free(path);
@@ -320,7 +369,7 @@ do_rcpt(Session *s, const SmtpCmd *c)
 		}
 	if (c->orcpt)
 		g_snprintf(orcpt, sizeof orcpt, "%s;%s", c->orcpt_type, c->orcpt);
-	queue_envelope_add_rcpt(s->env, path, c->notify, c->orcpt ? orcpt : NULL);
+	queue_envelope_add_rcpt(s->env, path, notify_bits(c->notify), c->orcpt ? orcpt : NULL);
 	g_free(path);
 	set_state(s, ST_RCPT);
 	reply(s, "250 2.1.5 Ok");
@@ -343,12 +392,12 @@ do_data(Session *s)
 	}
 	first = s->env->rcpts->pdata[0];
 	s->body = queue_body_new(s->srv->queue, s->env->qid);
-	received = accept_received(s->helo, s->addr, s->srv->hostname, s->env->protocol,
+	received = accept_received(s->helo, s->addr, s->cf->hostname, s->env->protocol,
 	    s->env->qid, s->env->rcpts->len == 1 ? first->address : NULL, now);
 	if (!queue_body_append(s->body, received, strlen(received), &s->body_error))
 		pg_error(s->env->qid, "%s", s->body_error->message);
 	g_free(received);
-	s->data = smtp_data_new(s->srv->max_size, SMTPD_DATA_LINE_MAX);
+	s->data = smtp_data_new(s->cf->max_size, SMTPD_DATA_LINE_MAX);
 	if (!s->chunk)
 		s->chunk = g_byte_array_new();
 	set_state(s, ST_DATA);
@@ -385,16 +434,18 @@ commit_done(gpointer data, const GError *error)
 	}
 	set_state(s, ST_READY);
 	if (srv->stopping) {
-		reply(s, "421 4.3.2 %s Service shutting down", srv->hostname);
+		reply(s, "421 4.3.2 %s Service shutting down", s->cf->hostname);
 		close_after_reply(s);
 		return;
 	}
 	/* Commands pipelined behind the data are read now; after the client's
 	 * end of input there is nothing more to read. */
 	process(s);
+	if (s->state == ST_COMMIT || s->state == ST_CLOSING)
+		return;   /* a pipelined transaction is committing: its callback goes on */
 	if (s->eof)
 		close_after_reply(s);
-	else if (s->state != ST_CLOSING && s->state != ST_COMMIT && !s->paused)
+	else if (!s->paused)
 		bufferevent_enable(s->bev, EV_READ);
 }
 
@@ -412,9 +463,9 @@ data_end(Session *s)
 	} else if (s->body_error) {
 		pg_error(s->env->qid, "not queued: %s", s->body_error->message);
 		reply(s, "451 4.3.0 Error: cannot queue the message, try again later");
-	} else if (hops > srv->hop_limit) {
+	} else if (hops > s->cf->hop_limit) {
 		pg_info(s->env->qid, "refused: %u hops, the limit is %u (a mail loop?)", hops,
-		    srv->hop_limit);
+		    s->cf->hop_limit);
 		reply_error(s, "554 5.4.6 Error: too many hops (a mail loop?)");
 	} else {
 		s->env->hops = hops;
@@ -433,7 +484,7 @@ data_end(Session *s)
 	if (s->state != ST_CLOSING)
 		set_state(s, ST_READY);
 	if (srv->stopping && s->state != ST_CLOSING) {
-		reply(s, "421 4.3.2 %s Service shutting down", srv->hostname);
+		reply(s, "421 4.3.2 %s Service shutting down", s->cf->hostname);
 		close_after_reply(s);
 	}
 }
@@ -507,10 +558,10 @@ command(Session *s, const char *line, size_t len)
 		break;
 	case SMTP_VERB_HELP:
 		reply(s, "214 2.0.0 Commands: HELO EHLO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP%s",
-		    s->srv->tls && !s->tls ? " STARTTLS" : "");
+		    s->cf->tls && !s->tls ? " STARTTLS" : "");
 		break;
 	case SMTP_VERB_STARTTLS:
-		if (!s->srv->tls)
+		if (!s->cf->tls)
 			reply_error(s, "502 5.5.1 Error: STARTTLS is not offered");
 		else if (s->tls)
 			reply_error(s, "503 5.5.1 Error: TLS is already active");
@@ -614,6 +665,31 @@ write_cb(struct bufferevent *bev, void *data)
 	}
 }
 
+/* After the client's end of input: answer what came before it, then close
+ * (commit_done does when a commit is under way).  From a timer: under TLS the
+ * filter reports the end before it hands over the records that came with
+ * it (a close_notify behind pipelined commands). */
+static void
+eof_check(evutil_socket_t fd, short what, void *data)
+{
+	Session *s = data;
+
+	(void)fd;
+	(void)what;
+	if (s->state == ST_COMMIT || s->state == ST_CLOSING)
+		return;
+	process(s);
+	if (s->state == ST_COMMIT || s->state == ST_CLOSING)
+		return;
+	if (s->state == ST_DATA) {
+		pg_info(s->env ? s->env->qid : NULL, "session %" G_GUINT64_FORMAT ": lost "
+		    "connection in state %s from [%s]", s->id, state_names[s->state], s->addr);
+		session_free(s);
+		return;
+	}
+	close_after_reply(s);
+}
+
 static void
 event_cb(struct bufferevent *bev, short what, void *data)
 {
@@ -628,8 +704,8 @@ event_cb(struct bufferevent *bev, short what, void *data)
 			return;   /* close_check ends it at its deadline */
 		pg_info(s->env ? s->env->qid : NULL, "session %" G_GUINT64_FORMAT ": timeout "
 		    "in state %s from [%s]", s->id, state_names[s->state], s->addr);
-		reply(s, "421 4.4.2 %s Error: timeout exceeded", s->srv->hostname);
-		bufferevent_set_timeouts(s->bev, NULL, &s->srv->timeout);
+		reply(s, "421 4.4.2 %s Error: timeout exceeded", s->cf->hostname);
+		bufferevent_set_timeouts(s->bev, NULL, &s->cf->timeout);
 		close_after_reply(s);
 		return;
 	}
@@ -643,17 +719,21 @@ event_cb(struct bufferevent *bev, short what, void *data)
 			    s->id, s->addr, buf);
 		}
 	}
-	if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR) && s->state != ST_CLOSING &&
-	    s->state != ST_DATA) {
+	if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR) && s->state != ST_CLOSING) {
 		/* A half-closed connection: the client has said all it will say,
 		 * but still reads.  Answer what came (and the commit under way),
-		 * then close. */
+		 * then close: eof_check, once what came is read. */
+		struct timeval now = { 0, 0 };
+
 		s->eof = TRUE;
 		pg_debug(NULL, "session %" G_GUINT64_FORMAT ": end of input in state %s", s->id,
 		    state_names[s->state]);
 		bufferevent_disable(s->bev, EV_READ);
-		if (s->state != ST_COMMIT)
-			close_after_reply(s);
+		if (s->state != ST_COMMIT) {
+			if (!s->eof_ev)
+				s->eof_ev = evtimer_new(s->srv->base, eof_check, s);
+			evtimer_add(s->eof_ev, &now);
+		}
 		return;
 	}
 	if (s->state == ST_COMMIT) {
@@ -682,7 +762,7 @@ start_tls(Session *s)
 	 * STARTTLS may count as a command under TLS. */
 	evbuffer_drain(bufferevent_get_input(s->bev),
 	    evbuffer_get_length(bufferevent_get_input(s->bev)));
-	ssl = SSL_new(s->srv->tls);
+	ssl = SSL_new(s->cf->tls);
 	if (!ssl) {
 		reply(s, "454 4.7.0 TLS not available due to a local problem");
 		return;
@@ -698,7 +778,7 @@ start_tls(Session *s)
 	s->bev = tls;
 	bufferevent_setcb(tls, read_cb, write_cb, event_cb, s);
 	bufferevent_setwatermark(tls, EV_READ, 0, SMTPD_INPUT_MAX);
-	bufferevent_set_timeouts(tls, &s->srv->timeout, &s->srv->timeout);
+	bufferevent_set_timeouts(tls, &s->cf->timeout, &s->cf->timeout);
 	bufferevent_enable(tls, EV_READ | EV_WRITE);
 	/* A new session: forget what was said in plaintext. */
 	transaction_reset(s);
@@ -706,6 +786,59 @@ start_tls(Session *s)
 	s->esmtp = FALSE;
 	s->tls = TRUE;
 	set_state(s, ST_GREET);
+}
+
+/* --------------------------------------------------------------- settings */
+
+/* The settings of site (taken over) and tls (a reference of its own). */
+static Settings *
+settings_new(Site *site, SSL_CTX *tls)
+{
+	Settings *cf = g_new0(Settings, 1);
+	const char *const *relay = config_list(site->cfg, CONFIG_SMTPD_RELAY_NETWORKS);
+
+	cf->refs = 1;
+	cf->site = site;
+	if (tls && SSL_CTX_up_ref(tls) == 1)
+		cf->tls = tls;
+	cf->hostname = g_strdup(config_string(site->cfg, CONFIG_SMTPD_HOSTNAME));
+	if (!*cf->hostname) {
+		g_free(cf->hostname);
+		cf->hostname = g_strdup(g_get_host_name());
+	}
+	cf->max_size = config_int(site->cfg, CONFIG_SMTPD_MAX_MESSAGE_SIZE);
+	cf->max_rcpt = (guint)config_int(site->cfg, CONFIG_SMTPD_MAX_RECIPIENTS);
+	cf->max_conn = (guint)config_int(site->cfg, CONFIG_SMTPD_MAX_CONNECTIONS);
+	cf->hop_limit = (guint)config_int(site->cfg, CONFIG_SITE_HOP_LIMIT);
+	cf->timeout.tv_sec = (time_t)config_int(site->cfg, CONFIG_SMTPD_TIMEOUT);
+	cf->relay = g_ptr_array_new_with_free_func(g_object_unref);
+	for (guint i = 0; relay[i]; i++) {
+		GInetAddressMask *m = g_inet_address_mask_new_from_string(relay[i], NULL);
+
+		if (m)   /* the configuration checked it */
+			g_ptr_array_add(cf->relay, m);
+	}
+	return cf;
+}
+
+static Settings *
+settings_ref(Settings *cf)
+{
+	cf->refs++;
+	return cf;
+}
+
+static void
+settings_unref(Settings *cf)
+{
+	if (!cf || --cf->refs > 0)
+		return;
+	site_close(cf->site);
+	if (cf->tls)
+		SSL_CTX_free(cf->tls);
+	g_free(cf->hostname);
+	g_ptr_array_unref(cf->relay);
+	g_free(cf);
 }
 
 /* --------------------------------------------------------------- sessions */
@@ -727,12 +860,15 @@ session_free(Session *s)
 	pg_debug(NULL, "session %" G_GUINT64_FORMAT ": closed", s->id);
 	if (s->close_ev)
 		event_free(s->close_ev);
+	if (s->eof_ev)
+		event_free(s->eof_ev);
 	if (s->bev)
 		bufferevent_free(s->bev);
 	transaction_reset(s);
 	if (s->chunk)
 		g_byte_array_unref(s->chunk);
 	g_free(s->helo);
+	settings_unref(s->cf);
 	g_hash_table_remove(srv->sessions, s);
 	g_free(s);
 	if (srv->stopping && g_hash_table_size(srv->sessions) == 0)
@@ -740,21 +876,21 @@ session_free(Session *s)
 }
 
 static gboolean
-is_relay_client(Server *srv, const struct sockaddr *sa)
+is_relay_client(const Settings *cf, const struct sockaddr *sa)
 {
 	GSocketAddress *ga;
 	GInetAddress *ia;
 	gboolean yes = FALSE;
 
-	if (srv->relay->len == 0)
+	if (cf->relay->len == 0)
 		return FALSE;
 	ga = g_socket_address_new_from_native((gpointer)sa,
 	    sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in));
 	if (!ga)
 		return FALSE;
 	ia = g_inet_socket_address_get_address(G_INET_SOCKET_ADDRESS(ga));
-	for (guint i = 0; !yes && i < srv->relay->len; i++)
-		yes = g_inet_address_mask_matches(srv->relay->pdata[i], ia);
+	for (guint i = 0; !yes && i < cf->relay->len; i++)
+		yes = g_inet_address_mask_matches(cf->relay->pdata[i], ia);
 	g_object_unref(ga);
 	return yes;
 }
@@ -768,7 +904,7 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int
 	Session *s;
 
 	(void)l;
-	if (srv->stopping || g_hash_table_size(srv->sessions) >= srv->max_conn) {
+	if (srv->stopping || g_hash_table_size(srv->sessions) >= srv->cf->max_conn) {
 		if (send(fd, busy, sizeof busy - 1, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
 			pg_debug(NULL, "cannot say 421 to a client: %s", g_strerror(errno));
 		evutil_closesocket(fd);
@@ -780,21 +916,22 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int
 	if (getnameinfo(sa, (socklen_t)salen, s->addr, sizeof s->addr, NULL, 0,
 	    NI_NUMERICHOST) != 0)
 		g_strlcpy(s->addr, "unknown", sizeof s->addr);
-	s->relay_client = is_relay_client(srv, sa);
 	s->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	if (!s->bev) {
 		evutil_closesocket(fd);
 		g_free(s);
 		return;
 	}
+	s->cf = settings_ref(srv->cf);
+	s->relay_client = is_relay_client(s->cf, sa);
 	g_hash_table_add(srv->sessions, s);
 	bufferevent_setcb(s->bev, read_cb, write_cb, event_cb, s);
 	bufferevent_setwatermark(s->bev, EV_READ, 0, SMTPD_INPUT_MAX);
-	bufferevent_set_timeouts(s->bev, &srv->timeout, &srv->timeout);
+	bufferevent_set_timeouts(s->bev, &s->cf->timeout, &s->cf->timeout);
 	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
 	pg_debug(NULL, "session %" G_GUINT64_FORMAT ": connect from [%s]%s", s->id, s->addr,
 	    s->relay_client ? " (relay client)" : "");
-	reply(s, "220 %s ESMTP postgate", srv->hostname);
+	reply(s, "220 %s ESMTP postgate", s->cf->hostname);
 }
 
 /* --------------------------------------------------------------- the server */
@@ -809,6 +946,17 @@ commit_cb(evutil_socket_t fd, short what, void *data)
 	queue_committer_collect(srv->committer);
 }
 
+static const char *
+signal_name(int sig)
+{
+	switch (sig) {
+	case SIGTERM: return "SIGTERM";
+	case SIGINT: return "SIGINT";
+	case SIGHUP: return "SIGHUP";
+	default: return "a signal";
+	}
+}
+
 static void
 stop_cb(evutil_socket_t sig, short what, void *data)
 {
@@ -818,7 +966,8 @@ stop_cb(evutil_socket_t sig, short what, void *data)
 	(void)what;
 	if (srv->stopping)
 		return;
-	pg_info(NULL, "signal %d: stopping; sessions in DATA may finish", (int)sig);
+	pg_info(NULL, "smtpd: stopping on %s; sessions in DATA may finish",
+	    signal_name((int)sig));
 	srv->stopping = TRUE;
 	g_ptr_array_set_size(srv->listeners, 0);   /* closes the sockets */
 	all = g_hash_table_get_keys(srv->sessions);
@@ -827,7 +976,7 @@ stop_cb(evutil_socket_t sig, short what, void *data)
 
 		if (s->state == ST_DATA || s->state == ST_COMMIT || s->state == ST_CLOSING)
 			continue;
-		reply(s, "421 4.3.2 %s Service shutting down", srv->hostname);
+		reply(s, "421 4.3.2 %s Service shutting down", s->cf->hostname);
 		close_after_reply(s);
 	}
 	g_list_free(all);
@@ -835,7 +984,161 @@ stop_cb(evutil_socket_t sig, short what, void *data)
 		event_base_loopexit(srv->base, NULL);
 }
 
-/* Bind every listen address while still root (SiteBind). */
+static SSL_CTX *
+tls_context(const char *cert, const char *key, GError **error)
+{
+	SSL_CTX *ctx;
+	char buf[256];
+
+	ctx = SSL_CTX_new(TLS_server_method());
+	if (!ctx)
+		goto fail;
+	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	/* libevent 2.1.12 predates OpenSSL 3's strict EOF handling. */
+	SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF | SSL_OP_NO_RENEGOTIATION);
+	if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1 ||
+	    SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1 ||
+	    SSL_CTX_check_private_key(ctx) != 1)
+		goto fail;
+	return ctx;
+fail:
+	ERR_error_string_n(ERR_get_error(), buf, sizeof buf);
+	ERR_clear_error();
+	g_set_error(error, SITE_ERROR, SITE_ERROR_CONFIG,
+	    "[smtpd] tls_cert_file %s / tls_key_file %s: %s", cert, key, buf);
+	if (ctx)
+		SSL_CTX_free(ctx);
+	return NULL;
+}
+
+/* The same file as when it was read: same name, inode, size and times. */
+static gboolean
+same_file(const char *path, const char *was, const struct stat *st)
+{
+	struct stat now;
+
+	return was && strcmp(path, was) == 0 && stat(path, &now) == 0 &&
+	    now.st_dev == st->st_dev && now.st_ino == st->st_ino &&
+	    now.st_size == st->st_size && now.st_mtim.tv_sec == st->st_mtim.tv_sec &&
+	    now.st_mtim.tv_nsec == st->st_mtim.tv_nsec &&
+	    now.st_ctim.tv_sec == st->st_ctim.tv_sec && now.st_ctim.tv_nsec == st->st_ctim.tv_nsec;
+}
+
+/* Read cfg's TLS certificate and key into srv->tls, unless they are the
+ * files already read; none configured: no TLS.  On failure srv->tls stays. */
+static gboolean
+tls_load(Server *srv, const PgConfig *cfg, GError **error)
+{
+	const char *cert = config_string(cfg, CONFIG_SMTPD_TLS_CERT_FILE);
+	const char *key = config_string(cfg, CONFIG_SMTPD_TLS_KEY_FILE);
+	TlsFiles *f = &srv->tls_files;
+	struct stat cst, kst;
+	SSL_CTX *ctx;
+
+	if (!*cert) {
+		g_clear_pointer(&srv->tls, SSL_CTX_free);
+		g_clear_pointer(&f->cert, g_free);
+		g_clear_pointer(&f->key, g_free);
+		return TRUE;
+	}
+	if (srv->tls && same_file(cert, f->cert, &f->cert_st) &&
+	    same_file(key, f->key, &f->key_st))
+		return TRUE;
+	/* Taken before reading: a file replaced meanwhile is read again later. */
+	if (stat(cert, &cst) != 0)
+		memset(&cst, 0, sizeof cst);
+	if (stat(key, &kst) != 0)
+		memset(&kst, 0, sizeof kst);
+	ctx = tls_context(cert, key, error);
+	if (!ctx)
+		return FALSE;
+	if (srv->tls)
+		SSL_CTX_free(srv->tls);
+	srv->tls = ctx;
+	g_free(f->cert);
+	g_free(f->key);
+	f->cert = g_strdup(cert);
+	f->key = g_strdup(key);
+	f->cert_st = cst;
+	f->key_st = kst;
+	return TRUE;
+}
+
+/* Log each line of a multi-line error (config errors: FILE:LINE: ...). */
+static void
+log_error_lines(const char *what, const char *message)
+{
+	char **lines = g_strsplit(message, "\n", -1);
+
+	for (guint i = 0; lines[i]; i++)
+		if (*lines[i])
+			pg_error(NULL, "%s%s", what, lines[i]);
+	g_strfreev(lines);
+}
+
+static gboolean
+same_list(const char *const *a, const char *const *b)
+{
+	guint i;
+
+	for (i = 0; a[i] && b[i]; i++)
+		if (strcmp(a[i], b[i]) != 0)
+			return FALSE;
+	return !a[i] && !b[i];
+}
+
+/* SIGHUP: read the configuration and open the directory again, as
+ * `postfix reload` does.  New sessions get the new settings, open ones keep
+ * theirs; a configuration with errors is logged and the old one kept.  What
+ * needs root or the open queue (listen, state_dir, user) needs a restart. */
+static void
+reload_cb(evutil_socket_t sig, short what, void *data)
+{
+	Server *srv = data;
+	const PgConfig *old = srv->cf->site->cfg;
+	PgConfig *cfg;
+	Site *site;
+	GError *e = NULL;
+
+	(void)sig;
+	(void)what;
+	if (srv->stopping)
+		return;
+	pg_info(NULL, "smtpd: SIGHUP: reading %s again", srv->config_file);
+	cfg = config_load_file(srv->config_file, &e);
+	if (cfg) {
+		if (strcmp(config_string(cfg, CONFIG_SITE_STATE_DIR),
+		    config_string(old, CONFIG_SITE_STATE_DIR)) != 0 ||
+		    strcmp(config_string(cfg, CONFIG_SITE_USER),
+		    config_string(old, CONFIG_SITE_USER)) != 0)
+			g_set_error(&e, SITE_ERROR, SITE_ERROR_CONFIG, "[site] state_dir or user "
+			    "changed: that needs a restart");
+		else if (!same_list(config_list(cfg, CONFIG_SMTPD_LISTEN),
+		    config_list(old, CONFIG_SMTPD_LISTEN)))
+			pg_warn(NULL, "smtpd: [smtpd] listen changed: binding needs a restart; "
+			    "still listening where it was");
+		config_free(cfg);
+	}
+	site = e ? NULL : site_open(srv->config_file, &e);
+	if (!site) {
+		log_error_lines("smtpd: reload: ", e->message);
+		pg_error(NULL, "smtpd: reload failed: the configuration loaded before stays");
+		g_error_free(e);
+		return;
+	}
+	if (!tls_load(srv, site->cfg, &e)) {
+		pg_warn(NULL, "smtpd: reload: %s; the TLS certificate loaded before stays "
+		    "(a key only root can read changes with a restart)", e->message);
+		g_clear_error(&e);
+	}
+	settings_unref(srv->cf);
+	srv->cf = settings_new(site, srv->tls);
+	pg_info(NULL, "smtpd: reloaded %s: new sessions use it, open ones finish with what "
+	    "they started with", srv->config_file);
+}
+
+/* Bind every listen address and read the TLS files while still root
+ * (SiteBind). */
 static gboolean
 bind_all(const PgConfig *cfg, gpointer data, GError **error)
 {
@@ -881,37 +1184,8 @@ bind_all(const PgConfig *cfg, gpointer data, GError **error)
 		g_object_unref(ga);
 		g_array_append_val(srv->fds, fd);
 	}
-	return TRUE;
-}
-
-static SSL_CTX *
-tls_context(const PgConfig *cfg, GError **error)
-{
-	const char *cert = config_string(cfg, CONFIG_SMTPD_TLS_CERT_FILE);
-	const char *key = config_string(cfg, CONFIG_SMTPD_TLS_KEY_FILE);
-	SSL_CTX *ctx;
-	char buf[256];
-
-	if (!*cert)
-		return NULL;
-	ctx = SSL_CTX_new(TLS_server_method());
-	if (!ctx)
-		goto fail;
-	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-	/* libevent 2.1.12 predates OpenSSL 3's strict EOF handling. */
-	SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF | SSL_OP_NO_RENEGOTIATION);
-	if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1 ||
-	    SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1 ||
-	    SSL_CTX_check_private_key(ctx) != 1)
-		goto fail;
-	return ctx;
-fail:
-	ERR_error_string_n(ERR_get_error(), buf, sizeof buf);
-	g_set_error(error, SITE_ERROR, SITE_ERROR_CONFIG,
-	    "[smtpd] tls_cert_file %s / tls_key_file %s: %s", cert, key, buf);
-	if (ctx)
-		SSL_CTX_free(ctx);
-	return NULL;
+	/* A TLS key is usually readable by root alone: read it now. */
+	return tls_load(srv, cfg, error);
 }
 
 static void
@@ -938,8 +1212,8 @@ smtpd_main(const char *config_file, int argc, char **argv)
 	GOptionContext *oc = g_option_context_new("");
 	Server srv = { 0 };
 	GError *e = NULL;
+	Site *site;
 	const char *state_dir;
-	const char *const *relay;
 	int rc = EX_OK;
 
 	g_option_context_add_main_entries(oc, entries, NULL);
@@ -956,20 +1230,16 @@ smtpd_main(const char *config_file, int argc, char **argv)
 		pg_log_set_threshold(PG_LOG_DEBUG);
 	signal(SIGPIPE, SIG_IGN);
 	raise_fd_limit();
+	srv.config_file = config_file;
 	srv.fds = g_array_new(FALSE, FALSE, sizeof(int));
-	srv.site = site_open_bound(config_file, bind_all, &srv, &e);
-	if (!srv.site) {
+	site = site_open_bound(config_file, bind_all, &srv, &e);
+	if (!site) {
 		fprintf(stderr, "%s\n", e->message);
 		rc = site_exit_code(e);
 		goto out;
 	}
-	srv.tls = tls_context(srv.site->cfg, &e);
-	if (e) {
-		fprintf(stderr, "%s\n", e->message);
-		rc = EX_CONFIG;
-		goto out;
-	}
-	state_dir = config_string(srv.site->cfg, CONFIG_SITE_STATE_DIR);
+	srv.cf = settings_new(site, srv.tls);
+	state_dir = config_string(site->cfg, CONFIG_SITE_STATE_DIR);
 	srv.queue = queue_open(state_dir, &e);
 	if (srv.queue)
 		srv.committer = queue_committer_new(srv.queue, &e);
@@ -979,20 +1249,6 @@ smtpd_main(const char *config_file, int argc, char **argv)
 		    EX_CANTCREAT;
 		goto out;
 	}
-	srv.hostname = g_strdup(config_string(srv.site->cfg, CONFIG_SMTPD_HOSTNAME));
-	if (!*srv.hostname) {
-		g_free(srv.hostname);
-		srv.hostname = g_strdup(g_get_host_name());
-	}
-	srv.max_size = config_int(srv.site->cfg, CONFIG_SMTPD_MAX_MESSAGE_SIZE);
-	srv.max_rcpt = (guint)config_int(srv.site->cfg, CONFIG_SMTPD_MAX_RECIPIENTS);
-	srv.max_conn = (guint)config_int(srv.site->cfg, CONFIG_SMTPD_MAX_CONNECTIONS);
-	srv.hop_limit = (guint)config_int(srv.site->cfg, CONFIG_SITE_HOP_LIMIT);
-	srv.timeout.tv_sec = (time_t)config_int(srv.site->cfg, CONFIG_SMTPD_TIMEOUT);
-	srv.relay = g_ptr_array_new_with_free_func(g_object_unref);
-	relay = config_list(srv.site->cfg, CONFIG_SMTPD_RELAY_NETWORKS);
-	for (guint i = 0; relay[i]; i++)
-		g_ptr_array_add(srv.relay, g_inet_address_mask_new_from_string(relay[i], NULL));
 	srv.sessions = g_hash_table_new(g_direct_hash, g_direct_equal);
 	srv.base = event_base_new();
 	srv.listeners = g_ptr_array_new_with_free_func((GDestroyNotify)evconnlistener_free);
@@ -1012,14 +1268,16 @@ smtpd_main(const char *config_file, int argc, char **argv)
 	    EV_READ | EV_PERSIST, commit_cb, &srv);
 	srv.term_ev = evsignal_new(srv.base, SIGTERM, stop_cb, &srv);
 	srv.int_ev = evsignal_new(srv.base, SIGINT, stop_cb, &srv);
+	srv.hup_ev = evsignal_new(srv.base, SIGHUP, reload_cb, &srv);
 	event_add(srv.commit_ev, NULL);
 	event_add(srv.term_ev, NULL);
 	event_add(srv.int_ev, NULL);
+	event_add(srv.hup_ev, NULL);
 	{
-		char *all = g_strjoinv(", ", (char **)config_list(srv.site->cfg,
+		char *all = g_strjoinv(", ", (char **)config_list(site->cfg,
 		    CONFIG_SMTPD_LISTEN));
 
-		pg_info(NULL, "smtpd: listening on %s as %s", all, srv.hostname);
+		pg_info(NULL, "smtpd: listening on %s as %s", all, srv.cf->hostname);
 		g_free(all);
 	}
 	event_base_dispatch(srv.base);
@@ -1039,17 +1297,22 @@ out:
 		event_free(srv.term_ev);
 	if (srv.int_ev)
 		event_free(srv.int_ev);
+	if (srv.hup_ev)
+		event_free(srv.hup_ev);
 	if (srv.sessions)
 		g_hash_table_unref(srv.sessions);
 	if (srv.base)
 		event_base_free(srv.base);
-	if (srv.relay)
-		g_ptr_array_unref(srv.relay);
+	queue_close(srv.queue);
+	/* Without settings (site_open failed), nothing owns the site. */
+	if (srv.cf)
+		settings_unref(srv.cf);
+	else
+		site_close(site);
 	if (srv.tls)
 		SSL_CTX_free(srv.tls);
-	queue_close(srv.queue);
-	site_close(srv.site);
-	g_free(srv.hostname);
+	g_free(srv.tls_files.cert);
+	g_free(srv.tls_files.key);
 	g_clear_error(&e);
 	return rc;
 }

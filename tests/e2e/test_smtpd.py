@@ -28,6 +28,7 @@ started again, so that one crash does not hide the later results.
 """
 import json
 import os
+import re
 import shutil
 import signal
 import smtplib
@@ -289,6 +290,12 @@ def unverified():
 L = Listener()
 
 
+def log_lines():
+    """The listener's log so far, as lines."""
+    with open(L.logname, "rb") as f:
+        return f.read().decode("utf-8", "replace").splitlines()
+
+
 def ensure_alive(after):
     """A check that the listener survived; if it did not, say how it died
     (the end of its log) and start it again so that the later checks run."""
@@ -324,6 +331,14 @@ try:
     p = swaks("--to", "nobody@example.com")
     t.check(any(r.startswith("550 5.1.1") for r in swaks_replies(p.out)) and p.returncode != 0,
             "swaks: unknown recipient 550 5.1.1: %s" % swaks_replies(p.out))
+    time.sleep(0.2)
+    refused = [l for l in log_lines() if "to=<nobody@example.com>" in l]
+    t.check(len(refused) == 1 and re.search(
+        r"postgate: info: NOQUEUE: reject: RCPT from \[127\.0\.0\.1\]: 550 5\.1\.1 .*; "
+        r"from=<alice@other\.org> to=<nobody@example\.com>$", refused[0]),
+        "the refused RCPT is logged as Postfix does, without a queue id: "
+        "'NOQUEUE: reject: RCPT from [127.0.0.1]: 550 5.1.1 ...; from=<...> to=<...>': %s"
+        % refused)
     p = swaks("--to", "someone@elsewhere.org")
     t.check(any(r.startswith("554 5.7.1") for r in swaks_replies(p.out)) and p.returncode != 0,
             "swaks: relay attempt 554 5.7.1: %s" % swaks_replies(p.out))
@@ -410,11 +425,12 @@ try:
                                        "ORCPT=rfc822;Jane.Smith+2Balias@Example.COM"])
     r2 = s.rcpt("bob@example.com", ["NOTIFY=NEVER"])
     r3 = s.rcpt("r1@example.com")
+    r4 = s.rcpt("r2@example.com", ["NOTIFY=SUCCESS,DELAY"])
     r_data = s.data(message("<dsn-1@test>"))
     s.quit()
     q = with_mid("<dsn-1@test>")
     t.check(r_mail[0] == 250 and r1[0] == 250 and r2[0] == 250 and r3[0] == 250 and
-            r_data[0] == 250 and len(q) == 1,
+            r4[0] == 250 and r_data[0] == 250 and len(q) == 1,
             "DSN: MAIL RET/ENVID and RCPT NOTIFY/ORCPT accepted, queued: %s %s %s %s"
             % (r_mail, r1, r2, r_data))
     m = q[0] if q else {}
@@ -427,7 +443,8 @@ try:
             rc.get("bob@example.com", {}).get("notify") == "NEVER" and
             rc["bob@example.com"].get("orcpt") is None and
             rc.get("r1@example.com", {}).get("notify") is None and
-            rc["r1@example.com"].get("orcpt") is None,
+            rc["r1@example.com"].get("orcpt") is None and
+            rc.get("r2@example.com", {}).get("notify") == "SUCCESS,DELAY",
             "DSN: -j has each recipient's notify and orcpt: %s" % rc)
     show = gw("queue", "show", m.get("queue_id", "none"), check=False)
     lines = show.out.splitlines()
@@ -435,6 +452,8 @@ try:
             "recipient: <jsmith@example.com> state=accepted notify=SUCCESS,FAILURE "
             "orcpt=rfc822;Jane.Smith+alias@Example.COM" in lines and
             any(l.startswith("recipient: <bob@example.com> state=accepted notify=NEVER")
+                for l in lines) and
+            any(l.startswith("recipient: <r2@example.com> state=accepted notify=SUCCESS,DELAY")
                 for l in lines) and "Message-ID: <dsn-1@test>" in lines,
             "DSN: queue show prints envid, ret, notify and orcpt, then the headers:\n%s" % show.out)
     s = smtp()
@@ -612,6 +631,37 @@ try:
     r_again = s.docmd("STARTTLS")
     squit(s)
     t.check(r_again[0] == 503, "STARTTLS under TLS: 503: %s" % (r_again,))
+    # QUIT under TLS: the listener ends TLS with a close_notify (RFC 8446 6.1)
+    # before it closes, or Exim logs "TLS connection was non-properly
+    # terminated".  A ragged EOF raises SSLEOFError here (no suppression, and
+    # OpenSSL 3's strict EOF checking on).
+    rr = Raw()
+    rr.cmd("EHLO notify.test")
+    r_tls = rr.cmd("STARTTLS")
+    ctx = unverified()
+    ctx.options &= ~getattr(ssl, "OP_IGNORE_UNEXPECTED_EOF", 0)
+    how, r_quit = "no STARTTLS: %s" % text(r_tls), None
+    if code(r_tls) == 220:
+        try:
+            rr.s = ctx.wrap_socket(rr.s, server_hostname="localhost", suppress_ragged_eofs=False)
+            rr.cmd("EHLO notify.test")
+            r_quit = rr.cmd("QUIT")
+            rr.s.settimeout(TIMEOUT + 3)
+            extra = b""
+            for _ in range(100):
+                d = rr.s.recv(4096)
+                if not d:
+                    break
+                extra += d
+            how = "close_notify" if not extra else "bytes after the 221: %r" % extra[:60]
+        except ssl.SSLEOFError as e:
+            how = "EOF without close_notify (%s)" % e
+        except (socket.timeout, ssl.SSLError, OSError) as e:
+            how = "%s: %s" % (e.__class__.__name__, e)
+    rr.close()
+    t.check(code(r_quit) == 221 and how == "close_notify",
+            "QUIT under TLS: 221, then the server's TLS close_notify before EOF: %s, %s"
+            % (text(r_quit), how))
 
     ensure_alive('the STARTTLS checks')
 
@@ -857,6 +907,28 @@ try:
             "(reply to the second: %s)" % text(r_eof))
 
     ensure_alive('the bad input')
+
+    # Two whole transactions pipelined, then SHUT_WR: the second commits while
+    # the session knows the client's end of input (issue 12 point 4).
+    for n in range(3):
+        rr = Raw()
+        rr.cmd("EHLO half2.test")
+        txn = lambda mid: (b"MAIL FROM:<alice@other.org>\r\nRCPT TO:<jsmith@example.com>\r\n"
+                           b"DATA\r\n" + message(mid) + b".\r\n")
+        rr.send(txn("<half-two-a%d@test>" % n) + txn("<half-two-b%d@test>" % n))
+        rr.s.shutdown(socket.SHUT_WR)
+        reps = [rr.reply() for _ in range(8)]
+        closed, extra = rr.closes(TIMEOUT + 3)
+        rr.close()
+        qa, qb = with_mid("<half-two-a%d@test>" % n), with_mid("<half-two-b%d@test>" % n)
+        ok = t.check([code(x) for x in reps] == [250, 250, 354, 250] * 2 and closed and
+                     len(qa) == 1 and len(qb) == 1,
+                     "two whole transactions pipelined then SHUT_WR (try %d): both 250, both "
+                     "queued once, closed: %s %d %d" % (n + 1, [code(x) for x in reps],
+                                                        len(qa), len(qb)))
+        if not ok:
+            break
+    ensure_alive("two pipelined transactions then SHUT_WR")
 
     # max_connections + 1
     conns = []
