@@ -40,6 +40,7 @@ struct Dest {
 	gboolean dead;          /* open no more sessions */
 	int dead_code;          /* and what its waiting jobs get once none is open */
 	char *dead_why;
+	char *dead_relay;       /* relay= for them: host[ip]:port, or "none" */
 	gboolean queued;        /* in Delivery.starved */
 	QueueDest mem;
 	gboolean mem_dirty;
@@ -194,12 +195,12 @@ job_outcome(Delivery *d, Job *job, int code, const char *reply, const char *rela
 
 /* Jobs still waiting at a destination that will not be reached. */
 static void
-drain_waiting(Dest *dst, int code, const char *why)
+drain_waiting(Dest *dst, int code, const char *why, const char *relay)
 {
 	Job *job;
 
 	while ((job = g_queue_pop_head(&dst->waiting)))
-		job_outcome(dst->d, job, code, why, dst->key);
+		job_outcome(dst->d, job, code, why, relay);
 }
 
 static void
@@ -293,7 +294,7 @@ sess_tx_done(gpointer data, SmtpSession *s, SmtpTx *tx)
 	Dest *dst = ss->dest;
 	Delivery *d = dst->d;
 	Job *job = tx->owner;
-	const char *relay = smtp_session_peer(s);
+	const char *relay = smtp_session_relay(s);
 
 	g_bytes_unref(tx->data);
 	tx->data = NULL;
@@ -338,11 +339,12 @@ sess_end(gpointer data, SmtpSession *s, SmtpEnd how, const char *why)
 		dst->dead = TRUE;
 		dst->dead_code = how == SMTP_END_REFUSED ? 550 : 421;
 		dst->dead_why = g_strdup(why);
+		dst->dead_relay = g_strdup(smtp_session_relay(s));
 	} else if (how == SMTP_END_LOST) {
 		pg_info(NULL, "delivery: session with %s lost: %s", dst->key, why);
 	}
 	if (dst->dead && dst->active == 0)
-		drain_waiting(dst, dst->dead_code, dst->dead_why);
+		drain_waiting(dst, dst->dead_code, dst->dead_why, dst->dead_relay);
 	/* Free slots: this destination first, then those that waited. */
 	if (!dst->dead && dst->waiting.length)
 		launch(dst);
@@ -406,13 +408,13 @@ on_resolved(gpointer data, MxStatus status, GPtrArray *addrs, const char *why)
 	} else if (status == MX_PERM) {
 		char *reply = g_strdup_printf("550 5.1.2 %s", why);
 
-		drain_waiting(dst, 550, reply);
+		drain_waiting(dst, 550, reply, "none");
 		g_free(reply);
 	} else {
 		char *reply = g_strdup_printf("451 4.4.3 %s", why);
 
 		dest_backoff(dst, why);
-		drain_waiting(dst, 451, reply);
+		drain_waiting(dst, 451, reply, "none");
 		g_free(reply);
 	}
 	maybe_done(d);
@@ -433,6 +435,7 @@ dest_free(Dest *dst)
 	g_queue_clear(&dst->waiting);
 	queue_dest_clear(&dst->mem);
 	g_free(dst->dead_why);
+	g_free(dst->dead_relay);
 	g_free(dst->key);
 	g_free(dst->name);
 	g_free(dst);

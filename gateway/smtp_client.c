@@ -70,6 +70,7 @@ struct SmtpSession {
 	State state;
 	Offer offer;
 	char peer[300];
+	char answered[300];    /* the last peer whose connection opened, or "" */
 	gboolean tls_active;
 	gboolean no_tls;       /* tls may: this address failed the handshake */
 	gboolean ready;        /* got as far as a transaction once */
@@ -102,6 +103,12 @@ const char *
 smtp_session_peer(const SmtpSession *s)
 {
 	return s->peer;
+}
+
+const char *
+smtp_session_relay(const SmtpSession *s)
+{
+	return *s->answered ? s->answered : "none";
 }
 
 gboolean
@@ -1180,6 +1187,7 @@ on_event(struct bufferevent *bev, short what, void *arg)
 
 	if (what & BEV_EVENT_CONNECTED) {
 		if (s->state == ST_CONNECT) {
+			g_strlcpy(s->answered, s->peer, sizeof s->answered);
 			s->state = ST_GREETING;
 			set_timeout(s, s->cfg->timeout);
 		} else if (s->state == ST_HANDSHAKE) {

@@ -110,6 +110,9 @@ SmtpSession *smtp_session_start(const SmtpClientConfig *cfg, GPtrArray *addrs,
     const SmtpSessionOps *ops, gpointer data);
 /* smtp_session_peer - "host[address]:port" of the server, or of the last tried */
 const char *smtp_session_peer(const SmtpSession *s);
+/* smtp_session_relay - "host[address]:port" of the last server whose connection
+ * opened, or "none" when no connection opened: the log's relay= */
+const char *smtp_session_relay(const SmtpSession *s);
 /* smtp_session_tls - whether the session is encrypted */
 gboolean smtp_session_tls(const SmtpSession *s);
 

@@ -37,7 +37,10 @@ its data) by the servers exactly once, and gone from the queue.
 5. MX through the test DNS: MX 10 (connection refused), 20, 30: the
    preference-20 server gets the mail; a null MX (RFC 7505): held at once,
    nothing connects (not even to the domain's A record); no MX but an A
-   record: the implicit MX; NXDOMAIN: held; SERVFAIL: deferred.
+   record: the implicit MX; NXDOMAIN: held; SERVFAIL: deferred.  The
+   delivery log names the server as relay=host[address]:port (mx2.c.test
+   for c.test), and relay=none where nothing answered: the null MX,
+   NXDOMAIN, SERVFAIL and a relay_host where nothing listens.
 6. The round trip: postgate-po send with an attachment to an SMTP: address
    reaches an aiosmtpd sink as MIME: envelope and From: the sender's primary
    proxy with the display name, the subject as sent, the body, the
@@ -62,7 +65,8 @@ its data) by the servers exactly once, and gone from the queue.
    offered, data lines).
 
 Every run and queue retry must exit 0 (so under ASan/UBSan a sanitizer
-report fails the check).  Runs from the build directory (POSTGATE,
+report fails the check), and every relay= in its delivery log has the one
+form relay=host[address]:port or relay=none (postgate(8), issue 12 point 8).  Runs from the build directory (POSTGATE,
 POSTGATE_PO or ./postgate and ./postgate-po); needs python3-aiosmtpd,
 python3-dnslib and openssl.  DELIVERY_ONLY=2,5 runs only those scenarios.
 """
@@ -160,6 +164,7 @@ class Site:
         t.check(p.returncode == 0, "%s: `run%s` exits 0 (in %.1f s): exit %s\n%s"
                 % (self.name, "".join(" " + a for a in args), p.elapsed, p.returncode,
                    tail(p.out + p.err)))
+        check_relay_form(self.name + ": run", p.out + p.err)
         return p
 
     def retry(self, *args):
@@ -167,6 +172,7 @@ class Site:
         t.check(p.returncode == 0, "%s: `queue retry%s` exits 0 (in %.1f s): exit %s\n%s"
                 % (self.name, "".join(" " + a for a in args), p.elapsed, p.returncode,
                    tail(p.out + p.err)))
+        check_relay_form(self.name + ": queue retry", p.out + p.err)
         return p
 
     def send(self, to, subject, sender="JSMITH", body=None, attach=()):
@@ -271,6 +277,20 @@ def check_gone(what, site, ids):
 def idle(*servers):
     for s in servers:
         s.wait_idle(10)
+
+
+RELAY_LINE = re.compile(r"to=<([^>]*)>, relay=(.*?), status=(\w+)")
+RELAY_FORM = re.compile(r"^(none|[^\s\[\]]+\[[0-9A-Fa-f.:]+\]:[0-9]+)$")
+
+
+def relays(text):
+    """(recipient, relay, status) of every outcome line in a delivery log."""
+    return RELAY_LINE.findall(text)
+
+
+def check_relay_form(who, text):
+    bad = [r for r in relays(text) if not RELAY_FORM.match(r[1])]
+    t.check(not bad, "%s: every relay= is host[address]:port or none: %s" % (who, bad[:5]))
 
 
 def scenario(name, fn):
@@ -748,6 +768,24 @@ def s5():
             "5: SERVFAIL: deferred (a temporary DNS failure), with a reason: %s"
             % (r or "not in the queue"))
     check_gone("5: the mail for c.test and e.test", site, [ids["c.test"], ids["e.test"]])
+    got = {to.split("@")[1]: (relay, status) for to, relay, status in relays(p.err + p.out)}
+    t.check(got.get("c.test") == ("mx2.c.test[127.0.0.5]:%d" % PORT, "sent"),
+            "5: the log names the server that took c.test's mail: relay=mx2.c.test"
+            "[127.0.0.5]:%d, status=sent: %s" % (PORT, got.get("c.test")))
+    for dom, status in (("d.test", "held"), ("f.test", "held"), ("g.test", "deferred")):
+        t.check(got.get(dom) == ("none", status),
+                "5: %s: nothing answered, the log says relay=none, status=%s: %s"
+                % (dom, status, got.get(dom)))
+    # a relay_host where nothing listens: deferred, relay=none
+    dead = ss.free_port()
+    site2 = Site("s5-unreachable", {"relay_host": "[127.0.0.1]:%d" % dead})
+    lid = site2.send("SMTP:someone@partner.test", "s5-unreachable")
+    p = site2.run()
+    m, r = site2.rcpt(lid)
+    t.check(r.get("state") == "deferred"
+            and relays(p.err + p.out) == [("someone@partner.test", "none", "deferred")],
+            "5: relay_host not listening: deferred, logged relay=none: %s %s\n%s"
+            % (r.get("state"), relays(p.err + p.out), tail(p.err)))
 
 
 # ---- 6. the round trip to an aiosmtpd sink ----------------------------------------------
