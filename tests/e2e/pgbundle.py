@@ -7,6 +7,8 @@ check refuses a damaged one.  Also shared helpers for the tests.
 import hashlib
 import hmac
 import os
+import pwd
+import socket
 import struct
 import subprocess
 import sys
@@ -138,16 +140,45 @@ def po_binary():
     return os.environ.get("POSTGATE_PO") or os.path.join(os.getcwd(), "postgate-po")
 
 
-def run(*args, check=True, env=None, input=None):
-    """Run postgate-po; returns CompletedProcess with text output."""
-    p = subprocess.run([po_binary()] + list(args), capture_output=True, env=env,
-                       input=input, timeout=120)
+def gw_binary():
+    return os.environ.get("POSTGATE") or os.path.join(os.getcwd(), "postgate")
+
+
+def run_cmd(argv, check=True, env=None, input=None, timeout=120):
+    """Run a program; returns CompletedProcess with its output as text in
+    .out and .err; check: a non-zero exit raises, naming the command."""
+    p = subprocess.run(argv, capture_output=True, env=env, input=input, timeout=timeout)
     p.out = p.stdout.decode("utf-8", "replace")
     p.err = p.stderr.decode("utf-8", "replace")
     if check and p.returncode != 0:
-        raise RuntimeError("postgate-po %s: exit %d\n%s%s" % (" ".join(args), p.returncode,
-                                                             p.out, p.err))
+        raise RuntimeError("%s %s: exit %d\n%s%s" % (os.path.basename(argv[0]),
+                                                     " ".join(argv[1:]), p.returncode,
+                                                     p.out, p.err))
     return p
+
+
+def run(*args, check=True, env=None, input=None):
+    """Run postgate-po; returns CompletedProcess with text output."""
+    return run_cmd([po_binary()] + list(args), check=check, env=env, input=input)
+
+
+def free_port(host="127.0.0.1"):
+    """A TCP port nothing listens on at host (now)."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind((host, 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def chown_tree(top, user, keep=()):
+    """As root: everything below top belongs to user, but for the paths
+    below any of keep."""
+    pw = pwd.getpwnam(user)
+    for d, subdirs, names in os.walk(top):
+        for n in [d] + [os.path.join(d, x) for x in subdirs + names]:
+            if not any(n == k or n.startswith(k + os.sep) for k in keep):
+                os.lchown(n, pw.pw_uid, pw.pw_gid)
 
 
 def scratch():

@@ -61,15 +61,9 @@ import ssl
 import threading
 import time
 
+from pgbundle import free_port  # noqa: F401 (ss.free_port, for the tests)
+
 LIMIT = 1 << 20                 # the longest line the server reads
-
-
-def free_port(host="127.0.0.1"):
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.bind((host, 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def common_port(hosts, tries=50):

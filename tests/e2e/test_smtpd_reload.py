@@ -36,7 +36,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import pgbundle as pg  # noqa: E402
 
 t = pg.Tally("smtpd-reload")
-POSTGATE = os.environ.get("POSTGATE") or os.path.join(os.getcwd(), "postgate")
+POSTGATE = pg.gw_binary()
 SWAKS, OPENSSL = shutil.which("swaks"), shutil.which("openssl")
 for tool, name in ((SWAKS, "swaks"), (OPENSSL, "openssl")):
     if not tool:
@@ -53,15 +53,7 @@ CONF = os.path.join(top, "postgate.conf")
 LOG = os.path.join(top, "smtpd.log")
 
 
-def free_port():
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.bind((HOST, 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-PORT = free_port()
+PORT = pg.free_port(HOST)
 podir, _ = pg.make_po(top, "CORP", "HQ", users=[("JSMITH", "Jane Smith"), ("BOB", "Bob")] +
                       [("R%d" % i, "R %d" % i) for i in range(1, 6)])
 TLS_DIR = os.path.join(top, "tls")
@@ -107,26 +99,13 @@ def write_config(text):
 def own():
     """As root: what the gateway writes belongs to its user; the TLS files
     stay root's."""
-    if not ROOT:
-        return
-    pw = pwd.getpwnam(USER)
-    for d, subdirs, names in os.walk(top):
-        if d.startswith(TLS_DIR):
-            continue
-        for n in [d] + [os.path.join(d, x) for x in subdirs + names]:
-            if not n.startswith(TLS_DIR):
-                os.lchown(n, pw.pw_uid, pw.pw_gid)
+    if ROOT:
+        pg.chown_tree(top, USER, keep=[TLS_DIR])
 
 
 def gw(*args, check=True):
     own()
-    p = subprocess.run([POSTGATE, "-c", CONF] + list(args), capture_output=True, timeout=120)
-    p.out = p.stdout.decode("utf-8", "replace")
-    p.err = p.stderr.decode("utf-8", "replace")
-    if check and p.returncode != 0:
-        raise RuntimeError("postgate %s: exit %d\n%s%s" % (" ".join(args), p.returncode,
-                                                          p.out, p.err))
-    return p
+    return pg.run_cmd([POSTGATE, "-c", CONF] + list(args), check=check)
 
 
 def import_directory():
