@@ -47,7 +47,7 @@
 #include "address.h"
 #include "dir_map.h"
 #include "dir_store.h"
-#include "fault.h"
+#include "pg_db.h"
 #include "pg_log.h"
 
 G_DEFINE_QUARK(postgate-directory-error-quark, dir_error)
@@ -177,9 +177,9 @@ static const char *const stmt_sql[ST_COUNT] = {
 };
 
 struct DirStore {
-	sqlite3 *db;
+	PgDb *pg;
+	sqlite3 *db;            /* pg's connection */
 	char *path;
-	sqlite3_stmt *st[ST_COUNT];
 	gint64 now;             /* pinned clock, 0: real time */
 	DirImport *busy;        /* the import under way, if any */
 	guint reading;          /* depth of dir_read_begin .. dir_read_end */
@@ -235,77 +235,6 @@ struct DirImport {
 
 /* ---------------------------------------------------------------- basics */
 
-static gboolean
-db_fail(DirStore *d, GError **error, const char *what)
-{
-	g_set_error(error, DIR_ERROR, DIR_ERROR_IO, "%s: %s: %s", d->path, what,
-	    sqlite3_errmsg(d->db));
-	return FALSE;
-}
-
-static gboolean
-db_exec(DirStore *d, const char *sql, GError **error)
-{
-	char *msg = NULL;
-
-	if (sqlite3_exec(d->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-		g_set_error(error, DIR_ERROR, DIR_ERROR_IO, "%s: %s", d->path,
-		    msg ? msg : sqlite3_errmsg(d->db));
-		sqlite3_free(msg);
-		return FALSE;
-	}
-	return TRUE;
-}
-
-/* The cached statement which, ready to bind. */
-static sqlite3_stmt *
-stmt(DirStore *d, int which, GError **error)
-{
-	if (!d->st[which] && sqlite3_prepare_v3(d->db, stmt_sql[which], -1,
-	    SQLITE_PREPARE_PERSISTENT, &d->st[which], NULL) != SQLITE_OK) {
-		db_fail(d, error, stmt_sql[which]);
-		d->st[which] = NULL;
-		return NULL;
-	}
-	return d->st[which];
-}
-
-/* Release a statement after use: a SELECT left unreset holds a read
- * transaction open. */
-static void
-done(sqlite3_stmt *st)
-{
-	sqlite3_reset(st);
-	sqlite3_clear_bindings(st);
-}
-
-/* Step a statement that returns no row; reset it. */
-static gboolean
-run(DirStore *d, sqlite3_stmt *st, GError **error, const char *what)
-{
-	int rc = sqlite3_step(st);
-
-	done(st);
-	if (rc != SQLITE_DONE)
-		return db_fail(d, error, what);
-	return TRUE;
-}
-
-static void
-bind_text(sqlite3_stmt *st, int i, const char *s)
-{
-	if (s)
-		sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC);
-	else
-		sqlite3_bind_null(st, i);
-}
-
-static const char *
-col_text(sqlite3_stmt *st, int i)
-{
-	return (const char *)sqlite3_column_text(st, i);
-}
-
 static gint64
 clock_now(DirStore *d)
 {
@@ -354,19 +283,19 @@ static DirEntry *
 row_entry(sqlite3_stmt *st, gint64 *rid)
 {
 	DirEntry *e = dir_entry_new((DirType)sqlite3_column_int(st, 2));
-	const char *target = col_text(st, 6);
+	const char *target = pg_db_col_text(st, 6);
 
 	if (rid)
 		*rid = sqlite3_column_int64(st, 0);
-	e->id = g_strdup(col_text(st, 1));
-	e->legacy = g_strdup(col_text(st, 3));
-	e->home_site = g_strdup(col_text(st, 4));
-	e->name = g_strdup(col_text(st, 5));
+	e->id = g_strdup(pg_db_col_text(st, 1));
+	e->legacy = g_strdup(pg_db_col_text(st, 3));
+	e->home_site = g_strdup(pg_db_col_text(st, 4));
+	e->name = g_strdup(pg_db_col_text(st, 5));
 	e->target = target ? g_strdup(target) : NULL;
-	split_into(e->proxies, col_text(st, 7));
-	split_into(e->members, col_text(st, 8));
+	split_into(e->proxies, pg_db_col_text(st, 7));
+	split_into(e->members, pg_db_col_text(st, 8));
 	e->deleted = sqlite3_column_int(st, 9) != 0;
-	e->origin = g_strdup(col_text(st, 10));
+	e->origin = g_strdup(pg_db_col_text(st, 10));
 	e->usn = (guint64)sqlite3_column_int64(st, 11);
 	e->version = (guint64)sqlite3_column_int64(st, 12);
 	e->changed = sqlite3_column_int64(st, 13);
@@ -384,41 +313,41 @@ fetch_entry(DirStore *d, sqlite3_stmt *st, gint64 *rid, gboolean *ok, GError **e
 	if (rc == SQLITE_ROW)
 		e = row_entry(st, rid);
 	else if (rc != SQLITE_DONE)
-		*ok = db_fail(d, error, "read an entry");
-	done(st);
+		*ok = pg_db_fail(d->pg, error, "read an entry");
+	pg_db_done(st);
 	return e;
 }
 
 static char *
 meta_get(DirStore *d, const char *key, gboolean *ok, GError **error)
 {
-	sqlite3_stmt *st = stmt(d, ST_META_GET, error);
+	sqlite3_stmt *st = pg_db_stmt(d->pg, ST_META_GET, error);
 	char *v = NULL;
 	int rc;
 
 	*ok = st != NULL;
 	if (!st)
 		return NULL;
-	bind_text(st, 1, key);
+	pg_db_bind_text(st, 1, key);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW)
-		v = g_strdup(col_text(st, 0));
+		v = g_strdup(pg_db_col_text(st, 0));
 	else if (rc != SQLITE_DONE)
-		*ok = db_fail(d, error, "read meta");
-	done(st);
+		*ok = pg_db_fail(d->pg, error, "read meta");
+	pg_db_done(st);
 	return v;
 }
 
 static gboolean
 meta_set(DirStore *d, const char *key, const char *value, GError **error)
 {
-	sqlite3_stmt *st = stmt(d, ST_META_SET, error);
+	sqlite3_stmt *st = pg_db_stmt(d->pg, ST_META_SET, error);
 
 	if (!st)
 		return FALSE;
-	bind_text(st, 1, key);
-	bind_text(st, 2, value);
-	return run(d, st, error, "write meta");
+	pg_db_bind_text(st, 1, key);
+	pg_db_bind_text(st, 2, value);
+	return pg_db_run(d->pg, st, error, "write meta");
 }
 
 static gboolean
@@ -436,17 +365,17 @@ meta_usn(DirStore *d, guint64 *usn, GError **error)
 static gboolean
 vector_get(DirStore *d, const char *site, guint64 *usn, GError **error)
 {
-	sqlite3_stmt *st = stmt(d, ST_VEC_GET, error);
+	sqlite3_stmt *st = pg_db_stmt(d->pg, ST_VEC_GET, error);
 	int rc;
 
 	if (!st)
 		return FALSE;
-	bind_text(st, 1, site);
+	pg_db_bind_text(st, 1, site);
 	rc = sqlite3_step(st);
 	*usn = rc == SQLITE_ROW ? (guint64)sqlite3_column_int64(st, 0) : 0;
-	done(st);
+	pg_db_done(st);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-		return db_fail(d, error, "read the vector");
+		return pg_db_fail(d->pg, error, "read the vector");
 	return TRUE;
 }
 
@@ -468,7 +397,7 @@ vector_put(GHashTable *v, const char *site, guint64 usn)
 static gboolean
 vector_load(DirStore *d, GHashTable *v, GError **error)
 {
-	sqlite3_stmt *st = stmt(d, ST_VEC_ALL, error);
+	sqlite3_stmt *st = pg_db_stmt(d->pg, ST_VEC_ALL, error);
 	gboolean ok;
 	guint64 usn;
 	char *site;
@@ -477,10 +406,10 @@ vector_load(DirStore *d, GHashTable *v, GError **error)
 	if (!st)
 		return FALSE;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-		vector_put(v, col_text(st, 0), (guint64)sqlite3_column_int64(st, 1));
-	done(st);
+		vector_put(v, pg_db_col_text(st, 0), (guint64)sqlite3_column_int64(st, 1));
+	pg_db_done(st);
 	if (rc != SQLITE_DONE)
-		return db_fail(d, error, "read the vector");
+		return pg_db_fail(d->pg, error, "read the vector");
 	site = meta_get(d, "site", &ok, error);
 	if (ok && site && meta_usn(d, &usn, error))
 		vector_put(v, site, usn);
@@ -804,100 +733,40 @@ state_wins(const DirEntry *a, const DirEntry *b)
 
 /* --------------------------------------------------------------- open */
 
-static gboolean
-schema_version_read(DirStore *d, int *version, GError **error)
-{
-	sqlite3_stmt *st = NULL;
-	int rc;
-
-	if (!db_exec(d, "CREATE TABLE IF NOT EXISTS schema_version(version INTEGER NOT NULL)",
-	    error))
-		return FALSE;
-	if (sqlite3_prepare_v2(d->db, "SELECT max(version) FROM schema_version", -1, &st,
-	    NULL) != SQLITE_OK)
-		return db_fail(d, error, "read the schema version");
-	rc = sqlite3_step(st);
-	*version = rc == SQLITE_ROW ? sqlite3_column_int(st, 0) : 0;
-	sqlite3_finalize(st);
-	if (rc != SQLITE_ROW)
-		return db_fail(d, error, "read the schema version");
-	if (*version > DIR_SCHEMA_VERSION) {
-		g_set_error(error, DIR_ERROR, DIR_ERROR_SCHEMA_VERSION,
-		    "%s has schema version %d, this postgate knows versions up to %d: "
-		    "use a newer postgate with it", d->path, *version, DIR_SCHEMA_VERSION);
-		return FALSE;
-	}
-	return TRUE;
-}
-
-static gboolean
-migrate(DirStore *d, GError **error)
-{
-	int version;
-	char *sql;
-
-	if (!schema_version_read(d, &version, error))
-		return FALSE;
-	if (version == DIR_SCHEMA_VERSION)
-		return TRUE;
-	if (!db_exec(d, "BEGIN IMMEDIATE", error))
-		return FALSE;
-	/* Read again under the write lock: another process may have migrated. */
-	if (!schema_version_read(d, &version, error))
-		goto fail;
-	for (int v = version; v < DIR_SCHEMA_VERSION; v++) {
-		if (!db_exec(d, migrations[v], error)) {
-			g_prefix_error(error, "migration to schema version %d: ", v + 1);
-			goto fail;
-		}
-	}
-	sql = g_strdup_printf("DELETE FROM schema_version;"
-	    "INSERT INTO schema_version(version) VALUES (%d)", DIR_SCHEMA_VERSION);
-	if (!db_exec(d, sql, error)) {
-		g_free(sql);
-		goto fail;
-	}
-	g_free(sql);
-	if (!db_exec(d, "COMMIT", error))
-		goto fail;
-	fault_step("commit");
-	if (version > 0)
-		pg_info(NULL, "directory: %s migrated from schema version %d to %d", d->path,
-		    version, DIR_SCHEMA_VERSION);
-	/* Schema 2 changed the proxy keys: a map of the old ones is rebuilt now,
-	 * not at the next import. */
-	if (version > 0 && version < 2)
-		pmap_after_import(d, TRUE);
-	return TRUE;
-fail:
-	sqlite3_exec(d->db, "ROLLBACK", NULL, NULL, NULL);
-	return FALSE;
-}
+/* A 16 MB page cache: `postgate dir import` of 1,000,000 entries stays near
+ * 75 MB peak RSS, reader included (docs/performance.md). */
+static const PgDbSpec db_spec = {
+	.domain = dir_error_quark, .io_code = DIR_ERROR_IO, .open_code = DIR_ERROR_IO,
+	.schema_code = DIR_ERROR_SCHEMA_VERSION,
+	.pragmas = "PRAGMA cache_size=-16384; PRAGMA journal_size_limit=67108864;",
+	.migrations = migrations, .version = DIR_SCHEMA_VERSION,
+	.stmts = stmt_sql, .n_stmts = ST_COUNT,
+};
 
 DirStore *
 dir_open(const char *path, GError **error)
 {
 	DirStore *d = g_new0(DirStore, 1);
-	int rc;
+	int from;
 
 	d->path = g_strdup(path);
 	d->pmap_path = dir_map_path(path);
-	rc = sqlite3_open_v2(path, &d->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-	    SQLITE_OPEN_NOMUTEX, NULL);
-	if (rc != SQLITE_OK) {
-		g_set_error(error, DIR_ERROR, DIR_ERROR_IO, "%s: cannot open the directory: %s",
-		    path, d->db ? sqlite3_errmsg(d->db) : sqlite3_errstr(rc));
+	d->pg = pg_db_open(path, path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+	    SQLITE_OPEN_NOMUTEX, &db_spec, &from, error);
+	if (!d->pg) {
 		dir_close(d);
 		return NULL;
 	}
-	sqlite3_busy_timeout(d->db, 10000);
-	/* A 16 MB page cache: `postgate dir import` of 1,000,000 entries stays
-	 * near 75 MB peak RSS, reader included (docs/performance.md). */
-	if (!db_exec(d, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
-	    "PRAGMA cache_size=-16384; PRAGMA journal_size_limit=67108864;", error) ||
-	    !migrate(d, error) ||
-	    !db_exec(d, "CREATE TEMP TABLE IF NOT EXISTS import_seen(rid INTEGER PRIMARY KEY)",
-	    error)) {
+	d->db = pg_db_handle(d->pg);
+	if (from > 0 && from < DIR_SCHEMA_VERSION)
+		pg_info(NULL, "directory: %s migrated from schema version %d to %d", d->path,
+		    from, DIR_SCHEMA_VERSION);
+	/* Schema 2 changed the proxy keys: a map of the old ones is rebuilt now,
+	 * not at the next import. */
+	if (from > 0 && from < 2)
+		pmap_after_import(d, TRUE);
+	if (!pg_db_exec(d->pg, "CREATE TEMP TABLE IF NOT EXISTS import_seen("
+	    "rid INTEGER PRIMARY KEY)", error)) {
 		dir_close(d);
 		return NULL;
 	}
@@ -915,11 +784,7 @@ dir_close(DirStore *d)
 		d->reading = 1;
 		dir_read_end(d);
 	}
-	for (int i = 0; i < ST_COUNT; i++)
-		if (d->st[i])
-			sqlite3_finalize(d->st[i]);
-	if (d->db)
-		sqlite3_close(d->db);
+	pg_db_close(d->pg);
 	dir_map_close(d->pmap);
 	g_free(d->pmap_path);
 	g_free(d->incarnation);
@@ -934,7 +799,7 @@ dir_close(DirStore *d)
 static gboolean
 state_write(DirStore *d, const DirEntry *e, gint64 rid, gint64 *out, GError **error)
 {
-	sqlite3_stmt *st = stmt(d, rid ? ST_UPDATE : ST_INSERT, error);
+	sqlite3_stmt *st = pg_db_stmt(d->pg, rid ? ST_UPDATE : ST_INSERT, error);
 	char *proxies, *members;
 	gboolean ok;
 
@@ -942,22 +807,22 @@ state_write(DirStore *d, const DirEntry *e, gint64 rid, gint64 *out, GError **er
 		return FALSE;
 	proxies = join(e->proxies);
 	members = join(e->members);
-	bind_text(st, 1, e->id);
+	pg_db_bind_text(st, 1, e->id);
 	sqlite3_bind_int(st, 2, (int)e->type);
-	bind_text(st, 3, e->legacy);
-	bind_text(st, 4, e->home_site);
-	bind_text(st, 5, e->name);
-	bind_text(st, 6, e->target);
-	bind_text(st, 7, proxies);
-	bind_text(st, 8, members);
+	pg_db_bind_text(st, 3, e->legacy);
+	pg_db_bind_text(st, 4, e->home_site);
+	pg_db_bind_text(st, 5, e->name);
+	pg_db_bind_text(st, 6, e->target);
+	pg_db_bind_text(st, 7, proxies);
+	pg_db_bind_text(st, 8, members);
 	sqlite3_bind_int(st, 9, e->deleted ? 1 : 0);
-	bind_text(st, 10, e->origin);
+	pg_db_bind_text(st, 10, e->origin);
 	sqlite3_bind_int64(st, 11, (sqlite3_int64)e->usn);
 	sqlite3_bind_int64(st, 12, (sqlite3_int64)e->version);
 	sqlite3_bind_int64(st, 13, e->changed);
 	if (rid)
 		sqlite3_bind_int64(st, 14, rid);
-	ok = run(d, st, error, "write an entry");
+	ok = pg_db_run(d->pg, st, error, "write an entry");
 	d->dirty = TRUE;
 	g_free(proxies);
 	g_free(members);
@@ -969,14 +834,14 @@ state_write(DirStore *d, const DirEntry *e, gint64 rid, gint64 *out, GError **er
 static gboolean
 proxy_del(DirStore *d, const char *key, gint64 rid, GError **error)
 {
-	sqlite3_stmt *st = stmt(d, ST_PROXY_DEL, error);
+	sqlite3_stmt *st = pg_db_stmt(d->pg, ST_PROXY_DEL, error);
 
 	if (!st)
 		return FALSE;
-	bind_text(st, 1, key);
+	pg_db_bind_text(st, 1, key);
 	sqlite3_bind_int64(st, 2, rid);
 	d->dirty = TRUE;
-	return run(d, st, error, "write a proxy");
+	return pg_db_run(d->pg, st, error, "write a proxy");
 }
 
 /* A claim of key by the live state e of entry rid; all, e's proxies joined,
@@ -985,21 +850,21 @@ static gboolean
 proxy_add(DirStore *d, const char *key, const DirEntry *e, gint64 rid, const char *all,
     GError **error)
 {
-	sqlite3_stmt *st = stmt(d, ST_PROXY_ADD, error);
+	sqlite3_stmt *st = pg_db_stmt(d->pg, ST_PROXY_ADD, error);
 
 	if (!st)
 		return FALSE;
-	bind_text(st, 1, key);
-	bind_text(st, 2, e->origin);
+	pg_db_bind_text(st, 1, key);
+	pg_db_bind_text(st, 2, e->origin);
 	sqlite3_bind_int64(st, 3, (sqlite3_int64)e->usn);
 	sqlite3_bind_int64(st, 4, rid);
 	sqlite3_bind_int(st, 5, (int)e->type);
-	bind_text(st, 6, e->home_site);
-	bind_text(st, 7, e->legacy);
-	bind_text(st, 8, e->target);
-	bind_text(st, 9, all);
+	pg_db_bind_text(st, 6, e->home_site);
+	pg_db_bind_text(st, 7, e->legacy);
+	pg_db_bind_text(st, 8, e->target);
+	pg_db_bind_text(st, 9, all);
 	d->dirty = TRUE;
-	return run(d, st, error, "write a proxy");
+	return pg_db_run(d->pg, st, error, "write a proxy");
 }
 
 /* Whether one of proxies has the key of key (the same address, the local
@@ -1017,25 +882,25 @@ has_key(const GPtrArray *proxies, const char *key)
 static gboolean
 claimants(DirStore *d, const char *key, gint64 rid, GArray *rids, GError **error)
 {
-	sqlite3_stmt *st = stmt(d, ST_CLAIMANTS, error);
+	sqlite3_stmt *st = pg_db_stmt(d->pg, ST_CLAIMANTS, error);
 	int rc;
 
 	if (!st)
 		return FALSE;
-	bind_text(st, 1, key);
+	pg_db_bind_text(st, 1, key);
 	sqlite3_bind_int64(st, 2, rid);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		gint64 r = sqlite3_column_int64(st, 0);
 		g_array_append_val(rids, r);
 	}
-	done(st);
-	return rc == SQLITE_DONE || db_fail(d, error, "read proxy claims");
+	pg_db_done(st);
+	return rc == SQLITE_DONE || pg_db_fail(d->pg, error, "read proxy claims");
 }
 
 static DirEntry *
 by_rid(DirStore *d, gint64 rid, gboolean *ok, GError **error)
 {
-	sqlite3_stmt *st = stmt(d, ST_BY_RID, error);
+	sqlite3_stmt *st = pg_db_stmt(d->pg, ST_BY_RID, error);
 
 	*ok = st != NULL;
 	if (!st)
@@ -1354,7 +1219,7 @@ dir_import_begin(DirStore *d, const DirContext *ctx, const SyncDoc *head, GError
 	im->clashes = g_array_new(FALSE, FALSE, sizeof(Clash));
 	im->now = clock_now(d);
 	d->dirty = FALSE;
-	if (!db_exec(d, "BEGIN IMMEDIATE", error))
+	if (!pg_db_exec(d->pg, "BEGIN IMMEDIATE", error))
 		goto fail;
 	d->busy = im;
 	if (!meta_usn(d, &im->usn_start, error))
@@ -1373,8 +1238,8 @@ dir_import_begin(DirStore *d, const DirContext *ctx, const SyncDoc *head, GError
 	}
 	im->usn = im->usn_start;
 	{
-		sqlite3_stmt *st = stmt(d, ST_SEEN_CLEAR, error);
-		if (!st || !run(d, st, error, "start an import"))
+		sqlite3_stmt *st = pg_db_stmt(d->pg, ST_SEEN_CLEAR, error);
+		if (!st || !pg_db_run(d->pg, st, error, "start an import"))
 			goto fail;
 	}
 	return im;
@@ -1400,7 +1265,7 @@ dir_import_abort(DirImport *im)
 	if (!im)
 		return;
 	if (im->d->busy == im) {
-		sqlite3_exec(im->d->db, "ROLLBACK", NULL, NULL, NULL);
+		pg_db_rollback(im->d->pg);
 		im->d->busy = NULL;
 	}
 	if (im->origin_max)
@@ -1435,14 +1300,14 @@ seen(DirImport *im, const DirEntry *old, gint64 rid, gboolean *ok, GError **erro
 	*ok = TRUE;
 	if (strcmp(old->origin, im->ctx->site) == 0 && old->usn > im->usn_start)
 		return TRUE;
-	st = stmt(im->d, ST_SEEN_HAS, error);
+	st = pg_db_stmt(im->d->pg, ST_SEEN_HAS, error);
 	if (!st)
 		return *ok = FALSE;
 	sqlite3_bind_int64(st, 1, rid);
 	rc = sqlite3_step(st);
-	done(st);
+	pg_db_done(st);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-		return *ok = db_fail(im->d, error, "read the import state");
+		return *ok = pg_db_fail(im->d->pg, error, "read the import state");
 	return rc == SQLITE_ROW;
 }
 
@@ -1495,12 +1360,12 @@ import_po_entry(DirImport *im, const DirEntry *in, GError **error)
 	}
 	g_free(n->home_site);
 	n->home_site = g_strdup(ctx->site);
-	st = stmt(d, ST_BY_LEGACY, error);
+	st = pg_db_stmt(d->pg, ST_BY_LEGACY, error);
 	if (!st) {
 		ok = FALSE;
 		goto out;
 	}
-	bind_text(st, 1, n->legacy);
+	pg_db_bind_text(st, 1, n->legacy);
 	old = fetch_entry(d, st, &rid, &ok, error);
 	if (!ok)
 		goto out;
@@ -1529,13 +1394,13 @@ import_po_entry(DirImport *im, const DirEntry *in, GError **error)
 		}
 		if (same_state(n, old)) {
 			im->st.unchanged++;
-			st = stmt(d, ST_SEEN_ADD, error);
+			st = pg_db_stmt(d->pg, ST_SEEN_ADD, error);
 			if (!st) {
 				ok = FALSE;
 				goto out;
 			}
 			sqlite3_bind_int64(st, 1, rid);
-			ok = run(d, st, error, "record an import");
+			ok = pg_db_run(d->pg, st, error, "record an import");
 			goto out;
 		}
 		if (!(ok = has_primary(n, error)))
@@ -1701,12 +1566,12 @@ import_repl_entry(DirImport *im, const DirEntry *in, GError **error)
 		foreign(im, n, NULL);
 		goto out;
 	}
-	st = stmt(d, ST_BY_ID, error);
+	st = pg_db_stmt(d->pg, ST_BY_ID, error);
 	if (!st) {
 		ok = FALSE;
 		goto out;
 	}
-	bind_text(st, 1, n->id);
+	pg_db_bind_text(st, 1, n->id);
 	old = fetch_entry(d, st, &rid, &ok, error);
 	if (!ok)
 		goto out;
@@ -1770,23 +1635,23 @@ static gboolean
 sweep(DirImport *im, GError **error)
 {
 	DirStore *d = im->d;
-	sqlite3_stmt *st = stmt(d, ST_SWEEP, error);
+	sqlite3_stmt *st = pg_db_stmt(d->pg, ST_SWEEP, error);
 	GArray *rids = g_array_new(FALSE, FALSE, sizeof(gint64));
 	gboolean ok = st != NULL;
 	int rc;
 
 	if (st) {
-		bind_text(st, 1, im->lo);
-		bind_text(st, 2, im->hi);
-		bind_text(st, 3, im->ctx->site);
+		pg_db_bind_text(st, 1, im->lo);
+		pg_db_bind_text(st, 2, im->hi);
+		pg_db_bind_text(st, 3, im->ctx->site);
 		sqlite3_bind_int64(st, 4, (sqlite3_int64)im->usn_start);
 		while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 			gint64 r = sqlite3_column_int64(st, 0);
 			g_array_append_val(rids, r);
 		}
-		done(st);
+		pg_db_done(st);
 		if (rc != SQLITE_DONE)
-			ok = db_fail(d, error, "find deleted entries");
+			ok = pg_db_fail(d->pg, error, "find deleted entries");
 	}
 	for (guint i = 0; ok && i < rids->len; i++) {
 		gint64 rid = g_array_index(rids, gint64, i);
@@ -1820,20 +1685,20 @@ clashes_check(DirImport *im, GError **error)
 
 	for (guint i = 0; ok && i < im->clashes->len; i++) {
 		Clash *c = &g_array_index(im->clashes, Clash, i);
-		sqlite3_stmt *st = stmt(d, ST_PROXY_HAS, error);
+		sqlite3_stmt *st = pg_db_stmt(d->pg, ST_PROXY_HAS, error);
 		DirEntry *a, *b;
 		int rc;
 
 		if (!st)
 			return FALSE;
-		bind_text(st, 1, c->key);
+		pg_db_bind_text(st, 1, c->key);
 		sqlite3_bind_int64(st, 2, c->other);
 		rc = sqlite3_step(st);
-		done(st);
+		pg_db_done(st);
 		if (rc == SQLITE_DONE)
 			continue;  /* the other entry was deleted by this import */
 		if (rc != SQLITE_ROW)
-			return db_fail(d, error, "read proxy claims");
+			return pg_db_fail(d->pg, error, "read proxy claims");
 		a = by_rid(d, c->rid, &ok, error);
 		b = ok ? by_rid(d, c->other, &ok, error) : NULL;
 		if (ok && a && b && !entry_is_ours(im->ctx, b)) {
@@ -1869,12 +1734,12 @@ vectors_update(DirImport *im, GError **error)
 
 	g_hash_table_iter_init(&it, im->origin_max);
 	while (g_hash_table_iter_next(&it, &k, &v)) {
-		sqlite3_stmt *st = stmt(d, ST_VEC_MAX, error);
+		sqlite3_stmt *st = pg_db_stmt(d->pg, ST_VEC_MAX, error);
 		if (!st)
 			return FALSE;
-		bind_text(st, 1, k);
+		pg_db_bind_text(st, 1, k);
 		sqlite3_bind_int64(st, 2, (sqlite3_int64)*(guint64 *)v);
-		if (!run(d, st, error, "write the vector"))
+		if (!pg_db_run(d->pg, st, error, "write the vector"))
 			return FALSE;
 	}
 	if (!h->vector)
@@ -1898,21 +1763,21 @@ vectors_update(DirImport *im, GError **error)
 				im->usn = usn;
 			}
 		} else {
-			st = stmt(d, ST_VEC_MAX, error);
+			st = pg_db_stmt(d->pg, ST_VEC_MAX, error);
 			if (!st)
 				return FALSE;
-			bind_text(st, 1, k);
+			pg_db_bind_text(st, 1, k);
 			sqlite3_bind_int64(st, 2, (sqlite3_int64)usn);
-			if (!run(d, st, error, "write the vector"))
+			if (!pg_db_run(d->pg, st, error, "write the vector"))
 				return FALSE;
 		}
-		st = stmt(d, ST_PEER_MAX, error);
+		st = pg_db_stmt(d->pg, ST_PEER_MAX, error);
 		if (!st)
 			return FALSE;
-		bind_text(st, 1, h->from_site);
-		bind_text(st, 2, k);
+		pg_db_bind_text(st, 1, h->from_site);
+		pg_db_bind_text(st, 2, k);
 		sqlite3_bind_int64(st, 3, (sqlite3_int64)usn);
-		if (!run(d, st, error, "write the peer's vector"))
+		if (!pg_db_run(d->pg, st, error, "write the peer's vector"))
 			return FALSE;
 	}
 	return TRUE;
@@ -1933,11 +1798,11 @@ dir_import_commit(DirImport *im, DirImportStats *stats, GError **error)
 	if (ok && im->head->kind == SYNC_REPLICATION)
 		ok = vectors_update(im, error);
 	if (ok && im->ctx->tombstone_lifetime > 0) {
-		st = stmt(d, ST_PURGE, error);
+		st = pg_db_stmt(d->pg, ST_PURGE, error);
 		ok = st != NULL;
 		if (ok) {
 			sqlite3_bind_int64(st, 1, im->now - im->ctx->tombstone_lifetime);
-			ok = run(d, st, error, "purge tombstones");
+			ok = pg_db_run(d->pg, st, error, "purge tombstones");
 			if (ok)
 				im->st.purged = (guint)sqlite3_changes(d->db);
 			if (im->st.purged)
@@ -1951,11 +1816,10 @@ dir_import_commit(DirImport *im, DirImportStats *stats, GError **error)
 		ok = generation_bump(d, error);
 	g_snprintf(usn, sizeof usn, "%" G_GUINT64_FORMAT, im->usn);
 	ok = ok && meta_set(d, "usn", usn, error) && meta_set(d, "site", im->ctx->site, error);
-	if (ok && !db_exec(d, "COMMIT", error))
+	if (ok && !pg_db_commit(d->pg, "commit", error))
 		ok = FALSE;
 	if (ok) {
 		d->busy = NULL;
-		fault_step("commit");
 		pmap_after_import(d, changed);
 		if (im->foreign)
 			pg_warn(NULL, "directory: site %s sent %u change%s about entries of this "
@@ -1997,18 +1861,18 @@ dir_import(DirStore *d, const DirContext *ctx, const SyncDoc *doc, DirImportStat
 static gboolean
 key_owner(DirStore *d, const char *key, gint64 *rid, GError **error)
 {
-	sqlite3_stmt *st = stmt(d, ST_BRIEF_KEY, error);
+	sqlite3_stmt *st = pg_db_stmt(d->pg, ST_BRIEF_KEY, error);
 	int rc;
 
 	*rid = 0;
 	if (!st)
 		return FALSE;
-	bind_text(st, 1, key);
+	pg_db_bind_text(st, 1, key);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW)
 		*rid = sqlite3_column_int64(st, 0);
-	done(st);
-	return rc == SQLITE_ROW || rc == SQLITE_DONE || db_fail(d, error, "read a proxy");
+	pg_db_done(st);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE || pg_db_fail(d->pg, error, "read a proxy");
 }
 
 static gboolean
@@ -2073,7 +1937,7 @@ dir_export_each(DirStore *d, const DirContext *ctx, SyncKind kind, const char *a
 		goto fail;
 	}
 	/* One snapshot for the whole export. */
-	if (!db_exec(d, "SAVEPOINT export", error))
+	if (!pg_db_exec(d->pg, "SAVEPOINT export", error))
 		goto fail;
 	if (kind == SYNC_REPLICATION) {
 		guint64 usn;
@@ -2083,7 +1947,7 @@ dir_export_each(DirStore *d, const DirContext *ctx, SyncKind kind, const char *a
 			vector_put(head->vector, ctx->site, usn);
 	}
 	if (ok)
-		st = stmt(d, kind == SYNC_GAL ? ST_LIST : kind == SYNC_CANONICAL ? ST_CANON :
+		st = pg_db_stmt(d->pg, kind == SYNC_GAL ? ST_LIST : kind == SYNC_CANONICAL ? ST_CANON :
 		    ST_REPL, error);
 	if (!st)
 		ok = FALSE;
@@ -2091,7 +1955,7 @@ dir_export_each(DirStore *d, const DirContext *ctx, SyncKind kind, const char *a
 		if (kind == SYNC_GAL)
 			sqlite3_bind_int(st, 1, -1);
 		else if (kind == SYNC_REPLICATION)
-			bind_text(st, 1, arg);
+			pg_db_bind_text(st, 1, arg);
 	}
 	while (ok && (rc = sqlite3_step(st)) == SQLITE_ROW) {
 		gint64 rid, owner;
@@ -2124,8 +1988,8 @@ dir_export_each(DirStore *d, const DirContext *ctx, SyncKind kind, const char *a
 	}
 	if (st) {
 		if (ok && rc != SQLITE_DONE)
-			ok = db_fail(d, error, "export");
-		done(st);
+			ok = pg_db_fail(d->pg, error, "export");
+		pg_db_done(st);
 	}
 	sqlite3_exec(d->db, "RELEASE export", NULL, NULL, NULL);
 	if (ok)
@@ -2185,7 +2049,7 @@ map_set(DirStore *d, gboolean on, GError **error)
 {
 	if (d->mapped == on)
 		return TRUE;
-	if (!db_exec(d, on ? "PRAGMA mmap_size=" DIR_MMAP_SIZE : "PRAGMA mmap_size=0", error))
+	if (!pg_db_exec(d->pg, on ? "PRAGMA mmap_size=" DIR_MMAP_SIZE : "PRAGMA mmap_size=0", error))
 		return FALSE;
 	d->mapped = on;
 	return TRUE;
@@ -2367,7 +2231,7 @@ pmap_build(DirStore *d, gboolean force, GError **error)
 	w = dir_map_writer_begin(d->pmap_path, mode, error);
 	if (!w)
 		return FALSE;
-	ok = db_exec(d, "BEGIN", error);
+	ok = pg_db_exec(d->pg, "BEGIN", error);
 	if (!ok) {
 		dir_map_writer_abort(w);
 		return FALSE;
@@ -2379,11 +2243,11 @@ pmap_build(DirStore *d, gboolean force, GError **error)
 	    have_gen == gen && strcmp(have_inc, inc) == 0)
 		skip = TRUE;
 	if (ok && !skip) {
-		st = stmt(d, ST_MAP_SCAN, error);
+		st = pg_db_stmt(d->pg, ST_MAP_SCAN, error);
 		ok = st != NULL;
 	}
 	while (st && ok && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-		const char *key = col_text(st, 0);
+		const char *key = pg_db_col_text(st, 0);
 		gsize klen = (gsize)sqlite3_column_bytes(st, 0);
 		DirMapRow row;
 
@@ -2395,10 +2259,10 @@ pmap_build(DirStore *d, gboolean force, GError **error)
 		row.key = key;
 		row.rid = sqlite3_column_int64(st, 1);
 		row.type = sqlite3_column_int(st, 2);
-		row.legacy = col_text(st, 3);
-		row.home_site = col_text(st, 4);
-		row.target = col_text(st, 5);
-		row.proxies = col_text(st, 6);
+		row.legacy = pg_db_col_text(st, 3);
+		row.home_site = pg_db_col_text(st, 4);
+		row.target = pg_db_col_text(st, 5);
+		row.proxies = pg_db_col_text(st, 6);
 		if (!row.legacy)
 			row.legacy = "";
 		if (!row.home_site)
@@ -2408,8 +2272,8 @@ pmap_build(DirStore *d, gboolean force, GError **error)
 	}
 	if (st) {
 		if (ok && rc != SQLITE_DONE)
-			ok = db_fail(d, error, "read the proxies");
-		done(st);
+			ok = pg_db_fail(d->pg, error, "read the proxies");
+		pg_db_done(st);
 	}
 	sqlite3_exec(d->db, "COMMIT", NULL, NULL, NULL);
 	if (ok && !skip) {
@@ -2484,8 +2348,8 @@ dir_read_begin(DirStore *d, GError **error)
 		d->reading--;
 		return FALSE;
 	}
-	st = stmt(d, ST_BEGIN, error);
-	if (!st || !run(d, st, error, "begin reading")) {
+	st = pg_db_stmt(d->pg, ST_BEGIN, error);
+	if (!st || !pg_db_run(d->pg, st, error, "begin reading")) {
 		d->reading--;
 		return FALSE;
 	}
@@ -2501,9 +2365,9 @@ dir_read_end(DirStore *d)
 	if (d->reading == 0 || --d->reading > 0 || d->busy)
 		return;
 	d->pmap_state = PMAP_UNKNOWN;
-	st = stmt(d, ST_COMMIT, NULL);
+	st = pg_db_stmt(d->pg, ST_COMMIT, NULL);
 	if (st)
-		run(d, st, NULL, "end reading");
+		pg_db_run(d->pg, st, NULL, "end reading");
 }
 
 gboolean
@@ -2538,14 +2402,14 @@ dir_lookup_addr(DirStore *d, const PgAddr *a, GError **error)
 	sqlite3_stmt *st;
 	gboolean ok;
 
-	st = stmt(d, a->kind == ADDR_KIND_SMTP ? ST_OWNER : ST_BY_LEGACY, error);
+	st = pg_db_stmt(d->pg, a->kind == ADDR_KIND_SMTP ? ST_OWNER : ST_BY_LEGACY, error);
 	if (!st)
 		return NULL;
 	if (a->kind == ADDR_KIND_SMTP) {
-		bind_text(st, 1, a->smtp);
+		pg_db_bind_text(st, 1, a->smtp);
 	} else {
 		g_snprintf(legacy, sizeof legacy, "%s/%s/%s", a->net, a->po, a->mailbox);
-		bind_text(st, 1, legacy);
+		pg_db_bind_text(st, 1, legacy);
 	}
 	return fetch_entry(d, st, NULL, &ok, error);
 }
@@ -2563,12 +2427,12 @@ dir_lookup(DirStore *d, const char *address, GError **error)
 DirEntry *
 dir_get(DirStore *d, const char *id, GError **error)
 {
-	sqlite3_stmt *st = stmt(d, ST_BY_ID, error);
+	sqlite3_stmt *st = pg_db_stmt(d->pg, ST_BY_ID, error);
 	gboolean ok;
 
 	if (!st)
 		return NULL;
-	bind_text(st, 1, id);
+	pg_db_bind_text(st, 1, id);
 	return fetch_entry(d, st, NULL, &ok, error);
 }
 
@@ -2581,15 +2445,15 @@ dir_proxy_owner(DirStore *d, const char *address, GError **error)
 
 	if (!key)
 		return NULL;
-	st = stmt(d, ST_OWNER, error);
+	st = pg_db_stmt(d->pg, ST_OWNER, error);
 	if (st) {
-		bind_text(st, 1, key);
+		pg_db_bind_text(st, 1, key);
 		rc = sqlite3_step(st);
 		if (rc == SQLITE_ROW)
-			id = g_strdup(col_text(st, 1));
+			id = g_strdup(pg_db_col_text(st, 1));
 		else if (rc != SQLITE_DONE)
-			db_fail(d, error, "read a proxy");
-		done(st);
+			pg_db_fail(d->pg, error, "read a proxy");
+		pg_db_done(st);
 	}
 	g_free(key);
 	return id;
@@ -2616,32 +2480,32 @@ dir_brief(DirStore *d, const PgAddr *a, DirBrief *out, gboolean *found, GError *
 			break;   /* the database answers */
 		}
 	}
-	st = stmt(d, a->kind == ADDR_KIND_SMTP ? ST_BRIEF_KEY : ST_BRIEF_LEGACY, error);
+	st = pg_db_stmt(d->pg, a->kind == ADDR_KIND_SMTP ? ST_BRIEF_KEY : ST_BRIEF_LEGACY, error);
 	if (!st)
 		return FALSE;
 	if (a->kind == ADDR_KIND_SMTP) {
-		bind_text(st, 1, a->smtp);
+		pg_db_bind_text(st, 1, a->smtp);
 	} else {
 		g_snprintf(legacy, sizeof legacy, "%s/%s/%s", a->net, a->po, a->mailbox);
-		bind_text(st, 1, legacy);
+		pg_db_bind_text(st, 1, legacy);
 	}
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
 		*found = TRUE;
 		out->rid = sqlite3_column_int64(st, 0);
 		out->type = (DirType)sqlite3_column_int(st, 1);
-		g_strlcpy(out->legacy, col_text(st, 2), sizeof out->legacy);
-		g_strlcpy(out->home_site, col_text(st, 3), sizeof out->home_site);
-		t = col_text(st, 4);
+		g_strlcpy(out->legacy, pg_db_col_text(st, 2), sizeof out->legacy);
+		g_strlcpy(out->home_site, pg_db_col_text(st, 3), sizeof out->home_site);
+		t = pg_db_col_text(st, 4);
 		g_strlcpy(out->target, t ? t : "", sizeof out->target);
-		t = col_text(st, 5);
+		t = pg_db_col_text(st, 5);
 		out->proxies_known = t && g_strlcpy(out->proxies, t, sizeof out->proxies) <
 		    sizeof out->proxies;
 		if (!out->proxies_known)
 			out->proxies[0] = '\0';
 	}
-	done(st);
-	return rc == SQLITE_ROW || rc == SQLITE_DONE || db_fail(d, error, "read an entry");
+	pg_db_done(st);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE || pg_db_fail(d->pg, error, "read an entry");
 }
 
 DirEntry *
@@ -2665,9 +2529,9 @@ dir_list(DirStore *d, int type, GError **error)
 	int rc;
 
 	/* One snapshot for the entries and their claims. */
-	if (!db_exec(d, "SAVEPOINT list", error))
+	if (!pg_db_exec(d->pg, "SAVEPOINT list", error))
 		return NULL;
-	if (!(st = stmt(d, ST_LIST, error))) {
+	if (!(st = pg_db_stmt(d->pg, ST_LIST, error))) {
 		sqlite3_exec(d->db, "RELEASE list", NULL, NULL, NULL);
 		return NULL;
 	}
@@ -2680,9 +2544,9 @@ dir_list(DirStore *d, int type, GError **error)
 		g_ptr_array_add(out, row_entry(st, &rid));
 		g_array_append_val(rids, rid);
 	}
-	done(st);
+	pg_db_done(st);
 	if (rc != SQLITE_DONE)
-		ok = db_fail(d, error, "list entries");
+		ok = pg_db_fail(d->pg, error, "list entries");
 	/* A claim lost in a clash is left out, as the GAL leaves it out: the
 	 * list shows what routing sees (the loser of a primary shows none). */
 	for (guint i = 0; ok && i < out->len; i++) {
@@ -2708,15 +2572,15 @@ dir_list(DirStore *d, int type, GError **error)
 static gboolean
 count(DirStore *d, int which, guint *out, GError **error)
 {
-	sqlite3_stmt *st = stmt(d, which, error);
+	sqlite3_stmt *st = pg_db_stmt(d->pg, which, error);
 	int rc;
 
 	if (!st)
 		return FALSE;
 	rc = sqlite3_step(st);
 	*out = rc == SQLITE_ROW ? (guint)sqlite3_column_int64(st, 0) : 0;
-	done(st);
-	return rc == SQLITE_ROW || db_fail(d, error, "count");
+	pg_db_done(st);
+	return rc == SQLITE_ROW || pg_db_fail(d->pg, error, "count");
 }
 
 gboolean
@@ -2728,9 +2592,9 @@ dir_stats(DirStore *d, DirStats *out, GError **error)
 
 	memset(out, 0, sizeof *out);
 	out->vector = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
-	if (!db_exec(d, "SAVEPOINT stats", error))
+	if (!pg_db_exec(d->pg, "SAVEPOINT stats", error))
 		goto fail;
-	st = stmt(d, ST_COUNTS, error);
+	st = pg_db_stmt(d->pg, ST_COUNTS, error);
 	ok = st != NULL;
 	while (ok && (rc = sqlite3_step(st)) == SQLITE_ROW) {
 		guint n = (guint)sqlite3_column_int64(st, 2);
@@ -2745,8 +2609,8 @@ dir_stats(DirStore *d, DirStats *out, GError **error)
 	}
 	if (st) {
 		if (rc != SQLITE_DONE)
-			ok = db_fail(d, error, "count entries");
-		done(st);
+			ok = pg_db_fail(d->pg, error, "count entries");
+		pg_db_done(st);
 	}
 	ok = ok && count(d, ST_NPROXIES, &out->proxies, error) &&
 	    count(d, ST_LOSSES, &out->proxy_losses, error) &&

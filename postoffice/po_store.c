@@ -31,6 +31,7 @@
 #include "codepage.h"
 #include "fault.h"
 #include "keyfile.h"
+#include "pg_db.h"
 #include "pg_log.h"
 #include "po_store.h"
 
@@ -45,7 +46,8 @@ G_DEFINE_QUARK(postgate-po-error-quark, po_error)
 
 struct PoStore {
 	char *dir, *in, *out, *bad;
-	sqlite3 *db;
+	PgDb *pg;
+	sqlite3 *db;            /* pg's connection */
 	int lock_fd;
 	char net[ADDR_PART_MAX + 1], po[ADDR_PART_MAX + 1];
 	char name[ADDR_PO_MAX + 1];
@@ -54,7 +56,9 @@ struct PoStore {
 	GBytes *key;
 };
 
-static const char schema[] =
+/* The migrations: step i brings schema version i to i + 1.  Append only.
+ * A po.db from before there were versions has the tables of step 0. */
+static const char *const migrations[] = {
     "CREATE TABLE IF NOT EXISTS settings(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
     "CREATE TABLE IF NOT EXISTS users(mailbox TEXT PRIMARY KEY, name TEXT NOT NULL);"
     "CREATE TABLE IF NOT EXISTS mail(id INTEGER PRIMARY KEY, mailbox TEXT NOT NULL,"
@@ -69,67 +73,21 @@ static const char schema[] =
     "CREATE TABLE IF NOT EXISTS directory(id INTEGER PRIMARY KEY, source TEXT NOT NULL,"
     "  seq INTEGER NOT NULL, received INTEGER NOT NULL, data BLOB NOT NULL);"
     "CREATE TABLE IF NOT EXISTS gal(address TEXT PRIMARY KEY, name TEXT NOT NULL,"
-    "  smtp TEXT NOT NULL);";
+    "  smtp TEXT NOT NULL);",
+};
 
-static gboolean
-db_fail(PoStore *s, GError **error, const char *what)
-{
-	g_set_error(error, PO_ERROR, PO_ERROR_IO, "%s/%s: %s: %s", s->dir, PO_DB, what,
-	    sqlite3_errmsg(s->db));
-	return FALSE;
-}
-
-static gboolean
-db_exec(PoStore *s, const char *sql, GError **error)
-{
-	char *msg = NULL;
-
-	if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-		g_set_error(error, PO_ERROR, PO_ERROR_IO, "%s/%s: %s", s->dir, PO_DB,
-		    msg ? msg : "error");
-		sqlite3_free(msg);
-		return FALSE;
-	}
-	return TRUE;
-}
-
-static sqlite3_stmt *
-db_prepare(PoStore *s, const char *sql, GError **error)
-{
-	sqlite3_stmt *st = NULL;
-
-	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK) {
-		db_fail(s, error, sql);
-		return NULL;
-	}
-	return st;
-}
-
-static gboolean
-db_begin(PoStore *s, GError **error)
-{
-	return db_exec(s, "BEGIN IMMEDIATE", error);
-}
-
-static gboolean
-db_commit(PoStore *s, GError **error)
-{
-	if (!db_exec(s, "COMMIT", error))
-		return FALSE;
-	fault_step("commit");
-	return TRUE;
-}
-
-static void
-db_rollback(PoStore *s)
-{
-	sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
-}
+/* A po.db that does not open is "not a postoffice directory"; a newer one
+ * is an I/O error like any other the database gives. */
+static const PgDbSpec db_spec = {
+	.domain = po_error_quark, .io_code = PO_ERROR_IO, .open_code = PO_ERROR_STATE,
+	.schema_code = PO_ERROR_IO, .pragmas = "PRAGMA foreign_keys=ON;",
+	.migrations = migrations, .version = G_N_ELEMENTS(migrations),
+};
 
 static char *
 setting(PoStore *s, const char *key)
 {
-	sqlite3_stmt *st = db_prepare(s, "SELECT value FROM settings WHERE key = ?", NULL);
+	sqlite3_stmt *st = pg_db_prepare(s->pg, "SELECT value FROM settings WHERE key = ?", NULL);
 	char *v = NULL;
 
 	if (!st)
@@ -159,8 +117,7 @@ po_close(PoStore *s)
 {
 	if (!s)
 		return;
-	if (s->db)
-		sqlite3_close(s->db);
+	pg_db_close(s->pg);
 	if (s->lock_fd >= 0)
 		close(s->lock_fd);
 	if (s->key)
@@ -177,18 +134,23 @@ static gboolean
 db_open(PoStore *s, int flags, GError **error)
 {
 	char *path = g_build_filename(s->dir, PO_DB, NULL);
-	int rc = sqlite3_open_v2(path, &s->db, flags, NULL);
+	GError *e = NULL;
 
+	s->pg = pg_db_open(path, path, flags, &db_spec, NULL, &e);
 	g_free(path);
-	if (rc != SQLITE_OK) {
-		g_set_error(error, PO_ERROR, PO_ERROR_STATE,
-		    "%s is not a postoffice directory (no usable %s: %s); run "
-		    "postgate-po -d %s init first", s->dir, PO_DB, sqlite3_errstr(rc), s->dir);
+	if (!s->pg) {
+		if (g_error_matches(e, PO_ERROR, PO_ERROR_STATE)) {
+			g_set_error(error, PO_ERROR, PO_ERROR_STATE,
+			    "%s is not a postoffice directory (no usable %s: %s); run "
+			    "postgate-po -d %s init first", s->dir, PO_DB, e->message, s->dir);
+			g_error_free(e);
+		} else {
+			g_propagate_error(error, e);
+		}
 		return FALSE;
 	}
-	sqlite3_busy_timeout(s->db, 10000);
-	return db_exec(s, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
-	    "PRAGMA foreign_keys=ON;", error) && db_exec(s, schema, error);
+	s->db = pg_db_handle(s->pg);
+	return TRUE;
 }
 
 gboolean
@@ -249,9 +211,9 @@ po_init(const char *dir, const char *net, const char *po, const char *codepage,
 	gw = g_strdup_printf("%s/%s", gn, gp);
 	/* Every postoffice has a postmaster: reports that have nowhere else to
 	 * go land there, so none is ever lost. */
-	st = db_prepare(s, "INSERT INTO settings VALUES ('name', ?1), ('codepage', ?2),"
+	st = pg_db_prepare(s->pg, "INSERT INTO settings VALUES ('name', ?1), ('codepage', ?2),"
 	    " ('key_file', ?3), ('gateway', ?4);", error);
-	if (st && !db_exec(s, "INSERT INTO users(mailbox, name) VALUES ('" POSTMASTER
+	if (st && !pg_db_exec(s->pg, "INSERT INTO users(mailbox, name) VALUES ('" POSTMASTER
 	    "', 'Postmaster')", error))
 		g_clear_pointer(&st, sqlite3_finalize);
 	if (st) {
@@ -259,7 +221,7 @@ po_init(const char *dir, const char *net, const char *po, const char *codepage,
 		sqlite3_bind_text(st, 2, codepage, -1, SQLITE_STATIC);
 		sqlite3_bind_text(st, 3, abs_key, -1, SQLITE_STATIC);
 		sqlite3_bind_text(st, 4, gw, -1, SQLITE_STATIC);
-		ok = sqlite3_step(st) == SQLITE_DONE || db_fail(s, error, "init");
+		ok = sqlite3_step(st) == SQLITE_DONE || pg_db_fail(s->pg, error, "init");
 		sqlite3_finalize(st);
 	}
 	g_free(abs_key);
@@ -358,7 +320,7 @@ user_exists(PoStore *s, const char *mailbox)
 char *
 po_user_name(PoStore *s, const char *mailbox)
 {
-	sqlite3_stmt *st = db_prepare(s, "SELECT name FROM users WHERE mailbox = ?", NULL);
+	sqlite3_stmt *st = pg_db_prepare(s->pg, "SELECT name FROM users WHERE mailbox = ?", NULL);
 	char *name = NULL;
 
 	if (!st)
@@ -399,7 +361,7 @@ user_write(PoStore *s, const char *sql, const char *mailbox, const char *name,
 
 	if (!mailbox_norm(mailbox, mb, error) || !name_ok(name, error))
 		return -1;
-	st = db_prepare(s, sql, error);
+	st = pg_db_prepare(s->pg, sql, error);
 	if (!st)
 		return -1;
 	sqlite3_bind_text(st, 1, mb, -1, SQLITE_STATIC);
@@ -423,7 +385,7 @@ po_user_add(PoStore *s, const char *mailbox, const char *name, GError **error)
 		return FALSE;
 	}
 	if (rc != SQLITE_DONE)
-		return db_fail(s, error, "adduser");
+		return pg_db_fail(s->pg, error, "adduser");
 	fault_step("commit");
 	return TRUE;
 }
@@ -438,7 +400,7 @@ po_user_rename(PoStore *s, const char *mailbox, const char *name, GError **error
 	if (rc == -1)
 		return FALSE;
 	if (rc != SQLITE_DONE)
-		return db_fail(s, error, "setname");
+		return pg_db_fail(s->pg, error, "setname");
 	if (sqlite3_changes(s->db) == 0) {
 		g_set_error(error, PO_ERROR, PO_ERROR_NOUSER, "no mailbox %s at %s", mb, s->name);
 		return FALSE;
@@ -465,27 +427,27 @@ po_user_del(PoStore *s, const char *mailbox, GError **error)
 		    "nowhere else to go and cannot be deleted", POSTMASTER);
 		return FALSE;
 	}
-	if (!db_begin(s, error))
+	if (!pg_db_begin(s->pg, TRUE, error))
 		return FALSE;
-	st = db_prepare(s, "DELETE FROM mail WHERE mailbox = ?1", error);
+	st = pg_db_prepare(s->pg, "DELETE FROM mail WHERE mailbox = ?1", error);
 	ok = st != NULL;
 	if (ok) {
 		sqlite3_bind_text(st, 1, mb, -1, SQLITE_STATIC);
-		ok = sqlite3_step(st) == SQLITE_DONE || db_fail(s, error, "deluser");
+		ok = sqlite3_step(st) == SQLITE_DONE || pg_db_fail(s->pg, error, "deluser");
 		sqlite3_finalize(st);
 	}
-	st = ok ? db_prepare(s, "DELETE FROM users WHERE mailbox = ?1", error) : NULL;
+	st = ok ? pg_db_prepare(s->pg, "DELETE FROM users WHERE mailbox = ?1", error) : NULL;
 	ok = st != NULL;
 	if (ok) {
 		sqlite3_bind_text(st, 1, mb, -1, SQLITE_STATIC);
-		ok = sqlite3_step(st) == SQLITE_DONE || db_fail(s, error, "deluser");
+		ok = sqlite3_step(st) == SQLITE_DONE || pg_db_fail(s->pg, error, "deluser");
 		sqlite3_finalize(st);
 	}
 	if (!ok) {
-		db_rollback(s);
+		pg_db_rollback(s->pg);
 		return FALSE;
 	}
-	return db_commit(s, error);
+	return pg_db_commit(s->pg, "commit", error);
 }
 
 static void
@@ -500,7 +462,7 @@ user_free(gpointer p)
 GPtrArray *
 po_users(PoStore *s, GError **error)
 {
-	sqlite3_stmt *st = db_prepare(s, "SELECT mailbox, name FROM users ORDER BY mailbox",
+	sqlite3_stmt *st = pg_db_prepare(s->pg, "SELECT mailbox, name FROM users ORDER BY mailbox",
 	    error);
 	GPtrArray *a;
 
@@ -529,7 +491,7 @@ store_mail(PoStore *s, const char *mailbox, const LegacyMessage *m, const char *
 
 	if (!msg_encode(m, buf, error))
 		goto out;
-	st = db_prepare(s, "INSERT INTO mail(mailbox, msg_id, received, origin, data)"
+	st = pg_db_prepare(s->pg, "INSERT INTO mail(mailbox, msg_id, received, origin, data)"
 	    " VALUES (?, ?, ?, ?, ?)", error);
 	if (!st)
 		goto out;
@@ -538,7 +500,7 @@ store_mail(PoStore *s, const char *mailbox, const LegacyMessage *m, const char *
 	sqlite3_bind_int64(st, 3, g_get_real_time() / G_USEC_PER_SEC);
 	sqlite3_bind_text(st, 4, origin, -1, SQLITE_STATIC);
 	sqlite3_bind_blob(st, 5, buf->data, (int)buf->len, SQLITE_STATIC);
-	ok = sqlite3_step(st) == SQLITE_DONE || db_fail(s, error, "store mail");
+	ok = sqlite3_step(st) == SQLITE_DONE || pg_db_fail(s->pg, error, "store mail");
 	sqlite3_finalize(st);
 out:
 	g_byte_array_unref(buf);
@@ -549,7 +511,7 @@ out:
 static gboolean
 next_seq(PoStore *s, const char *dest, guint64 *seq, GError **error)
 {
-	sqlite3_stmt *st = db_prepare(s, "INSERT INTO seqs(dest, last) VALUES (?1, 1)"
+	sqlite3_stmt *st = pg_db_prepare(s->pg, "INSERT INTO seqs(dest, last) VALUES (?1, 1)"
 	    " ON CONFLICT(dest) DO UPDATE SET last = last + 1 RETURNING last", error);
 	gboolean ok;
 
@@ -560,7 +522,7 @@ next_seq(PoStore *s, const char *dest, guint64 *seq, GError **error)
 	if (ok)
 		*seq = (guint64)sqlite3_column_int64(st, 0);
 	else
-		db_fail(s, error, "allocate a sequence number");
+		pg_db_fail(s->pg, error, "allocate a sequence number");
 	sqlite3_finalize(st);
 	return ok;
 }
@@ -579,12 +541,12 @@ outbox_put(PoStore *s, Bundle *b, char **name_out, GError **error)
 	if (!bytes)
 		return FALSE;
 	name = bundle_file_name(b->source, b->dest, b->seq);
-	st = db_prepare(s, "INSERT INTO outbox(name, data) VALUES (?, ?)", error);
+	st = pg_db_prepare(s->pg, "INSERT INTO outbox(name, data) VALUES (?, ?)", error);
 	if (st) {
 		d = g_bytes_get_data(bytes, &n);
 		sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
 		sqlite3_bind_blob64(st, 2, d, n, SQLITE_STATIC);
-		ok = sqlite3_step(st) == SQLITE_DONE || db_fail(s, error, "queue a bundle");
+		ok = sqlite3_step(st) == SQLITE_DONE || pg_db_fail(s->pg, error, "queue a bundle");
 		sqlite3_finalize(st);
 	}
 	if (ok && name_out && !*name_out)
@@ -632,7 +594,7 @@ outbox_add(PoStore *s, GPtrArray *msgs, char **name_out, GError **error)
 static gboolean
 outbox_flush(PoStore *s, GError **error)
 {
-	sqlite3_stmt *st = db_prepare(s, "SELECT name, data FROM outbox ORDER BY name", error);
+	sqlite3_stmt *st = pg_db_prepare(s->pg, "SELECT name, data FROM outbox ORDER BY name", error);
 	GPtrArray *names = g_ptr_array_new_with_free_func(g_free);
 	gboolean ok = st != NULL;
 
@@ -648,13 +610,13 @@ outbox_flush(PoStore *s, GError **error)
 	if (st)
 		sqlite3_finalize(st);
 	for (guint i = 0; ok && i < names->len; i++) {
-		st = db_prepare(s, "DELETE FROM outbox WHERE name = ?", error);
+		st = pg_db_prepare(s->pg, "DELETE FROM outbox WHERE name = ?", error);
 		if (!st) {
 			ok = FALSE;
 			break;
 		}
 		sqlite3_bind_text(st, 1, names->pdata[i], -1, SQLITE_STATIC);
-		ok = sqlite3_step(st) == SQLITE_DONE || db_fail(s, error, "outbox");
+		ok = sqlite3_step(st) == SQLITE_DONE || pg_db_fail(s->pg, error, "outbox");
 		sqlite3_finalize(st);
 		if (ok) {
 			fault_step("commit");
@@ -672,18 +634,18 @@ po_send_directory(PoStore *s, GBytes *document, char **bundle_name, GError **err
 	Bundle *b;
 	gboolean ok;
 
-	if (!db_begin(s, error))
+	if (!pg_db_begin(s->pg, TRUE, error))
 		return FALSE;
 	if (!next_seq(s, s->gateway, &seq, error)) {
-		db_rollback(s);
+		pg_db_rollback(s->pg);
 		return FALSE;
 	}
 	b = bundle_new(s->name, s->gateway, seq);
 	bundle_add_entry(b, BUNDLE_ENTRY_DIRECTORY, document);
-	ok = outbox_put(s, b, bundle_name, error) && db_commit(s, error);
+	ok = outbox_put(s, b, bundle_name, error) && pg_db_commit(s->pg, "commit", error);
 	bundle_free(b);
 	if (!ok) {
-		db_rollback(s);
+		pg_db_rollback(s->pg);
 		return FALSE;
 	}
 	return outbox_flush(s, error);
@@ -695,11 +657,11 @@ po_gal_replace(PoStore *s, GPtrArray *addresses, GPtrArray *names, GPtrArray *sm
 {
 	sqlite3_stmt *st;
 
-	if (!db_begin(s, error))
+	if (!pg_db_begin(s->pg, TRUE, error))
 		return FALSE;
-	if (!db_exec(s, "DELETE FROM gal", error))
+	if (!pg_db_exec(s->pg, "DELETE FROM gal", error))
 		goto rollback;
-	st = db_prepare(s, "INSERT OR REPLACE INTO gal(address, name, smtp) VALUES (?, ?, ?)",
+	st = pg_db_prepare(s->pg, "INSERT OR REPLACE INTO gal(address, name, smtp) VALUES (?, ?, ?)",
 	    error);
 	if (!st)
 		goto rollback;
@@ -709,22 +671,22 @@ po_gal_replace(PoStore *s, GPtrArray *addresses, GPtrArray *names, GPtrArray *sm
 		sqlite3_bind_text(st, 2, names->pdata[i], -1, SQLITE_STATIC);
 		sqlite3_bind_text(st, 3, smtps->pdata[i], -1, SQLITE_STATIC);
 		if (sqlite3_step(st) != SQLITE_DONE) {
-			db_fail(s, error, "global address list");
+			pg_db_fail(s->pg, error, "global address list");
 			sqlite3_finalize(st);
 			goto rollback;
 		}
 	}
 	sqlite3_finalize(st);
-	return db_commit(s, error);
+	return pg_db_commit(s->pg, "commit", error);
 rollback:
-	db_rollback(s);
+	pg_db_rollback(s->pg);
 	return FALSE;
 }
 
 GPtrArray *
 po_gal(PoStore *s, GError **error)
 {
-	sqlite3_stmt *st = db_prepare(s, "SELECT address, smtp, name FROM gal ORDER BY address",
+	sqlite3_stmt *st = pg_db_prepare(s->pg, "SELECT address, smtp, name FROM gal ORDER BY address",
 	    error);
 	GPtrArray *a;
 
@@ -755,7 +717,7 @@ is_local(PoStore *s, const char *addr, char mailbox[ADDR_PART_MAX + 1])
 static gboolean
 gal_has(PoStore *s, const char *addr)
 {
-	sqlite3_stmt *st = db_prepare(s, "SELECT 1 FROM gal WHERE address = ?", NULL);
+	sqlite3_stmt *st = pg_db_prepare(s->pg, "SELECT 1 FROM gal WHERE address = ?", NULL);
 	gboolean yes;
 
 	if (!st)
@@ -793,7 +755,7 @@ po_send(PoStore *s, LegacyMessage *msg, char **bundle_name, GError **error)
 	}
 	if (!msg_validate(msg, error))
 		goto out;
-	if (!db_begin(s, error))
+	if (!pg_db_begin(s->pg, TRUE, error))
 		goto out;
 	for (guint i = 0; i < msg->recipients->len; i++) {
 		MsgRecipient *r = msg->recipients->pdata[i];
@@ -809,7 +771,7 @@ po_send(PoStore *s, LegacyMessage *msg, char **bundle_name, GError **error)
 		if (!outbox_add(s, one, bundle_name, error))
 			goto rollback;
 	}
-	if (!db_commit(s, error))
+	if (!pg_db_commit(s->pg, "commit", error))
 		goto rollback;
 	pg_info(msg->id, "sent: %u local, %s", g_hash_table_size(done),
 	    any_remote ? "bundled for the gateway" : "nothing for the gateway");
@@ -826,7 +788,7 @@ po_send(PoStore *s, LegacyMessage *msg, char **bundle_name, GError **error)
 	}
 	goto out;
 rollback:
-	db_rollback(s);
+	pg_db_rollback(s->pg);
 out:
 	g_hash_table_unref(done);
 	g_ptr_array_unref(one);
@@ -968,7 +930,7 @@ remove_applied(PoStore *s, const char *name, GError **error)
 static GBytes *
 ledger_hmac(PoStore *s, const Bundle *b)
 {
-	sqlite3_stmt *st = db_prepare(s, "SELECT hmac FROM ledger WHERE source = ? AND"
+	sqlite3_stmt *st = pg_db_prepare(s->pg, "SELECT hmac FROM ledger WHERE source = ? AND"
 	    " dest = ? AND seq = ?", NULL);
 	GBytes *h = NULL;
 
@@ -986,7 +948,7 @@ ledger_hmac(PoStore *s, const Bundle *b)
 static guint64
 ledger_max(PoStore *s, const Bundle *b)
 {
-	sqlite3_stmt *st = db_prepare(s, "SELECT coalesce(max(seq), 0) FROM ledger WHERE"
+	sqlite3_stmt *st = pg_db_prepare(s->pg, "SELECT coalesce(max(seq), 0) FROM ledger WHERE"
 	    " source = ? AND dest = ?", NULL);
 	guint64 max = 0;
 
@@ -1003,7 +965,7 @@ ledger_max(PoStore *s, const Bundle *b)
 static gboolean
 ledger_add(PoStore *s, const Bundle *b, GError **error)
 {
-	sqlite3_stmt *st = db_prepare(s, "INSERT INTO ledger(source, dest, seq, hmac, applied)"
+	sqlite3_stmt *st = pg_db_prepare(s->pg, "INSERT INTO ledger(source, dest, seq, hmac, applied)"
 	    " VALUES (?, ?, ?, ?, ?)", error);
 	gboolean ok;
 
@@ -1014,7 +976,7 @@ ledger_add(PoStore *s, const Bundle *b, GError **error)
 	sqlite3_bind_int64(st, 3, (sqlite3_int64)b->seq);
 	sqlite3_bind_blob(st, 4, b->hmac, BUNDLE_HMAC_LEN, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 5, g_get_real_time() / G_USEC_PER_SEC);
-	ok = sqlite3_step(st) == SQLITE_DONE || db_fail(s, error, "ledger");
+	ok = sqlite3_step(st) == SQLITE_DONE || pg_db_fail(s->pg, error, "ledger");
 	sqlite3_finalize(st);
 	return ok;
 }
@@ -1032,7 +994,7 @@ apply_bundle(PoStore *s, const Bundle *b, const char *name, gboolean ignore_resp
 	guint delivered = 0;
 	gboolean ok = FALSE;
 
-	if (!db_begin(s, error))
+	if (!pg_db_begin(s->pg, TRUE, error))
 		goto out;
 	for (guint i = 0; i < b->entries->len; i++) {
 		BundleEntry *e = b->entries->pdata[i];
@@ -1041,7 +1003,7 @@ apply_bundle(PoStore *s, const Bundle *b, const char *name, gboolean ignore_resp
 		if (e->kind == BUNDLE_ENTRY_DIRECTORY) {
 			gsize n;
 			const void *d = g_bytes_get_data(e->data, &n);
-			sqlite3_stmt *st = db_prepare(s, "INSERT INTO directory(source, seq,"
+			sqlite3_stmt *st = pg_db_prepare(s->pg, "INSERT INTO directory(source, seq,"
 			    " received, data) VALUES (?, ?, ?, ?)", error);
 			if (!st)
 				goto rollback;
@@ -1051,7 +1013,7 @@ apply_bundle(PoStore *s, const Bundle *b, const char *name, gboolean ignore_resp
 			sqlite3_bind_blob(st, 4, d, (int)n, SQLITE_STATIC);
 			if (sqlite3_step(st) != SQLITE_DONE) {
 				sqlite3_finalize(st);
-				db_fail(s, error, "directory entry");
+				pg_db_fail(s->pg, error, "directory entry");
 				goto rollback;
 			}
 			sqlite3_finalize(st);
@@ -1144,7 +1106,7 @@ apply_bundle(PoStore *s, const Bundle *b, const char *name, gboolean ignore_resp
 			goto rollback;
 		stats->reports_made += reports->len;
 	}
-	if (!ledger_add(s, b, error) || !db_commit(s, error))
+	if (!ledger_add(s, b, error) || !pg_db_commit(s->pg, "commit", error))
 		goto rollback;
 	for (guint i = 0; i + 1 < done->len; i += 2)
 		pg_info(done->pdata[i], "delivered to %s/%s", s->name, (char *)done->pdata[i + 1]);
@@ -1152,7 +1114,7 @@ apply_bundle(PoStore *s, const Bundle *b, const char *name, gboolean ignore_resp
 	ok = TRUE;
 	goto out;
 rollback:
-	db_rollback(s);
+	pg_db_rollback(s->pg);
 out:
 	g_ptr_array_unref(done);
 	g_ptr_array_unref(reports);
@@ -1297,7 +1259,7 @@ po_mailbox(PoStore *s, const char *mailbox, GError **error)
 		g_set_error(error, PO_ERROR, PO_ERROR_NOUSER, "no mailbox %s at %s", mb, s->name);
 		return NULL;
 	}
-	st = db_prepare(s, "SELECT data FROM mail WHERE mailbox = ? ORDER BY id", error);
+	st = pg_db_prepare(s->pg, "SELECT data FROM mail WHERE mailbox = ? ORDER BY id", error);
 	if (!st)
 		return NULL;
 	sqlite3_bind_text(st, 1, mb, -1, SQLITE_STATIC);
@@ -1319,7 +1281,7 @@ po_mailbox(PoStore *s, const char *mailbox, GError **error)
 GPtrArray *
 po_mailbox_counts(PoStore *s, GError **error)
 {
-	sqlite3_stmt *st = db_prepare(s, "SELECT u.mailbox, count(m.id) FROM users u"
+	sqlite3_stmt *st = pg_db_prepare(s->pg, "SELECT u.mailbox, count(m.id) FROM users u"
 	    " LEFT JOIN mail m ON m.mailbox = u.mailbox GROUP BY u.mailbox ORDER BY u.mailbox",
 	    error);
 	GPtrArray *a;
@@ -1380,7 +1342,7 @@ po_status(PoStore *s, GError **error)
 
 	g_string_append_printf(out, "postoffice %s\ncodepage %s\ngateway %s\n", s->name,
 	    s->codepage, s->gateway);
-	st = db_prepare(s, "SELECT source, seq FROM ledger WHERE dest = ? ORDER BY source, seq",
+	st = pg_db_prepare(s->pg, "SELECT source, seq FROM ledger WHERE dest = ? ORDER BY source, seq",
 	    error);
 	if (!st)
 		goto fail;
@@ -1407,7 +1369,7 @@ po_status(PoStore *s, GError **error)
 		}
 	}
 	sqlite3_finalize(st);
-	st = db_prepare(s, "SELECT dest, last FROM seqs ORDER BY dest", error);
+	st = pg_db_prepare(s->pg, "SELECT dest, last FROM seqs ORDER BY dest", error);
 	if (!st)
 		goto fail;
 	while (sqlite3_step(st) == SQLITE_ROW)
@@ -1426,7 +1388,7 @@ po_status(PoStore *s, GError **error)
 	}
 	g_string_append_printf(out, "in/: %u waiting\nout/: %u waiting for the gateway\n",
 	    nin, nout);
-	st = db_prepare(s, "SELECT count(*) FROM outbox", error);
+	st = pg_db_prepare(s->pg, "SELECT count(*) FROM outbox", error);
 	if (!st)
 		goto fail;
 	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int64(st, 0) > 0)
