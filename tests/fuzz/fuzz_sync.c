@@ -1,4 +1,4 @@
-/* fuzz_sync.c - libFuzzer target for the sync file reader (directory/sync_xml.c).
+/* fuzz_sync.c - libFuzzer target for the sync file reader (directory/sync_read.c).
  *
  * Feeds the bytes, by length and without a terminator, to sync_read_memory.
  * Beside "no crash, no leak, no over-read" (libFuzzer's buffer is exactly
