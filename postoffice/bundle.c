@@ -296,93 +296,101 @@ po_field_get(const guint8 *field, char out[ADDR_PO_MAX + 1], const char *what,
 	return TRUE;
 }
 
-Bundle *
-bundle_decode(const guint8 *data, size_t len, GBytes *key, GError **error)
+/* Steps 1 to 4 of docs/bundle-format.md: length, magic, version, limits. */
+static gboolean
+header_check(const guint8 *data, size_t len, guint64 *count, guint64 *plen, guint64 *clen,
+    GError **error)
 {
-	guint64 count, plen, clen, seq;
 	guint version;
-	guint8 mac[BUNDLE_HMAC_LEN];
-	guint32 crc;
-	guint8 *payload;
-	uLongf outlen;
-	uLong inlen;
-	int zr;
-	Bundle *b;
-	size_t pos;
 
 	/* 1. Length. */
 	if (len < OFF_PAYLOAD + BUNDLE_TRAILER_LEN) {
 		set_error(error, BUNDLE_ERROR_TRUNCATED, "%zu bytes, shorter than any bundle",
 		    len);
-		return NULL;
+		return FALSE;
 	}
-	clen = be_get(data + OFF_COMPRESSED_LEN, 8);
-	if (clen != len - OFF_PAYLOAD - BUNDLE_TRAILER_LEN) {
+	*clen = be_get(data + OFF_COMPRESSED_LEN, 8);
+	if (*clen != len - OFF_PAYLOAD - BUNDLE_TRAILER_LEN) {
 		set_error(error, BUNDLE_ERROR_TRUNCATED,
 		    "the header announces %" G_GUINT64_FORMAT " payload bytes, the file "
-		    "holds %zu", clen, len - OFF_PAYLOAD - BUNDLE_TRAILER_LEN);
-		return NULL;
+		    "holds %zu", *clen, len - OFF_PAYLOAD - BUNDLE_TRAILER_LEN);
+		return FALSE;
 	}
 	/* 2. Magic. */
 	if (memcmp(data + OFF_MAGIC, BUNDLE_MAGIC, BUNDLE_MAGIC_LEN) != 0) {
 		set_error(error, BUNDLE_ERROR_MAGIC, "this is not a postgate bundle");
-		return NULL;
+		return FALSE;
 	}
 	/* 3. Version. */
 	version = (guint)be_get(data + OFF_VERSION, 2);
 	if (version != BUNDLE_VERSION) {
 		set_error(error, BUNDLE_ERROR_VERSION, "version %u, this reader knows %d",
 		    version, BUNDLE_VERSION);
-		return NULL;
+		return FALSE;
 	}
 	/* 4. Limits. */
-	count = be_get(data + OFF_COUNT, 4);
-	plen = be_get(data + OFF_PAYLOAD_LEN, 8);
-	if (count == 0 || count > BUNDLE_MAX_ENTRIES) {
+	*count = be_get(data + OFF_COUNT, 4);
+	*plen = be_get(data + OFF_PAYLOAD_LEN, 8);
+	if (*count == 0 || *count > BUNDLE_MAX_ENTRIES) {
 		set_error(error, BUNDLE_ERROR_LIMIT, "%" G_GUINT64_FORMAT " entries, allowed "
-		    "1 to %u", count, BUNDLE_MAX_ENTRIES);
-		return NULL;
+		    "1 to %u", *count, BUNDLE_MAX_ENTRIES);
+		return FALSE;
 	}
 	if (len > BUNDLE_MAX_FILE_SIZE) {
 		set_error(error, BUNDLE_ERROR_LIMIT, "%zu bytes, over the limit of %u", len,
 		    BUNDLE_MAX_FILE_SIZE);
-		return NULL;
+		return FALSE;
 	}
-	if (plen > BUNDLE_MAX_PAYLOAD || plen < count * ENTRY_HEADER_LEN) {
+	if (*plen > BUNDLE_MAX_PAYLOAD || *plen < *count * ENTRY_HEADER_LEN) {
 		set_error(error, BUNDLE_ERROR_LIMIT, "a payload of %" G_GUINT64_FORMAT
-		    " bytes for %" G_GUINT64_FORMAT " entries (at most %u bytes)", plen,
-		    count, BUNDLE_MAX_PAYLOAD);
-		return NULL;
+		    " bytes for %" G_GUINT64_FORMAT " entries (at most %u bytes)", *plen,
+		    *count, BUNDLE_MAX_PAYLOAD);
+		return FALSE;
 	}
-	if (plen > clen * BUNDLE_MAX_RATIO) {
+	if (*plen > *clen * BUNDLE_MAX_RATIO) {
 		set_error(error, BUNDLE_ERROR_LIMIT, "%" G_GUINT64_FORMAT " bytes would "
-		    "inflate to %" G_GUINT64_FORMAT ", over the ratio limit of %u", clen,
-		    plen, BUNDLE_MAX_RATIO);
-		return NULL;
+		    "inflate to %" G_GUINT64_FORMAT ", over the ratio limit of %u", *clen,
+		    *plen, BUNDLE_MAX_RATIO);
+		return FALSE;
 	}
-	/* 5. HMAC. */
+	return TRUE;
+}
+
+/* Steps 5 and 6: the HMAC (with a key) and the CRC-32 of the payload. */
+static gboolean
+integrity_check(const guint8 *data, size_t len, guint64 clen, GBytes *key, guint32 *crc,
+    GError **error)
+{
+	guint8 mac[BUNDLE_HMAC_LEN];
+
 	if (key) {
 		if (!hmac_sha256(key, data, len - BUNDLE_HMAC_LEN, mac)) {
 			set_error(error, BUNDLE_ERROR_HMAC, "OpenSSL could not compute the HMAC");
-			return NULL;
+			return FALSE;
 		}
 		if (CRYPTO_memcmp(mac, data + len - BUNDLE_HMAC_LEN, BUNDLE_HMAC_LEN) != 0) {
 			set_error(error, BUNDLE_ERROR_HMAC,
 			    "the bundle is not authentic with this postoffice's key");
-			return NULL;
+			return FALSE;
 		}
 	}
-	/* 6. CRC. */
-	crc = (guint32)be_get(data + OFF_PAYLOAD + clen, 4);
-	if (crc32(crc32(0L, Z_NULL, 0), data + OFF_PAYLOAD, (uInt)clen) != crc) {
+	*crc = (guint32)be_get(data + OFF_PAYLOAD + clen, 4);
+	if (crc32(crc32(0L, Z_NULL, 0), data + OFF_PAYLOAD, (uInt)clen) != *crc) {
 		set_error(error, BUNDLE_ERROR_CRC, "the CRC-32 of the payload does not match");
-		return NULL;
+		return FALSE;
 	}
-	/* 7. Inflate: exactly plen bytes from exactly clen. */
-	payload = g_malloc(plen ? plen : 1);
-	outlen = plen;
-	inlen = clen;
-	zr = uncompress2(payload, &outlen, data + OFF_PAYLOAD, &inlen);
+	return TRUE;
+}
+
+/* Step 7: exactly plen bytes from exactly clen; NULL with an error. */
+static GBytes *
+inflate_payload(const guint8 *data, guint64 clen, guint64 plen, GError **error)
+{
+	guint8 *payload = g_malloc(plen ? plen : 1);
+	uLongf outlen = plen;
+	uLong inlen = clen;
+	int zr = uncompress2(payload, &outlen, data + OFF_PAYLOAD, &inlen);
+
 	if (zr != Z_OK || outlen != plen || inlen != clen) {
 		set_error(error, BUNDLE_ERROR_PAYLOAD, zr == Z_OK ?
 		    "the payload inflates to a length other than announced" :
@@ -390,16 +398,99 @@ bundle_decode(const guint8 *data, size_t len, GBytes *key, GError **error)
 		g_free(payload);
 		return NULL;
 	}
-	/* 8. Contents. */
+	return g_bytes_new_take(payload, plen);
+}
+
+/* Step 8: the payload cut into its count entries, which fill it exactly. */
+static gboolean
+entries_split(Bundle *b, GBytes *all, guint64 count, GError **error)
+{
+	gsize plen;
+	const guint8 *p = g_bytes_get_data(all, &plen);
+	size_t pos = 0;
+
+	for (guint64 i = 0; i < count; i++) {
+		guint8 kind;
+		guint64 elen;
+		GBytes *slice;
+
+		if (plen - pos < ENTRY_HEADER_LEN) {
+			set_error(error, BUNDLE_ERROR_PAYLOAD,
+			    "entry %" G_GUINT64_FORMAT " is cut short", i + 1);
+			return FALSE;
+		}
+		kind = p[pos];
+		elen = be_get(p + pos + 1, 4);
+		pos += ENTRY_HEADER_LEN;
+		if (kind != BUNDLE_ENTRY_MESSAGE && kind != BUNDLE_ENTRY_DIRECTORY) {
+			set_error(error, BUNDLE_ERROR_PAYLOAD,
+			    "entry %" G_GUINT64_FORMAT " has unknown kind %u", i + 1, kind);
+			return FALSE;
+		}
+		if (elen > plen - pos || elen > MSG_MAX_SIZE) {
+			set_error(error, BUNDLE_ERROR_PAYLOAD,
+			    "entry %" G_GUINT64_FORMAT " runs past the payload or its limit",
+			    i + 1);
+			return FALSE;
+		}
+		slice = g_bytes_new_from_bytes(all, pos, elen);
+		bundle_add_entry(b, kind, slice);
+		g_bytes_unref(slice);
+		pos += elen;
+	}
+	if (pos != plen) {
+		set_error(error, BUNDLE_ERROR_PAYLOAD,
+		    "%" G_GUINT64_FORMAT " bytes follow the last entry", (guint64)(plen - pos));
+		return FALSE;
+	}
+	return TRUE;
+}
+
+/* Every message entry must decode before anything is applied. */
+static gboolean
+entries_verify(const Bundle *b, GError **error)
+{
+	for (guint i = 0; i < b->entries->len; i++) {
+		BundleEntry *e = b->entries->pdata[i];
+		LegacyMessage *m;
+		GError *me = NULL;
+
+		if (e->kind != BUNDLE_ENTRY_MESSAGE)
+			continue;
+		m = bundle_message(b, i, &me);
+		if (!m) {
+			set_error(error, BUNDLE_ERROR_PAYLOAD, "entry %u: %s", i + 1, me->message);
+			g_error_free(me);
+			return FALSE;
+		}
+		msg_free(m);
+	}
+	return TRUE;
+}
+
+Bundle *
+bundle_decode(const guint8 *data, size_t len, GBytes *key, GError **error)
+{
+	guint64 count, plen, clen, seq;
+	guint32 crc;
+	GBytes *all;
+	Bundle *b;
+	gboolean ok;
+
+	if (!header_check(data, len, &count, &plen, &clen, error) ||
+	    !integrity_check(data, len, clen, key, &crc, error))
+		return NULL;
+	all = inflate_payload(data, clen, plen, error);
+	if (!all)
+		return NULL;
 	b = g_new0(Bundle, 1);
 	b->entries = g_ptr_array_new_with_free_func(entry_free);
 	seq = be_get(data + OFF_SEQ, 8);
-	if (!po_field_get(data + OFF_SOURCE, b->source, "source", error) ||
-	    !po_field_get(data + OFF_DEST, b->dest, "destination", error))
-		goto fail;
-	if (seq == 0) {
+	ok = po_field_get(data + OFF_SOURCE, b->source, "source", error) &&
+	    po_field_get(data + OFF_DEST, b->dest, "destination", error);
+	if (ok && seq == 0) {
 		set_error(error, BUNDLE_ERROR_PAYLOAD, "sequence number 0");
-		goto fail;
+		ok = FALSE;
 	}
 	b->seq = seq;
 	b->created = (gint64)be_get(data + OFF_CREATED, 8);
@@ -408,68 +499,13 @@ bundle_decode(const guint8 *data, size_t len, GBytes *key, GError **error)
 	b->crc = crc;
 	memcpy(b->hmac, data + len - BUNDLE_HMAC_LEN, BUNDLE_HMAC_LEN);
 	b->hmac_checked = key != NULL;
-	{
-		GBytes *all = g_bytes_new_take(payload, plen);
-		payload = NULL;
-		pos = 0;
-		for (guint64 i = 0; i < count; i++) {
-			guint8 kind;
-			guint64 elen;
-			GBytes *slice;
-			if (plen - pos < ENTRY_HEADER_LEN) {
-				set_error(error, BUNDLE_ERROR_PAYLOAD,
-				    "entry %" G_GUINT64_FORMAT " is cut short", i + 1);
-				g_bytes_unref(all);
-				goto fail;
-			}
-			kind = ((const guint8 *)g_bytes_get_data(all, NULL))[pos];
-			elen = be_get((const guint8 *)g_bytes_get_data(all, NULL) + pos + 1, 4);
-			pos += ENTRY_HEADER_LEN;
-			if (kind != BUNDLE_ENTRY_MESSAGE && kind != BUNDLE_ENTRY_DIRECTORY) {
-				set_error(error, BUNDLE_ERROR_PAYLOAD,
-				    "entry %" G_GUINT64_FORMAT " has unknown kind %u", i + 1, kind);
-				g_bytes_unref(all);
-				goto fail;
-			}
-			if (elen > plen - pos || elen > MSG_MAX_SIZE) {
-				set_error(error, BUNDLE_ERROR_PAYLOAD,
-				    "entry %" G_GUINT64_FORMAT " runs past the payload or its limit",
-				    i + 1);
-				g_bytes_unref(all);
-				goto fail;
-			}
-			slice = g_bytes_new_from_bytes(all, pos, elen);
-			bundle_add_entry(b, kind, slice);
-			g_bytes_unref(slice);
-			pos += elen;
-		}
-		g_bytes_unref(all);
-		if (pos != plen) {
-			set_error(error, BUNDLE_ERROR_PAYLOAD,
-			    "%" G_GUINT64_FORMAT " bytes follow the last entry", plen - pos);
-			goto fail;
-		}
-	}
-	/* Every message entry must decode before anything is applied. */
-	for (guint i = 0; i < b->entries->len; i++) {
-		BundleEntry *e = b->entries->pdata[i];
-		LegacyMessage *m;
-		GError *me = NULL;
-		if (e->kind != BUNDLE_ENTRY_MESSAGE)
-			continue;
-		m = bundle_message(b, i, &me);
-		if (!m) {
-			set_error(error, BUNDLE_ERROR_PAYLOAD, "entry %u: %s", i + 1, me->message);
-			g_error_free(me);
-			goto fail;
-		}
-		msg_free(m);
+	ok = ok && entries_split(b, all, count, error) && entries_verify(b, error);
+	g_bytes_unref(all);
+	if (!ok) {
+		bundle_free(b);
+		return NULL;
 	}
 	return b;
-fail:
-	g_free(payload);
-	bundle_free(b);
-	return NULL;
 }
 
 Bundle *
