@@ -101,7 +101,8 @@ dir_export_each(DirStore *d, const DirContext *ctx, SyncKind kind, const char *a
 			ds_vector_put(head->vector, ctx->site, usn);
 	}
 	if (ok)
-		st = pg_db_stmt(d->pg, kind == SYNC_GAL ? ST_LIST : kind == SYNC_CANONICAL ? ST_CANON :
+		st = pg_db_stmt(d->pg,
+		    kind == SYNC_GAL ? ST_LIST : kind == SYNC_CANONICAL ? ST_CANON :
 		    ST_REPL, error);
 	if (!st)
 		ok = FALSE;

@@ -848,7 +848,8 @@ dir_import_commit(DirImport *im, DirImportStats *stats, GError **error)
 	if (changed)
 		ok = ds_generation_bump(d, error);
 	g_snprintf(usn, sizeof usn, "%" G_GUINT64_FORMAT, im->usn);
-	ok = ok && ds_meta_set(d, "usn", usn, error) && ds_meta_set(d, "site", im->ctx->site, error);
+	ok = ok && ds_meta_set(d, "usn", usn, error) && ds_meta_set(d, "site",
+	    im->ctx->site, error);
 	if (ok && !pg_db_commit(d->pg, "commit", error))
 		ok = FALSE;
 	if (ok) {

@@ -154,11 +154,13 @@ struct DirMap {
 	guint64 keys, records, slots, home, nslots, max_probe;
 };
 
+/* An error of code: a map file that cannot be used (DIR_MAP_ERROR_CORRUPT)
+ * says so first; FALSE. */
 static gboolean
-corrupt(GError **error, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
+map_fail(GError **error, int code, const char *fmt, ...) G_GNUC_PRINTF(3, 4);
 
 static gboolean
-corrupt(GError **error, const char *fmt, ...)
+map_fail(GError **error, int code, const char *fmt, ...)
 {
 	va_list ap;
 	char *msg;
@@ -166,11 +168,14 @@ corrupt(GError **error, const char *fmt, ...)
 	va_start(ap, fmt);
 	msg = g_strdup_vprintf(fmt, ap);
 	va_end(ap);
-	g_set_error(error, DIR_MAP_ERROR, DIR_MAP_ERROR_CORRUPT, "not a usable proxy map: %s",
-	    msg);
+	g_set_error(error, DIR_MAP_ERROR, code, "%s%s",
+	    code == DIR_MAP_ERROR_CORRUPT ? "not a usable proxy map: " : "", msg);
 	g_free(msg);
 	return FALSE;
 }
+
+#define corrupt(error, ...) map_fail((error), DIR_MAP_ERROR_CORRUPT, __VA_ARGS__)
+#define limit(error, ...) map_fail((error), DIR_MAP_ERROR_LIMIT, __VA_ARGS__)
 
 /* The fixed part of the header: magic, version, header size. */
 static gboolean
@@ -587,23 +592,6 @@ dir_map_writer_begin(const char *path, int mode, GError **error)
 fail:
 	dir_map_writer_abort(w);
 	return NULL;
-}
-
-static gboolean
-limit(GError **error, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
-
-static gboolean
-limit(GError **error, const char *fmt, ...)
-{
-	va_list ap;
-	char *msg;
-
-	va_start(ap, fmt);
-	msg = g_strdup_vprintf(fmt, ap);
-	va_end(ap);
-	g_set_error_literal(error, DIR_MAP_ERROR, DIR_MAP_ERROR_LIMIT, msg);
-	g_free(msg);
-	return FALSE;
 }
 
 gboolean

@@ -285,17 +285,6 @@ fail:
 	return NULL;
 }
 
-static gboolean
-strv_same(const GPtrArray *a, const GPtrArray *b)
-{
-	if (a->len != b->len)
-		return FALSE;
-	for (guint i = 0; i < a->len; i++)
-		if (strcmp(a->pdata[i], b->pdata[i]) != 0)
-			return FALSE;
-	return TRUE;
-}
-
 /* Whether two states say the same (stamps aside). */
 gboolean
 ds_same_state(const DirEntry *a, const DirEntry *b)
@@ -303,7 +292,8 @@ ds_same_state(const DirEntry *a, const DirEntry *b)
 	return a->type == b->type && a->deleted == b->deleted &&
 	    strcmp(a->legacy, b->legacy) == 0 && strcmp(a->home_site, b->home_site) == 0 &&
 	    strcmp(a->name, b->name) == 0 && g_strcmp0(a->target, b->target) == 0 &&
-	    strv_same(a->proxies, b->proxies) && strv_same(a->members, b->members);
+	    dir_strings_equal(a->proxies, b->proxies) &&
+	    dir_strings_equal(a->members, b->members);
 }
 
 /* The conflict order: whether state a beats state b of the same entry id.

@@ -34,7 +34,8 @@ ds_map_set(DirStore *d, gboolean on, GError **error)
 {
 	if (d->mapped == on)
 		return TRUE;
-	if (!pg_db_exec(d->pg, on ? "PRAGMA mmap_size=" DIR_MMAP_SIZE : "PRAGMA mmap_size=0", error))
+	if (!pg_db_exec(d->pg,
+	    on ? "PRAGMA mmap_size=" DIR_MMAP_SIZE : "PRAGMA mmap_size=0", error))
 		return FALSE;
 	d->mapped = on;
 	return TRUE;

@@ -75,9 +75,10 @@ ds_peer_claims_drop(DirImport *im, const char *proxy, gint64 rid, GError **error
 		DirEntry *x = ds_by_rid(im->d, r, &ok, error);
 
 		if (x && !x->deleted && !ds_entry_is_ours(im->ctx, x)) {
-			pg_warn(NULL, "directory: proxy %s of this site's postoffice %s is not given "
-			    "to %s (site %s): its claim lost to this site's entry", proxy + 5, im->po,
-			    x->legacy, x->home_site);
+			pg_warn(NULL,
+			    "directory: proxy %s of this site's postoffice %s is not given "
+			    "to %s (site %s): its claim lost to this site's entry",
+			    proxy + 5, im->po, x->legacy, x->home_site);
 			im->st.proxy_losses++;
 			ok = ds_proxy_del(im->d, proxy + 5, r, error);
 		}

@@ -83,6 +83,17 @@ dir_primary(const DirEntry *e)
 }
 
 gboolean
+dir_strings_equal(const GPtrArray *a, const GPtrArray *b)
+{
+	if (a->len != b->len)
+		return FALSE;
+	for (guint i = 0; i < a->len; i++)
+		if (strcmp(a->pdata[i], b->pdata[i]) != 0)
+			return FALSE;
+	return TRUE;
+}
+
+gboolean
 dir_check_id(const char *text, size_t len)
 {
 	if (len == 0 || len > DIR_ID_MAX)

@@ -71,6 +71,9 @@ const char *dir_type_name(DirType type);
 gboolean dir_type_parse(const char *name, DirType *out);
 /* dir_primary - the primary (SMTP:) proxy of an entry, or NULL */
 const char *dir_primary(const DirEntry *e);
+/* dir_strings_equal - whether two lists of strings (proxies, members) are
+ * the same, in the same order */
+gboolean dir_strings_equal(const GPtrArray *a, const GPtrArray *b);
 /* The rules for a directory's names, the same wherever a name enters (a
  * sync file, the store, the configuration's site): */
 /* dir_check_id - whether text is an entry id (1-64 of A-Z a-z 0-9 . _ : -) */

@@ -157,7 +157,8 @@ on_pi(void *ctx, const xmlChar *target, const xmlChar *data)
 	Reader *r = ctx;
 	char *q = sx_shown((const char *)target, strlen((const char *)target));
 
-	sx_fail(r, sx_cur_line(r), SYNC_ERROR_SCHEMA, "processing instruction %s is not allowed", q);
+	sx_fail(r, sx_cur_line(r), SYNC_ERROR_SCHEMA,
+	    "processing instruction %s is not allowed", q);
 	g_free(q);
 }
 
@@ -170,8 +171,8 @@ refuse_loader(const char *url, const char *id, xmlParserCtxtPtr ctxt)
 	if (r) {
 		const char *what = url ? url : id ? id : "";
 		char *q = sx_shown(what, strlen(what));
-		sx_fail(r, sx_cur_line(r), SYNC_ERROR_FORBIDDEN, "external reference %s is not allowed",
-		    q);
+		sx_fail(r, sx_cur_line(r), SYNC_ERROR_FORBIDDEN,
+		    "external reference %s is not allowed", q);
 		g_free(q);
 	}
 	return NULL;
@@ -324,7 +325,8 @@ scan(Reader *r, const char *p, size_t n)
 			} else if (c == '=' && ++r->scan_attrs > SYNC_MAX_ATTRS) {
 				char *q = sx_shown_name(r->scan_name);
 				sx_fail(r, r->scan_line, SYNC_ERROR_LIMIT, "<%s> has more than %u "
-				    "attributes (namespace declarations included)", q, SYNC_MAX_ATTRS);
+				    "attributes (namespace declarations included)", q,
+				    SYNC_MAX_ATTRS);
 				g_free(q);
 				return FALSE;
 			}
@@ -350,7 +352,8 @@ check_encoding(Reader *r, const char *p, size_t n)
 	}
 	if ((n >= 2 && ((u[0] == 0xfe && u[1] == 0xff) || (u[0] == 0xff && u[1] == 0xfe))) ||
 	    (n >= 1 && u[0] == 0) || (n >= 2 && u[1] == 0)) {
-		sx_fail(r, 1, SYNC_ERROR_SCHEMA, "the file is not UTF-8 (UTF-16 or UTF-32?): a sync "
+		sx_fail(r, 1, SYNC_ERROR_SCHEMA,
+		    "the file is not UTF-8 (UTF-16 or UTF-32?): a sync "
 		    "file is UTF-8");
 		return FALSE;
 	}
@@ -378,7 +381,8 @@ check_encoding(Reader *r, const char *p, size_t n)
 			return TRUE;
 		{
 			char *s = sx_shown(v + 1, (size_t)(q - v - 1));
-			sx_fail(r, 1, SYNC_ERROR_SCHEMA, "the file declares the encoding %s: a sync "
+			sx_fail(r, 1, SYNC_ERROR_SCHEMA,
+			    "the file declares the encoding %s: a sync "
 			    "file is UTF-8", s);
 			g_free(s);
 		}
@@ -461,7 +465,8 @@ feed(Reader *r, const char *p, size_t n, gboolean terminate)
 		if (!r->error && !r->ctxt->wellFormed)
 			sx_fail(r, sx_cur_line(r), SYNC_ERROR_XML, "malformed XML");
 		if (!r->error && !r->root_closed)
-			sx_fail(r, sx_cur_line(r), SYNC_ERROR_XML, "malformed XML: no <sync> element");
+			sx_fail(r, sx_cur_line(r), SYNC_ERROR_XML,
+			    "malformed XML: no <sync> element");
 		if (!r->error)
 			sx_send_header(r);
 	}
@@ -522,7 +527,8 @@ static gboolean
 read_buffer(Reader *r, const char *buf, size_t len)
 {
 	if ((guint64)len > sx_limit_file_size) {
-		r->error = g_error_new(SYNC_ERROR, SYNC_ERROR_LIMIT, "%s: %zu bytes, more than the %"
+		r->error = g_error_new(SYNC_ERROR, SYNC_ERROR_LIMIT,
+		    "%s: %zu bytes, more than the %"
 		    G_GUINT64_FORMAT " a sync file may have", r->name, len, sx_limit_file_size);
 		return FALSE;
 	}

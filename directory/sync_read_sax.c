@@ -68,11 +68,12 @@ classify(Reader *r, Elem parent, const char *local, const char *uri, guint line)
 	if (parent == EL_NONE) {
 		if (strcmp(local, "sync") != 0) {
 			char *q = sx_shown_name(local);
-			sx_fail(r, line, SYNC_ERROR_SCHEMA, "the root element must be <sync>, not <%s>",
-			    q);
+			sx_fail(r, line, SYNC_ERROR_SCHEMA,
+			    "the root element must be <sync>, not <%s>", q);
 			g_free(q);
 		} else if (!uri) {
-			sx_fail(r, line, SYNC_ERROR_SCHEMA, "<sync> has no namespace: a sync file is "
+			sx_fail(r, line, SYNC_ERROR_SCHEMA,
+			    "<sync> has no namespace: a sync file is "
 			    "<sync xmlns=\"%s\">", SYNC_NAMESPACE);
 		} else if (strcmp(uri, SYNC_NAMESPACE) != 0) {
 			char *u = sx_shown_name(uri);
@@ -194,8 +195,8 @@ collect_attrs(Reader *r, Elem el, int n, const xmlChar **attrs, guint line)
 static void
 bad_attr(Reader *r, guint line, Elem el, Attr a, const char *why)
 {
-	sx_fail(r, line, SYNC_ERROR_SCHEMA, "<%s> attribute %s: %s", sx_elem_names[el], sx_attr_names[a],
-	    why);
+	sx_fail(r, line, SYNC_ERROR_SCHEMA, "<%s> attribute %s: %s", sx_elem_names[el],
+	    sx_attr_names[a], why);
 }
 
 /* A value with a shown rendering and a rule, for bad_attr. */
@@ -303,7 +304,8 @@ get_target(Reader *r, guint line, Elem el, DirEntry *e)
 		return TRUE;
 	}
 	if (e->type != DIR_CUSTOM) {
-		sx_fail(r, line, SYNC_ERROR_SCHEMA, "<%s> attribute target: only a custom recipient "
+		sx_fail(r, line, SYNC_ERROR_SCHEMA,
+		    "<%s> attribute target: only a custom recipient "
 		    "has a target, not a %s", sx_elem_names[el], dir_type_name(e->type));
 		return FALSE;
 	}
@@ -337,7 +339,8 @@ static gboolean
 count_entry(Reader *r, guint line)
 {
 	if (++r->entries > sx_limit_entries) {
-		sx_fail(r, line, SYNC_ERROR_LIMIT, "more than %u entries in one file", sx_limit_entries);
+		sx_fail(r, line, SYNC_ERROR_LIMIT, "more than %u entries in one file",
+		    sx_limit_entries);
 		return FALSE;
 	}
 	return TRUE;
@@ -392,7 +395,8 @@ start_root(Reader *r, guint line)
 			return;
 		}
 		if ((required & BIT(a)) && !(r->have & BIT(a))) {
-			sx_fail(r, line, SYNC_ERROR_SCHEMA, "<sync kind=\"%s\"> needs the attribute %s",
+			sx_fail(r, line, SYNC_ERROR_SCHEMA,
+			    "<sync kind=\"%s\"> needs the attribute %s",
 			    kind, sx_attr_names[a]);
 			return;
 		}
@@ -400,7 +404,8 @@ start_root(Reader *r, guint line)
 	if (required & BIT(AT_POSTOFFICE)) {
 		char net[ADDR_PART_MAX + 1], po[ADDR_PART_MAX + 1];
 		GError *e = NULL;
-		if (!addr_parse_po(sx_attr(r, AT_POSTOFFICE), r->alen[AT_POSTOFFICE], net, po, &e)) {
+		if (!addr_parse_po(sx_attr(r, AT_POSTOFFICE), r->alen[AT_POSTOFFICE], net,
+		    po, &e)) {
 			bad_attr(r, line, EL_SYNC, AT_POSTOFFICE, e->message);
 			g_error_free(e);
 			return;
@@ -486,7 +491,8 @@ start_gal_entry(Reader *r, guint line)
 	if (!get_display(r, line, EL_ENTRY, &e->name))
 		return;
 	if (r->have & BIT(AT_SMTP)) {
-		char *why = NULL, *addr = sx_canon_smtp(sx_attr(r, AT_SMTP), r->alen[AT_SMTP], &why);
+		char *why = NULL, *addr = sx_canon_smtp(sx_attr(r, AT_SMTP),
+		    r->alen[AT_SMTP], &why);
 		if (!addr) {
 			bad_attr(r, line, EL_ENTRY, AT_SMTP, why);
 			g_free(why);
@@ -545,13 +551,15 @@ start_seen(Reader *r, guint line)
 		return;
 	}
 	if (g_hash_table_lookup_extended(r->seen_lines, site, NULL, &old)) {
-		sx_fail(r, line, SYNC_ERROR_SCHEMA, "site %s is in the vector twice (lines %u and %u)",
+		sx_fail(r, line, SYNC_ERROR_SCHEMA,
+		    "site %s is in the vector twice (lines %u and %u)",
 		    site, GPOINTER_TO_UINT(old), line);
 		g_free(site);
 		return;
 	}
 	if (g_hash_table_size(r->doc->vector) >= SYNC_MAX_SITES) {
-		sx_fail(r, line, SYNC_ERROR_LIMIT, "more than %u sites in the vector", SYNC_MAX_SITES);
+		sx_fail(r, line, SYNC_ERROR_LIMIT, "more than %u sites in the vector",
+		    SYNC_MAX_SITES);
 		g_free(site);
 		return;
 	}
@@ -599,38 +607,52 @@ emit(Reader *r, guint line)
 		dir_entry_free(e);
 }
 
+/* The text of the element just ended, without white space around it. */
+static const char *
+text_trimmed(Reader *r, size_t *len)
+{
+	const char *text = r->text->str;
+
+	*len = r->text->len;
+	while (*len > 0 && g_ascii_isspace(*text)) {
+		text++;
+		(*len)--;
+	}
+	while (*len > 0 && g_ascii_isspace(text[*len - 1]))
+		(*len)--;
+	return text;
+}
+
 static void
 end_proxy(Reader *r, guint line)
 {
 	DirEntry *e = r->cur;
-	char *why = NULL, *proxy, *text = r->text->str;
-	size_t len = r->text->len;
+	char *why = NULL, *proxy;
+	size_t len;
+	const char *text = text_trimmed(r, &len);
 
-	while (len > 0 && g_ascii_isspace(*text)) {
-		text++;
-		len--;
-	}
-	while (len > 0 && g_ascii_isspace(text[len - 1]))
-		len--;
 	if (!(proxy = sx_canon_proxy(text, len, &why))) {
 		sx_fail(r, line, SYNC_ERROR_SCHEMA, "<proxy>: %s", why);
 		g_free(why);
 		return;
 	}
 	if (e->proxies->len >= DIR_MAX_PROXIES) {
-		sx_fail(r, line, SYNC_ERROR_LIMIT, "%s has more than %u proxies", e->id, DIR_MAX_PROXIES);
+		sx_fail(r, line, SYNC_ERROR_LIMIT, "%s has more than %u proxies", e->id,
+		    DIR_MAX_PROXIES);
 		g_free(proxy);
 		return;
 	}
 	for (guint i = 0; i < e->proxies->len; i++)
 		if (strcmp((char *)e->proxies->pdata[i] + 5, proxy + 5) == 0) {
-			sx_fail(r, line, SYNC_ERROR_SCHEMA, "<proxy>: %s twice in %s", proxy + 5, e->id);
+			sx_fail(r, line, SYNC_ERROR_SCHEMA, "<proxy>: %s twice in %s",
+			    proxy + 5, e->id);
 			g_free(proxy);
 			return;
 		}
 	if (proxy[0] == 'S') {
 		if (r->primary_line) {
-			sx_fail(r, line, SYNC_ERROR_SCHEMA, "<proxy>: a second primary %s: %s already "
+			sx_fail(r, line, SYNC_ERROR_SCHEMA,
+			    "<proxy>: a second primary %s: %s already "
 			    "has %s (line %u), and an entry has exactly one SMTP: proxy", proxy,
 			    e->id, dir_primary(e), r->primary_line);
 			g_free(proxy);
@@ -644,15 +666,10 @@ end_proxy(Reader *r, guint line)
 static void
 end_member(Reader *r, guint line)
 {
-	char *why = NULL, *member, *text = r->text->str;
-	size_t len = r->text->len;
+	char *why = NULL, *member;
+	size_t len;
+	const char *text = text_trimmed(r, &len);
 
-	while (len > 0 && g_ascii_isspace(*text)) {
-		text++;
-		len--;
-	}
-	while (len > 0 && g_ascii_isspace(text[len - 1]))
-		len--;
 	if (!(member = sx_canon_legacy(text, len, &why))) {
 		sx_fail(r, line, SYNC_ERROR_SCHEMA, "<member>: %s", why);
 		g_free(why);
@@ -690,7 +707,8 @@ sx_on_start(void *ctx, const xmlChar *localname, const xmlChar *prefix, const xm
 	if (r->error)
 		return;
 	if (r->depth >= SYNC_MAX_DEPTH) {
-		sx_fail(r, line, SYNC_ERROR_LIMIT, "elements nested deeper than %d", SYNC_MAX_DEPTH);
+		sx_fail(r, line, SYNC_ERROR_LIMIT, "elements nested deeper than %d",
+		    SYNC_MAX_DEPTH);
 		return;
 	}
 	parent = r->depth ? r->stack[r->depth - 1].el : EL_NONE;

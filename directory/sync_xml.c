@@ -224,25 +224,14 @@ sx_compare_plain(gconstpointer a, gconstpointer b)
 
 /* ---- comparison ------------------------------------------------------------ */
 
-static gboolean
-same_strings(const GPtrArray *a, const GPtrArray *b)
-{
-	if (a->len != b->len)
-		return FALSE;
-	for (guint i = 0; i < a->len; i++)
-		if (strcmp(a->pdata[i], b->pdata[i]) != 0)
-			return FALSE;
-	return TRUE;
-}
-
 gboolean
 sync_entry_equal(const DirEntry *a, const DirEntry *b)
 {
 	return a->type == b->type && g_strcmp0(a->id, b->id) == 0 &&
 	    g_strcmp0(a->legacy, b->legacy) == 0 && g_strcmp0(a->home_site, b->home_site) == 0 &&
 	    strcmp(a->name ? a->name : "", b->name ? b->name : "") == 0 &&
-	    g_strcmp0(a->target, b->target) == 0 && same_strings(a->proxies, b->proxies) &&
-	    same_strings(a->members, b->members) && !a->deleted == !b->deleted &&
+	    g_strcmp0(a->target, b->target) == 0 && dir_strings_equal(a->proxies, b->proxies) &&
+	    dir_strings_equal(a->members, b->members) && !a->deleted == !b->deleted &&
 	    g_strcmp0(a->origin, b->origin) == 0 && a->usn == b->usn &&
 	    a->version == b->version && a->changed == b->changed;
 }

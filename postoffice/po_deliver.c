@@ -206,7 +206,8 @@ ledger_max(PoStore *s, const Bundle *b)
 static gboolean
 ledger_add(PoStore *s, const Bundle *b, GError **error)
 {
-	sqlite3_stmt *st = pg_db_prepare(s->pg, "INSERT INTO ledger(source, dest, seq, hmac, applied)"
+	sqlite3_stmt *st = pg_db_prepare(s->pg,
+	    "INSERT INTO ledger(source, dest, seq, hmac, applied)"
 	    " VALUES (?, ?, ?, ?, ?)", error);
 	gboolean ok;
 
@@ -307,7 +308,8 @@ deliver_message(PoStore *s, Apply *ap, const LegacyMessage *m, GError **error)
 			g_ptr_array_add(ap->done, g_strdup(mb));
 			if ((m->requests & MSG_REQ_RECEIPT) && !m->no_report &&
 			    m->class == MSG_CLASS_NORMAL)
-				msg_add_report_item(report_for(s, ap, m, MSG_CLASS_RECEIPT, &receipt),
+				msg_add_report_item(report_for(s, ap, m, MSG_CLASS_RECEIPT,
+				    &receipt),
 				    r->addr, MSG_REPORT_DELIVERED, MSG_REASON_NONE, "delivered");
 		} else if (m->no_report || m->class != MSG_CLASS_NORMAL) {
 			/* Only when POSTMASTER itself was deleted by hand. */
@@ -459,7 +461,8 @@ po_deliver(PoStore *s, gboolean ignore_resp, PoDeliverStats *stats, GError **err
 			continue;
 		}
 		if (strcmp(b->dest, s->name) != 0) {
-			char *why = g_strdup_printf("addressed to %s, this is %s", b->dest, s->name);
+			char *why = g_strdup_printf("addressed to %s, this is %s", b->dest,
+			    s->name);
 			refuse(s, name, why, stats);
 			g_free(why);
 			bundle_free(b);
@@ -490,7 +493,8 @@ po_deliver(PoStore *s, gboolean ignore_resp, PoDeliverStats *stats, GError **err
 			pg_warn(name, "gap: sequence number %" G_GUINT64_FORMAT " from %s has not "
 			    "arrived", max + 1, b->source);
 		else if (b->seq > max + 2)
-			pg_warn(name, "gap: sequence numbers %" G_GUINT64_FORMAT "-%" G_GUINT64_FORMAT
+			pg_warn(name,
+			    "gap: sequence numbers %" G_GUINT64_FORMAT "-%" G_GUINT64_FORMAT
 			    " from %s have not arrived", max + 1, b->seq - 1, b->source);
 		else if (b->seq < max)
 			pg_info(name, "late bundle %" G_GUINT64_FORMAT " from %s applied",

@@ -139,7 +139,8 @@ pos_outbox_add(PoStore *s, GPtrArray *msgs, char **name_out, GError **error)
 gboolean
 pos_outbox_flush(PoStore *s, GError **error)
 {
-	sqlite3_stmt *st = pg_db_prepare(s->pg, "SELECT name, data FROM outbox ORDER BY name", error);
+	sqlite3_stmt *st = pg_db_prepare(s->pg,
+	    "SELECT name, data FROM outbox ORDER BY name", error);
 	GPtrArray *names = g_ptr_array_new_with_free_func(g_free);
 	gboolean ok = st != NULL;
 
@@ -206,8 +207,8 @@ po_gal_replace(PoStore *s, GPtrArray *addresses, GPtrArray *names, GPtrArray *sm
 		return FALSE;
 	if (!pg_db_exec(s->pg, "DELETE FROM gal", error))
 		goto rollback;
-	st = pg_db_prepare(s->pg, "INSERT OR REPLACE INTO gal(address, name, smtp) VALUES (?, ?, ?)",
-	    error);
+	st = pg_db_prepare(s->pg,
+	    "INSERT OR REPLACE INTO gal(address, name, smtp) VALUES (?, ?, ?)", error);
 	if (!st)
 		goto rollback;
 	for (guint i = 0; i < addresses->len; i++) {
@@ -231,18 +232,7 @@ rollback:
 GPtrArray *
 po_gal(PoStore *s, GError **error)
 {
-	sqlite3_stmt *st = pg_db_prepare(s->pg, "SELECT address, smtp, name FROM gal ORDER BY address",
-	    error);
-	GPtrArray *a;
-
-	if (!st)
-		return NULL;
-	a = g_ptr_array_new_with_free_func(g_free);
-	while (sqlite3_step(st) == SQLITE_ROW)
-		g_ptr_array_add(a, g_strdup_printf("%s\t%s\t%s", sqlite3_column_text(st, 0),
-		    sqlite3_column_text(st, 1), sqlite3_column_text(st, 2)));
-	sqlite3_finalize(st);
-	return a;
+	return pos_rows(s, "SELECT address, smtp, name FROM gal ORDER BY address", "\t", error);
 }
 
 /* ---- send ---------------------------------------------------------------- */

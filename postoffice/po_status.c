@@ -60,19 +60,8 @@ po_mailbox(PoStore *s, const char *mailbox, GError **error)
 GPtrArray *
 po_mailbox_counts(PoStore *s, GError **error)
 {
-	sqlite3_stmt *st = pg_db_prepare(s->pg, "SELECT u.mailbox, count(m.id) FROM users u"
-	    " LEFT JOIN mail m ON m.mailbox = u.mailbox GROUP BY u.mailbox ORDER BY u.mailbox",
-	    error);
-	GPtrArray *a;
-
-	if (!st)
-		return NULL;
-	a = g_ptr_array_new_with_free_func(g_free);
-	while (sqlite3_step(st) == SQLITE_ROW)
-		g_ptr_array_add(a, g_strdup_printf("%s %lld", sqlite3_column_text(st, 0),
-		    (long long)sqlite3_column_int64(st, 1)));
-	sqlite3_finalize(st);
-	return a;
+	return pos_rows(s, "SELECT u.mailbox, count(m.id) FROM users u LEFT JOIN mail m "
+	    "ON m.mailbox = u.mailbox GROUP BY u.mailbox ORDER BY u.mailbox", " ", error);
 }
 
 /* Append "1-3, 5" style ranges of a sorted list, and the gaps between. */
@@ -93,7 +82,8 @@ ranges(GString *out, GArray *seqs)
 			if (lo - 1 == expect)
 				g_string_append_printf(gaps, "%" G_GUINT64_FORMAT, expect);
 			else
-				g_string_append_printf(gaps, "%" G_GUINT64_FORMAT "-%" G_GUINT64_FORMAT,
+				g_string_append_printf(gaps,
+				    "%" G_GUINT64_FORMAT "-%" G_GUINT64_FORMAT,
 				    expect, lo - 1);
 		}
 		if (out->len && out->str[out->len - 1] != ' ')
@@ -101,7 +91,8 @@ ranges(GString *out, GArray *seqs)
 		if (lo == hi)
 			g_string_append_printf(out, "%" G_GUINT64_FORMAT, lo);
 		else
-			g_string_append_printf(out, "%" G_GUINT64_FORMAT "-%" G_GUINT64_FORMAT, lo, hi);
+			g_string_append_printf(out,
+			    "%" G_GUINT64_FORMAT "-%" G_GUINT64_FORMAT, lo, hi);
 		expect = hi + 1;
 	}
 	g_string_append_printf(out, "; gaps: %s", gaps->len ? gaps->str : "none");
@@ -121,8 +112,8 @@ po_status(PoStore *s, GError **error)
 
 	g_string_append_printf(out, "postoffice %s\ncodepage %s\ngateway %s\n", s->name,
 	    s->codepage, s->gateway);
-	st = pg_db_prepare(s->pg, "SELECT source, seq FROM ledger WHERE dest = ? ORDER BY source, seq",
-	    error);
+	st = pg_db_prepare(s->pg,
+	    "SELECT source, seq FROM ledger WHERE dest = ? ORDER BY source, seq", error);
 	if (!st)
 		goto fail;
 	sqlite3_bind_text(st, 1, s->name, -1, SQLITE_STATIC);

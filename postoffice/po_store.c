@@ -69,6 +69,31 @@ setting(PoStore *s, const char *key)
 	return v;
 }
 
+/* Every row of a query, its columns as text joined by sep. */
+GPtrArray *
+pos_rows(PoStore *s, const char *sql, const char *sep, GError **error)
+{
+	sqlite3_stmt *st = pg_db_prepare(s->pg, sql, error);
+	int n = st ? sqlite3_column_count(st) : 0;
+	GPtrArray *a;
+
+	if (!st)
+		return NULL;
+	a = g_ptr_array_new_with_free_func(g_free);
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		GString *row = g_string_new(NULL);
+
+		for (int i = 0; i < n; i++) {
+			const char *t = pg_db_col_text(st, i);
+
+			g_string_append_printf(row, "%s%s", i ? sep : "", t ? t : "(null)");
+		}
+		g_ptr_array_add(a, g_string_free(row, FALSE));
+	}
+	sqlite3_finalize(st);
+	return a;
+}
+
 static PoStore *
 store_new(const char *dir)
 {

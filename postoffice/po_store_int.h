@@ -36,6 +36,7 @@ struct PoStore {
 };
 
 /* po_store.c */
+GPtrArray *pos_rows(PoStore *s, const char *sql, const char *sep, GError **error);
 gboolean pos_mailbox_norm(const char *mailbox, char out[ADDR_PART_MAX + 1], GError **error);
 gboolean pos_user_exists(PoStore *s, const char *mailbox);
 
