@@ -42,53 +42,24 @@ enum { R_RID = 0, R_TYPE = 8, R_FLAGS = 9, R_LENS = 10, R_DATA = 20 };
 
 /* ------------------------------------------------------------ encoding */
 
-static guint64
-rd64(const guint8 *p)
-{
-	guint64 v;
-
-	memcpy(&v, p, sizeof v);
-	return GUINT64_FROM_LE(v);
-}
-
-static guint32
-rd32(const guint8 *p)
-{
-	guint32 v;
-
-	memcpy(&v, p, sizeof v);
-	return GUINT32_FROM_LE(v);
-}
-
-static guint16
-rd16(const guint8 *p)
-{
-	guint16 v;
-
-	memcpy(&v, p, sizeof v);
-	return GUINT16_FROM_LE(v);
-}
-
-static void
-wr64(guint8 *p, guint64 v)
-{
-	v = GUINT64_TO_LE(v);
-	memcpy(p, &v, sizeof v);
-}
-
-static void
-wr32(guint8 *p, guint32 v)
-{
-	v = GUINT32_TO_LE(v);
-	memcpy(p, &v, sizeof v);
-}
-
-static void
-wr16(guint8 *p, guint16 v)
-{
-	v = GUINT16_TO_LE(v);
-	memcpy(p, &v, sizeof v);
-}
+/* rdN, wrN: little-endian integers at any alignment. */
+#define LE_ACCESS(bits) \
+	static guint##bits \
+	rd##bits(const guint8 *p) \
+	{ \
+		guint##bits v; \
+		memcpy(&v, p, sizeof v); \
+		return GUINT##bits##_FROM_LE(v); \
+	} \
+	static void \
+	wr##bits(guint8 *p, guint##bits v) \
+	{ \
+		v = GUINT##bits##_TO_LE(v); \
+		memcpy(p, &v, sizeof v); \
+	}
+LE_ACCESS(64)
+LE_ACCESS(32)
+LE_ACCESS(16)
 
 /* A byte of a key as keys compare: ASCII letters in lower case. */
 static inline guint8
@@ -239,6 +210,23 @@ dir_map_parse(const void *data, gsize len, GError **error)
 	return g_memdup2(&m, sizeof m);
 }
 
+/* The map file opened for reading (never through a link), and its stat. */
+static int
+open_map(const char *path, struct stat *st, GError **error)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW), e;
+
+	if (fd < 0 || fstat(fd, st) != 0) {
+		e = errno;
+		if (fd >= 0)
+			close(fd);
+		g_set_error(error, DIR_MAP_ERROR, DIR_MAP_ERROR_IO, "%s: %s", path,
+		    g_strerror(e));
+		return -1;
+	}
+	return fd;
+}
+
 DirMap *
 dir_map_open(const char *path, GError **error)
 {
@@ -247,15 +235,9 @@ dir_map_open(const char *path, GError **error)
 	DirMap *m;
 	int fd, e;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0 || fstat(fd, &st) != 0) {
-		e = errno;
-		if (fd >= 0)
-			close(fd);
-		g_set_error(error, DIR_MAP_ERROR, DIR_MAP_ERROR_IO, "%s: %s", path,
-		    g_strerror(e));
+	fd = open_map(path, &st, error);
+	if (fd < 0)
 		return NULL;
-	}
 	if (!S_ISREG(st.st_mode) || st.st_size < (off_t)DIR_MAP_HEADER_SIZE ||
 	    (guint64)st.st_size > G_MAXSIZE) {
 		close(fd);
@@ -442,15 +424,9 @@ dir_map_peek(const char *path, guint64 *generation, char incarnation[17], GError
 	gssize n;
 	int fd, e;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0 || fstat(fd, &st) != 0) {
-		e = errno;
-		if (fd >= 0)
-			close(fd);
-		g_set_error(error, DIR_MAP_ERROR, DIR_MAP_ERROR_IO, "%s: %s", path,
-		    g_strerror(e));
+	fd = open_map(path, &st, error);
+	if (fd < 0)
 		return FALSE;
-	}
 	do
 		n = pread(fd, h, sizeof h, 0);
 	while (n < 0 && errno == EINTR);
