@@ -1,7 +1,8 @@
 /* cu_run.h - the shared main of every CUnit runner.
  *
  * A runner lists its tests in a CuTest array ending in {NULL, NULL} and calls
- * cu_run(); the process exits non-zero when any assertion failed (plain
+ * cu_run() (or cu_run_in_tmpdir(), which gives them a scratch directory);
+ * the process exits non-zero when any assertion failed (plain
  * CU_basic_run_tests reports success whatever happened).
  */
 #ifndef PG_CU_RUN_H
@@ -61,6 +62,30 @@ cu_run(const char *suite_name, const CuTest *tests)
 		failures++;
 	CU_cleanup_registry();
 	return failures > 0 ? 1 : 0;
+}
+
+/* cu_run_in_tmpdir - cu_run with *tmpdir a new scratch directory
+ * (test_SUITE-XXXXXX under $TMPDIR) for the tests to use, removed after them;
+ * 2 when it cannot be made, 1 when it cannot be removed */
+static inline int
+cu_run_in_tmpdir(const char *suite_name, const CuTest *tests, char **tmpdir)
+{
+	char *templ = g_strdup_printf("test_%s-XXXXXX", suite_name);
+	char *cmd;
+	int rc;
+
+	*tmpdir = g_dir_make_tmp(templ, NULL);
+	g_free(templ);
+	if (!*tmpdir)
+		return 2;
+	rc = cu_run(suite_name, tests);
+	cmd = g_strdup_printf("rm -rf '%s'", *tmpdir);
+	if (system(cmd) != 0)
+		rc = rc ? rc : 1;
+	g_free(cmd);
+	g_free(*tmpdir);
+	*tmpdir = NULL;
+	return rc;
 }
 
 #endif

@@ -509,18 +509,6 @@ static const CuTest tests[] = {
 int
 main(void)
 {
-	int rc;
-	char *cmd;
-
 	pg_log_set_threshold(PG_LOG_ERROR);
-	tmpdir = g_dir_make_tmp("test_dir_route-XXXXXX", NULL);
-	if (!tmpdir)
-		return 2;
-	rc = cu_run("dir_route", tests);
-	cmd = g_strdup_printf("rm -rf '%s'", tmpdir);
-	if (system(cmd) != 0)
-		rc = rc ? rc : 1;
-	g_free(cmd);
-	g_free(tmpdir);
-	return rc;
+	return cu_run_in_tmpdir("dir_route", tests, &tmpdir);
 }

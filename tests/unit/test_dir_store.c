@@ -1878,19 +1878,7 @@ static const CuTest tests[] = {
 int
 main(void)
 {
-	int rc;
-	char *cmd;
-
 	/* Clash warnings are expected here; keep the output to the results. */
 	pg_log_set_threshold(PG_LOG_ERROR);
-	tmpdir = g_dir_make_tmp("test_dir_store-XXXXXX", NULL);
-	if (!tmpdir)
-		return 2;
-	rc = cu_run("dir_store", tests);
-	cmd = g_strdup_printf("rm -rf '%s'", tmpdir);
-	if (system(cmd) != 0)
-		rc = rc ? rc : 1;
-	g_free(cmd);
-	g_free(tmpdir);
-	return rc;
+	return cu_run_in_tmpdir("dir_store", tests, &tmpdir);
 }

@@ -310,17 +310,5 @@ static const CuTest tests[] = {
 int
 main(void)
 {
-	int rc;
-	char *cmd;
-
-	tmpdir = g_dir_make_tmp("test_pg_db-XXXXXX", NULL);
-	if (!tmpdir)
-		return 2;
-	rc = cu_run("pg_db", tests);
-	cmd = g_strdup_printf("rm -rf '%s'", tmpdir);
-	if (system(cmd) != 0)
-		rc = rc ? rc : 1;
-	g_free(cmd);
-	g_free(tmpdir);
-	return rc;
+	return cu_run_in_tmpdir("pg_db", tests, &tmpdir);
 }
