@@ -1153,6 +1153,7 @@ on_read(struct bufferevent *bev, void *arg)
 
 	if (s->state == ST_CONNECT) {
 		/* The greeting may be read before the connect is reported. */
+		g_strlcpy(s->answered, s->peer, sizeof s->answered);
 		s->state = ST_GREETING;
 		set_timeout(s, s->cfg->timeout);
 	}
