@@ -23,12 +23,12 @@
 
 #include <glib.h>
 
-#include "dir_cmd.h"
-#include "queue_cmd.h"
-#include "run.h"
-#include "smtpd.h"
-#include "submit.h"
-#include "pg_config.h"
+#include "cli/dir_cmd.h"
+#include "cli/queue_cmd.h"
+#include "run/run.h"
+#include "smtpd/smtpd.h"
+#include "cli/submit.h"
+#include "config/pg_config.h"
 #include "pg_log.h"
 #include "site.h"
 

@@ -13,7 +13,7 @@
 #include <glib.h>
 
 #include "dir_store.h"
-#include "pg_config.h"
+#include "config/pg_config.h"
 
 #define SITE_ERROR (site_error_quark())
 GQuark site_error_quark(void);

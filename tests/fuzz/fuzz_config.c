@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "pg_config.h"
+#include "config/pg_config.h"
 
 static char *
 print_settings(const PgConfig *cfg)

@@ -1,5 +1,5 @@
 /* fuzz_mime_legacy.c - libFuzzer target for the MIME -> legacy translator
- * (gateway/mime_legacy.c, gateway/translit.c).
+ * (gateway/mime/mime_in.c, gateway/mime/translit.c).
  *
  * The first byte picks the codepage (CP437, CP850, CP1252); the rest is a
  * message, handed over as an exact-size copy.  Checked on every input:
@@ -18,7 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "mime_legacy.h"
+#include "mime/mime_in.h"
 #include "pg_limits.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

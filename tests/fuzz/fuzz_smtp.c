@@ -1,5 +1,5 @@
 /* fuzz_smtp.c - libFuzzer target for the SMTP command parser and the DATA
- * stream (gateway/smtp_cmd.c, gateway/smtp_data.c).
+ * stream (gateway/smtpd/smtp_cmd.c, gateway/smtpd/smtp_data.c).
  *
  * The first byte picks the mode.  Even: the rest is split at '\n', a '\r'
  * before it is dropped, and every piece (an exact-size copy) goes through
@@ -20,8 +20,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "smtp_cmd.h"
-#include "smtp_data.h"
+#include "smtpd/smtp_cmd.h"
+#include "smtpd/smtp_data.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -1,5 +1,5 @@
 /* fuzz_smtp_reply.c - libFuzzer target for the SMTP client's reply reader
- * (gateway/smtp_reply.c).
+ * (gateway/client/smtp_reply.c).
  *
  * The first byte says how many piece sizes follow (0-15); the rest is what
  * a server sends.  It is fed whole, in pieces of those sizes (+1) and byte by
@@ -20,7 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "smtp_reply.h"
+#include "client/smtp_reply.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -16,7 +16,7 @@
 #include <glib/gstdio.h>
 
 #include "cu_run.h"
-#include "pg_config.h"
+#include "config/pg_config.h"
 
 #define NAME "t.conf"
 

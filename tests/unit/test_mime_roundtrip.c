@@ -5,13 +5,13 @@
  * context whose address_of maps "SMTP:x" to x, then the result parsed back
  * with GMime.  Asserted against what the original message says, read here
  * on its own (GMime's parser for the structure, this file's rules for the
- * text, never mime_legacy's code):
+ * text, never mime_in's code):
  *   - the subject, the body text, every display name (From, To, Cc) and
  *     every attachment name equal the original's after Unicode NFC and
  *     folding blanks, modulo transliteration: the original text is put
  *     through translit_from_utf8 into the same codepage and back to UTF-8,
  *     which is what the legacy side could hold;
- *   - the transliterated and lost counts mime_legacy reports equal the sums
+ *   - the transliterated and lost counts mime_in reports equal the sums
  *     of translit's counts over the same texts;
  *   - the number of attachments, and every attachment's bytes (SHA-256).
  * Header text is decoded here one RFC 2047 encoded-word at a time (each
@@ -19,7 +19,7 @@
  * dropped, RFC 2047 6.2): GMime 3.2.13 loses every word after a base64 one
  * that ends in '=' padding when it decodes them together (GMime issue #133).
  * A body made from HTML is compared with the legacy body read back (the
- * readable form of HTML is mime_legacy's own), and its counts are not
+ * readable form of HTML is mime_in's own), and its counts are not
  * compared.  Messages refused by design are listed in `refused` with their
  * error.  The gen-*.eml messages (tests/mime/generate-gen.py) are long
  * non-ASCII headers as MUAs split them, Cyrillic, Greek, CJK, emoji and a
@@ -34,10 +34,10 @@
 #include "address.h"
 #include "codepage.h"
 #include "cu_run.h"
-#include "legacy_mime.h"
-#include "mime_legacy.h"
+#include "mime/mime_out.h"
+#include "mime/mime_in.h"
 #include "pg_limits.h"
-#include "translit.h"
+#include "mime/translit.h"
 
 /* Messages whose translation is refused by design, and words of the error. */
 static const struct {
@@ -259,7 +259,7 @@ typedef struct {
 	char *from_text;        /* a From without a usable mailbox: its text */
 	GString *body;          /* UTF-8 */
 	gboolean html;          /* the body comes from HTML */
-	gboolean built;         /* legacy_mime's: message parts named by filename= */
+	gboolean built;         /* mime_out's: message parts named by filename= */
 	GPtrArray *atts;        /* Att * */
 	GMimeFormatOptions *format;
 } Shown;
@@ -619,7 +619,7 @@ could_hold(Want *w, const char *utf8)
 	return out;
 }
 
-/* A file name as the legacy side must keep it (mime_legacy.h): for a file
+/* A file name as the legacy side must keep it (mime_in.h): for a file
  * name its last path component; transliterated; the characters file systems
  * refuse made '_'; no dots or blanks at either end.  NULL: it is made up. */
 static char *

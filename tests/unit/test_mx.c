@@ -1,4 +1,4 @@
-/* test_mx.c - unit tests of gateway/mx.c.
+/* test_mx.c - unit tests of gateway/client/mx.c.
  *
  * What the SMTP client's address lookup gives, without the Internet: an
  * address literal at once (no DNS), localhost through /etc/hosts, and
@@ -20,7 +20,7 @@
 #include <event2/event.h>
 
 #include "cu_run.h"
-#include "mx.h"
+#include "client/mx.h"
 
 #define LOOKUP_LIMIT_S  10     /* one lookup against the local DNS server */
 #define DEAD_LIMIT_S    60     /* one lookup against a resolver that never answers */

@@ -15,7 +15,7 @@
 #include <sqlite3.h>
 
 #include "cu_run.h"
-#include "queue.h"
+#include "queue/queue.h"
 
 static char *
 scratch(void)

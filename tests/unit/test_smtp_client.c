@@ -1,4 +1,4 @@
-/* test_smtp_client.c - unit tests of gateway/smtp_client.c.
+/* test_smtp_client.c - unit tests of gateway/client/smtp_client.c.
  *
  * Every case runs one session (smtp_session_start) against a scripted SMTP
  * server in this process, on 127.0.0.1 and the same event loop.  The server
@@ -36,8 +36,8 @@
 #include <gmime/gmime.h>
 
 #include "cu_run.h"
-#include "queue.h"
-#include "smtp_client.h"
+#include "queue/queue.h"
+#include "client/smtp_client.h"
 
 #define PAUSE_MS      200   /* one '\f' in a scripted reply */
 #define CASE_LIMIT_S  12    /* no case runs longer */

@@ -1,4 +1,4 @@
-/* test_smtp_cmd.c - unit tests of gateway/smtp_cmd.c.
+/* test_smtp_cmd.c - unit tests of gateway/smtpd/smtp_cmd.c.
  *
  * Checks the command syntax postgate's SMTP server accepts (RFC 5321 4.1,
  * RFC 1870 SIZE, RFC 6152 BODY, RFC 3461 DSN parameters and xtext, RFC 3030
@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "cu_run.h"
-#include "smtp_cmd.h"
+#include "smtpd/smtp_cmd.h"
 
 /* An exact-size heap copy of text without a terminating NUL. */
 static char *

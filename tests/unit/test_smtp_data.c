@@ -1,4 +1,4 @@
-/* test_smtp_data.c - unit tests of gateway/smtp_data.c.
+/* test_smtp_data.c - unit tests of gateway/smtpd/smtp_data.c.
  *
  * Checks the DATA stream rules of RFC 5321 4.1.1.4 and 4.5.2 and postgate's
  * SMTP smuggling defence: only CR LF "." CR LF ends data; dot-stuffing is
@@ -14,7 +14,7 @@
 #include <string.h>
 
 #include "cu_run.h"
-#include "smtp_data.h"
+#include "smtpd/smtp_data.h"
 
 /* What feeding a stream gives, everything a caller can see. */
 typedef struct {

@@ -1,4 +1,4 @@
-/* test_smtp_reply.c - unit tests of gateway/smtp_reply.c.
+/* test_smtp_reply.c - unit tests of gateway/client/smtp_reply.c.
  *
  * Checks the reply rules of RFC 5321 4.2, 4.2.1 and 4.5.3.1.5 as the SMTP
  * client meets them: multiline replies whatever the TCP segmentation
@@ -16,7 +16,7 @@
 #include <string.h>
 
 #include "cu_run.h"
-#include "smtp_reply.h"
+#include "client/smtp_reply.h"
 
 /* One DONE or BAD, everything a caller can see of it. */
 typedef struct {

@@ -1,4 +1,4 @@
-/* test_translit.c - unit tests of gateway/translit.c.
+/* test_translit.c - unit tests of gateway/mime/translit.c.
  *
  * Checks what a legacy reader sees when UTF-8 text goes into CP437, CP850 and
  * CP1252: characters the codepage has are kept byte for byte, the others are
@@ -16,7 +16,7 @@
 
 #include "codepage.h"
 #include "cu_run.h"
-#include "translit.h"
+#include "mime/translit.h"
 
 /* Convert text into cp and compare the result (read back as UTF-8) and the
  * counts with the expected ones. */

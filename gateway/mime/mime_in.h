@@ -1,4 +1,4 @@
-/* mime_legacy.h - an Internet message (RFC 5322 / MIME) into a legacy message's content.
+/* mime_in.h - an Internet message (RFC 5322 / MIME) into a legacy message's content.
  *
  * Owns: the inbound translation (SPEC 2, issue 6 part 3): the header fields a
  * legacy reader sees (From, To, Cc with display names; Subject; Date;
@@ -20,8 +20,8 @@
  * (Content-Disposition), 2231 (parameter continuations and charsets), 2387
  * (multipart/related).
  */
-#ifndef PG_MIME_LEGACY_H
-#define PG_MIME_LEGACY_H
+#ifndef PG_MIME_IN_H
+#define PG_MIME_IN_H
 
 #include <glib.h>
 

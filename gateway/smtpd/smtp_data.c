@@ -18,7 +18,7 @@
 
 #include <string.h>
 
-#include "smtp_data.h"
+#include "smtpd/smtp_data.h"
 
 /* The longest field name compared (Message-ID); longer names just mismatch. */
 #define HDR_NAME_KEEP   16

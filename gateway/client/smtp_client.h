@@ -31,7 +31,7 @@
 #include <glib.h>
 #include <openssl/ssl.h>
 
-#include "mx.h"
+#include "client/mx.h"
 
 /* Named limits. */
 #define SMTP_CLIENT_QUIT_WAIT   5      /* seconds to wait for the reply to QUIT */

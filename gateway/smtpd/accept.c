@@ -4,7 +4,7 @@
 #include <string.h>
 #include <sysexits.h>
 
-#include "accept.h"
+#include "smtpd/accept.h"
 #include "dir_route.h"
 #include "pg_log.h"
 

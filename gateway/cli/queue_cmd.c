@@ -6,9 +6,9 @@
 #include <sysexits.h>
 
 #include "pg_log.h"
-#include "queue.h"
-#include "queue_cmd.h"
-#include "run.h"
+#include "queue/queue.h"
+#include "cli/queue_cmd.h"
+#include "run/run.h"
 #include "site.h"
 
 static const char usage_text[] =

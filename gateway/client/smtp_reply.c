@@ -18,7 +18,7 @@
 #include <stdarg.h>
 #include <string.h>
 
-#include "smtp_reply.h"
+#include "client/smtp_reply.h"
 
 G_STATIC_ASSERT(SMTP_REPLY_QUOTE_MAX + 1 < SMTP_REPLY_LINE_MAX);
 G_STATIC_ASSERT(SMTP_REPLY_LINE_MAX <= SMTP_REPLY_TEXT_MAX);

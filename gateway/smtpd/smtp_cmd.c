@@ -15,7 +15,7 @@
 #include <string.h>
 
 #include "address.h"
-#include "smtp_cmd.h"
+#include "smtpd/smtp_cmd.h"
 
 /* ---- slices of the line ----------------------------------------------------- */
 

@@ -1,5 +1,5 @@
-/* mime_legacy.c - an RFC 5322 / MIME message into a legacy message's content
- * (see mime_legacy.h).
+/* mime_in.c - an RFC 5322 / MIME message into a legacy message's content
+ * (see mime_in.h).
  *
  * GMime parses (fallback charsets UTF-8 then windows-1252; its own nesting
  * limit keeps its recursion bounded); this module walks the tree to
@@ -32,8 +32,8 @@
 #include "address.h"
 #include "codepage.h"
 #include "pg_limits.h"
-#include "translit.h"
-#include "mime_legacy.h"
+#include "mime/translit.h"
+#include "mime/mime_in.h"
 
 G_DEFINE_QUARK(postgate-mime-legacy-error-quark, mime_legacy_error)
 

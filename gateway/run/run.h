@@ -9,7 +9,7 @@
  * leaves it in out/ and the run exits 75 —, routes every accepted recipient of
  * the queue with the directory (lists expanded at the gateway: nested,
  * cycle-safe, duplicates removed), translates each message once per
- * destination codepage (mime_legacy.h), and fans it out as ONE copy per
+ * destination codepage (mime/mime_in.h), and fans it out as ONE copy per
  * destination postoffice carrying only that postoffice's recipients, all
  * responsible — so every recipient is responsible at exactly one place in
  * the network (SPEC 3.1) — plus a copy of its own for each Bcc recipient,

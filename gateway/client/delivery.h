@@ -24,7 +24,7 @@
 
 #include <glib.h>
 
-#include "queue.h"
+#include "queue/queue.h"
 #include "site.h"
 
 /* Named limits. */

@@ -13,10 +13,10 @@
 #include <openssl/x509v3.h>
 #include <gmime/gmime.h>
 
-#include "queue.h"
-#include "smtp_client.h"
-#include "smtp_cmd.h"
-#include "smtp_reply.h"
+#include "queue/queue.h"
+#include "client/smtp_client.h"
+#include "smtpd/smtp_cmd.h"
+#include "client/smtp_reply.h"
 
 /* The states, named for the reply awaited in each. */
 typedef enum {

@@ -7,10 +7,10 @@
 #include <event2/event.h>
 #include <gmime/gmime.h>
 
-#include "delivery.h"
-#include "mx.h"
+#include "client/delivery.h"
+#include "client/mx.h"
 #include "pg_log.h"
-#include "smtp_client.h"
+#include "client/smtp_client.h"
 
 typedef struct Delivery Delivery;
 typedef struct Dest Dest;

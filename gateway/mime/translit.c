@@ -23,7 +23,7 @@
 #include <string.h>
 
 #include "codepage.h"
-#include "translit.h"
+#include "mime/translit.h"
 
 G_DEFINE_QUARK(postgate-translit-error-quark, translit_error)
 

@@ -14,7 +14,7 @@
 #include "atomic_write.h"
 #include "fault.h"
 #include "pg_log.h"
-#include "queue.h"
+#include "queue/queue.h"
 
 G_DEFINE_QUARK(postgate-queue-error-quark, queue_error)
 

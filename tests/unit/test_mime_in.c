@@ -1,4 +1,4 @@
-/* test_mime_legacy.c - unit tests of gateway/mime_legacy.c.
+/* test_mime_in.c - unit tests of gateway/mime/mime_in.c.
  *
  * For every message of the corpus in tests/mime (see its README.md), what a
  * legacy user sees after translation into CP850 and into CP1252: the subject,
@@ -21,7 +21,7 @@
 
 #include "codepage.h"
 #include "cu_run.h"
-#include "mime_legacy.h"
+#include "mime/mime_in.h"
 #include "pg_limits.h"
 
 #define MAX_ATT 6
@@ -1017,5 +1017,5 @@ main(void)
 		{ NULL, NULL },
 	};
 
-	return cu_run("mime_legacy", tests);
+	return cu_run("mime_in", tests);
 }

@@ -1,4 +1,4 @@
-/* legacy_mime.c - a legacy message as RFC 5322 / MIME bytes (see legacy_mime.h). */
+/* mime_out.c - a legacy message as RFC 5322 / MIME bytes (see mime_out.h). */
 #include "config.h"
 
 #include <string.h>
@@ -7,7 +7,7 @@
 
 #include "address.h"
 #include "codepage.h"
-#include "legacy_mime.h"
+#include "mime/mime_out.h"
 #include "pg_limits.h"
 
 G_DEFINE_QUARK(postgate-legacy-mime-error-quark, legacy_mime_error)

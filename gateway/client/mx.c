@@ -8,7 +8,7 @@
 
 #include <ares.h>
 
-#include "mx.h"
+#include "client/mx.h"
 
 struct Mx {
 	struct event_base *base;

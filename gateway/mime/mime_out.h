@@ -1,4 +1,4 @@
-/* legacy_mime.h - a legacy message as Internet mail: RFC 5322 and MIME (SPEC 2, Outbound).
+/* mime_out.h - a legacy message as Internet mail: RFC 5322 and MIME (SPEC 2, Outbound).
  *
  * Owns: turning one normal LegacyMessage (message.h) into the bytes of an
  * RFC 5322 message with CRLF line ends, fit for 7-bit transport, with GMime 3:
@@ -43,8 +43,8 @@
  * GMime is initialised on first use (g_mime_init is counted, so a program may
  * also initialise and shut it down around this module).
  */
-#ifndef PG_LEGACY_MIME_H
-#define PG_LEGACY_MIME_H
+#ifndef PG_MIME_OUT_H
+#define PG_MIME_OUT_H
 
 #include <glib.h>
 

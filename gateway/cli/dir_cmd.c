@@ -6,7 +6,7 @@
 #include <sysexits.h>
 
 #include "address.h"
-#include "dir_cmd.h"
+#include "cli/dir_cmd.h"
 #include "dir_route.h"
 #include "pg_log.h"
 #include "site.h"

@@ -1,4 +1,4 @@
-/* test_legacy_mime.c - unit tests of gateway/legacy_mime.c.
+/* test_mime_out.c - unit tests of gateway/mime/mime_out.c.
  *
  * Every message built here is parsed back with GMime and checked for what a
  * mail user would see: the sender's name and the subject in their own
@@ -20,7 +20,7 @@
 #include <gmime/gmime.h>
 
 #include "cu_run.h"
-#include "legacy_mime.h"
+#include "mime/mime_out.h"
 #include "pg_limits.h"
 
 /* The fixed time of translation: 2023-11-14 22:13:20 UTC. */
@@ -1581,7 +1581,7 @@ main(int argc, char **argv)
 	if (!self_path)
 		self_path = g_strdup(argv[0]);
 	g_mime_init();
-	rc = cu_run("legacy_mime", tests);
+	rc = cu_run("mime_out", tests);
 	g_mime_shutdown();
 	g_free(self_path);
 	return rc;

@@ -24,13 +24,13 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
-#include "accept.h"
+#include "smtpd/accept.h"
 #include "pg_log.h"
-#include "queue.h"
+#include "queue/queue.h"
 #include "site.h"
-#include "smtp_cmd.h"
-#include "smtp_data.h"
-#include "smtpd.h"
+#include "smtpd/smtp_cmd.h"
+#include "smtpd/smtp_data.h"
+#include "smtpd/smtpd.h"
 
 /* The states of a session, named for the log. */
 typedef enum {

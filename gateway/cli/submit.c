@@ -7,14 +7,14 @@
 #include <sysexits.h>
 #include <unistd.h>
 
-#include "accept.h"
+#include "smtpd/accept.h"
 #include "address.h"
 #include "pg_log.h"
-#include "queue.h"
+#include "queue/queue.h"
 #include "site.h"
-#include "smtp_data.h"
-#include "smtpd.h"
-#include "submit.h"
+#include "smtpd/smtp_data.h"
+#include "smtpd/smtpd.h"
+#include "cli/submit.h"
 
 /* An address as an MTA hands it over: bare or in angle brackets, its local
  * part quoted or not.  For a recipient (domain: this site's first domain),
