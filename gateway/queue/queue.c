@@ -13,6 +13,7 @@
 
 #include "atomic_write.h"
 #include "fault.h"
+#include "pg_db.h"
 #include "pg_log.h"
 #include "queue/queue.h"
 
@@ -95,7 +96,8 @@ struct Queue {
 	char *state_dir;
 	char *body_dir;         /* state_dir/queue */
 	int dir_fd;             /* body_dir, for fsync */
-	sqlite3 *db;
+	PgDb *pg;
+	sqlite3 *db;            /* pg's connection */
 	sqlite3_stmt *upsert;   /* upsert_rcpts', prepared once */
 };
 
@@ -126,53 +128,6 @@ io_fail(GError **error, const char *fmt, ...)
 	return FALSE;
 }
 
-static gboolean
-db_fail(Queue *q, GError **error, const char *what)
-{
-	return io_fail(error, "queue.db: cannot %s: %s", what, sqlite3_errmsg(q->db));
-}
-
-static gboolean
-db_exec(Queue *q, const char *sql, GError **error)
-{
-	char *msg = NULL;
-
-	if (sqlite3_exec(q->db, sql, NULL, NULL, &msg) == SQLITE_OK)
-		return TRUE;
-	io_fail(error, "queue.db: %s", msg ? msg : sqlite3_errmsg(q->db));
-	sqlite3_free(msg);
-	return FALSE;
-}
-
-static sqlite3_stmt *
-prepare(Queue *q, const char *sql, GError **error)
-{
-	sqlite3_stmt *st = NULL;
-
-	if (sqlite3_prepare_v2(q->db, sql, -1, &st, NULL) != SQLITE_OK) {
-		db_fail(q, error, "prepare a statement");
-		return NULL;
-	}
-	return st;
-}
-
-static void
-bind_text(sqlite3_stmt *st, int i, const char *s)
-{
-	if (s)
-		sqlite3_bind_text(st, i, s, -1, SQLITE_TRANSIENT);
-	else
-		sqlite3_bind_null(st, i);
-}
-
-static char *
-col_dup(sqlite3_stmt *st, int i)
-{
-	const unsigned char *t = sqlite3_column_text(st, i);
-
-	return t ? g_strdup((const char *)t) : NULL;
-}
-
 static char *
 body_path(const Queue *q, const char *qid)
 {
@@ -201,64 +156,18 @@ write_all(int fd, const void *data, gsize len, off_t *at)
 
 /* ---------------------------------------------------------------- open */
 
-static gboolean
-migrate(Queue *q, GError **error)
-{
-	sqlite3_stmt *st;
-	int version = 0;
-
-	if (!db_exec(q, "CREATE TABLE IF NOT EXISTS schema_version(version INTEGER NOT NULL)",
-	    error))
-		return FALSE;
-	st = prepare(q, "SELECT version FROM schema_version", error);
-	if (!st)
-		return FALSE;
-	if (sqlite3_step(st) == SQLITE_ROW)
-		version = sqlite3_column_int(st, 0);
-	sqlite3_finalize(st);
-	if (version > QUEUE_SCHEMA_VERSION) {
-		g_set_error(error, QUEUE_ERROR, QUEUE_ERROR_SCHEMA,
-		    "queue.db has schema version %d, newer than this postgate's %d",
-		    version, QUEUE_SCHEMA_VERSION);
-		return FALSE;
-	}
-	for (int v = version; v < QUEUE_SCHEMA_VERSION; v++) {
-		char *sql;
-		gboolean ok;
-
-		if (!db_exec(q, "BEGIN IMMEDIATE", error))
-			return FALSE;
-		/* Another process may have migrated while this one waited for
-		 * the lock: the version under the lock is the one that counts. */
-		st = prepare(q, "SELECT version FROM schema_version", error);
-		if (!st) {
-			db_exec(q, "ROLLBACK", NULL);
-			return FALSE;
-		}
-		v = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : 0;
-		sqlite3_finalize(st);
-		if (v >= QUEUE_SCHEMA_VERSION) {
-			db_exec(q, "COMMIT", NULL);
-			break;
-		}
-		sql = g_strdup_printf("%s; DELETE FROM schema_version; "
-		    "INSERT INTO schema_version VALUES(%d)", migrations[v], v + 1);
-		ok = db_exec(q, sql, error);
-		g_free(sql);
-		if (!ok || !db_exec(q, "COMMIT", error)) {
-			db_exec(q, "ROLLBACK", NULL);
-			return FALSE;
-		}
-	}
-	return TRUE;
-}
+static const PgDbSpec db_spec = {
+	.domain = queue_error_quark, .io_code = QUEUE_ERROR_IO, .open_code = QUEUE_ERROR_IO,
+	.schema_code = QUEUE_ERROR_SCHEMA,
+	.pragmas = "PRAGMA foreign_keys=OFF; PRAGMA journal_size_limit=67108864;",
+	.migrations = migrations, .version = QUEUE_SCHEMA_VERSION,
+};
 
 Queue *
 queue_open(const char *state_dir, GError **error)
 {
 	Queue *q = g_new0(Queue, 1);
 	char *path;
-	int rc;
 
 	q->dir_fd = -1;
 	q->state_dir = g_strdup(state_dir);
@@ -273,31 +182,12 @@ queue_open(const char *state_dir, GError **error)
 		goto fail;
 	}
 	path = g_build_filename(state_dir, "queue.db", NULL);
-	rc = sqlite3_open_v2(path, &q->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-	    SQLITE_OPEN_NOMUTEX, NULL);
-	if (rc != SQLITE_OK) {
-		io_fail(error, "cannot open %s: %s", path,
-		    q->db ? sqlite3_errmsg(q->db) : sqlite3_errstr(rc));
-		g_free(path);
-		goto fail;
-	}
+	q->pg = pg_db_open(path, "queue.db", SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+	    SQLITE_OPEN_NOMUTEX, &db_spec, NULL, error);
 	g_free(path);
-	sqlite3_busy_timeout(q->db, 10000);
-	/* Turning a new database to WAL takes it whole for a moment; a process
-	 * that meets another doing so is told "locked" at once, without the
-	 * busy timeout: it waits and tries again (bounded). */
-	for (int tries = 0; ; tries++) {
-		rc = sqlite3_exec(q->db, "PRAGMA journal_mode=WAL", NULL, NULL, NULL);
-		if (rc != SQLITE_BUSY && rc != SQLITE_LOCKED)
-			break;
-		if (tries == 100)
-			break;
-		g_usleep(100 * 1000);
-	}
-	if (!db_exec(q, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; "
-	    "PRAGMA foreign_keys=OFF; PRAGMA journal_size_limit=67108864", error) ||
-	    !migrate(q, error))
+	if (!q->pg)
 		goto fail;
+	q->db = pg_db_handle(q->pg);
 	return q;
 fail:
 	queue_close(q);
@@ -311,8 +201,7 @@ queue_close(Queue *q)
 		return;
 	if (q->upsert)
 		sqlite3_finalize(q->upsert);
-	if (q->db)
-		sqlite3_close_v2(q->db);
+	pg_db_close(q->pg);
 	if (q->dir_fd >= 0)
 		close(q->dir_fd);
 	g_free(q->state_dir);
@@ -503,44 +392,44 @@ insert_rows(Queue *q, const QueueEnvelope *env, const QueueBody *body, GError **
 	sqlite3_stmt *st;
 	int rc;
 
-	st = prepare(q, msg_sql, error);
+	st = pg_db_prepare(q->pg, msg_sql, error);
 	if (!st)
 		return FALSE;
-	bind_text(st, 1, env->qid);
+	pg_db_bind_copy(st, 1, env->qid);
 	sqlite3_bind_int64(st, 2, env->arrival);
 	sqlite3_bind_int64(st, 3, body->size);
-	bind_text(st, 4, env->sender ? env->sender : "");
-	bind_text(st, 5, env->envid);
+	pg_db_bind_copy(st, 4, env->sender ? env->sender : "");
+	pg_db_bind_copy(st, 5, env->envid);
 	sqlite3_bind_int(st, 6, env->ret);
 	sqlite3_bind_int(st, 7, env->body);
-	bind_text(st, 8, env->client ? env->client : "local");
-	bind_text(st, 9, env->helo);
-	bind_text(st, 10, env->protocol ? env->protocol : "SMTP");
+	pg_db_bind_copy(st, 8, env->client ? env->client : "local");
+	pg_db_bind_copy(st, 9, env->helo);
+	pg_db_bind_copy(st, 10, env->protocol ? env->protocol : "SMTP");
 	sqlite3_bind_int(st, 11, (int)env->hops);
-	bind_text(st, 12, env->message_id);
+	pg_db_bind_copy(st, 12, env->message_id);
 	if (body->fd < 0)
 		sqlite3_bind_blob64(st, 13, body->mem->data, body->mem->len, SQLITE_STATIC);
-	bind_text(st, 14, env->format ? env->format : "mime");
-	bind_text(st, 15, env->origin);
+	pg_db_bind_copy(st, 14, env->format ? env->format : "mime");
+	pg_db_bind_copy(st, 15, env->origin);
 	rc = sqlite3_step(st);
 	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE)
-		return db_fail(q, error, "insert a message");
-	st = prepare(q, rcpt_sql, error);
+		return pg_db_fail(q->pg, error, "cannot insert a message");
+	st = pg_db_prepare(q->pg, rcpt_sql, error);
 	if (!st)
 		return FALSE;
 	for (guint i = 0; i < env->rcpts->len; i++) {
 		const QueueRcpt *r = env->rcpts->pdata[i];
 
 		sqlite3_reset(st);
-		bind_text(st, 1, env->qid);
+		pg_db_bind_copy(st, 1, env->qid);
 		sqlite3_bind_int(st, 2, (int)i);
-		bind_text(st, 3, r->address);
+		pg_db_bind_copy(st, 3, r->address);
 		sqlite3_bind_int(st, 4, (int)r->notify);
-		bind_text(st, 5, r->orcpt);
+		pg_db_bind_copy(st, 5, r->orcpt);
 		if (sqlite3_step(st) != SQLITE_DONE) {
 			sqlite3_finalize(st);
-			return db_fail(q, error, "insert a recipient");
+			return pg_db_fail(q->pg, error, "cannot insert a recipient");
 		}
 	}
 	sqlite3_finalize(st);
@@ -589,11 +478,11 @@ queue_commit(Queue *q, const QueueEnvelope *env, QueueBody *body, GError **error
 
 	if (body->fd >= 0 && (!body_sync(body, error) || !dir_sync(q, error)))
 		goto fail;
-	if (!db_exec(q, "BEGIN IMMEDIATE", error))
+	if (!pg_db_begin(q->pg, TRUE, error))
 		goto fail;
 	ok = insert_rows(q, env, body, error);
-	if (!ok || !db_exec(q, "COMMIT", error)) {
-		db_exec(q, "ROLLBACK", NULL);
+	if (!ok || !pg_db_exec(q->pg, "COMMIT", error)) {
+		pg_db_rollback(q->pg);
 		goto fail;
 	}
 	fault_step("queue commit");
@@ -651,14 +540,14 @@ insert_batch(Queue *q, GPtrArray *batch)
 
 		if (p->error)
 			continue;
-		if (db_exec(q, "SAVEPOINT message", &p->error) &&
+		if (pg_db_exec(q->pg, "SAVEPOINT message", &p->error) &&
 		    insert_rows(q, p->env, p->body, &p->error) &&
-		    db_exec(q, "RELEASE message", &p->error))
+		    pg_db_exec(q->pg, "RELEASE message", &p->error))
 			continue;
 		pg_error(p->env->qid, "%s", p->error->message);
 		if (sqlite3_get_autocommit(q->db))
 			return FALSE;
-		db_exec(q, "ROLLBACK TO message; RELEASE message", NULL);
+		pg_db_exec(q->pg, "ROLLBACK TO message; RELEASE message", NULL);
 	}
 	return TRUE;
 }
@@ -687,7 +576,7 @@ commit_batch(QueueCommitter *c, GPtrArray *batch)
 	if (files && !dir_sync(q, &e))
 		goto out;
 	for (tries = 0; ; tries++) {
-		if (!db_exec(q, "BEGIN IMMEDIATE", &e))
+		if (!pg_db_begin(q->pg, TRUE, &e))
 			goto out;
 		if (insert_batch(q, batch))
 			break;
@@ -697,8 +586,8 @@ commit_batch(QueueCommitter *c, GPtrArray *batch)
 			goto out;
 		}
 	}
-	if (!db_exec(q, "COMMIT", &e)) {
-		db_exec(q, "ROLLBACK", NULL);
+	if (!pg_db_exec(q->pg, "COMMIT", &e)) {
+		pg_db_rollback(q->pg);
 		goto out;
 	}
 	fault_step("queue commit");
@@ -881,7 +770,7 @@ queue_cleanup(Queue *q, GError **error)
 
 	/* Bodies of their own whose row never committed: a crash between the
 	 * two, or a client that left.  Young ones may be a submit at work. */
-	st = prepare(q, "SELECT 1 FROM messages WHERE qid = ?", error);
+	st = pg_db_prepare(q->pg, "SELECT 1 FROM messages WHERE qid = ?", error);
 	if (!st)
 		return FALSE;
 	dir = g_dir_open(q->body_dir, 0, NULL);
@@ -893,7 +782,7 @@ queue_cleanup(Queue *q, GError **error)
 			continue;
 		path = body_path(q, name);
 		sqlite3_reset(st);
-		bind_text(st, 1, name);
+		pg_db_bind_copy(st, 1, name);
 		if (sqlite3_step(st) != SQLITE_ROW && stat(path, &sb) == 0 &&
 		    now - sb.st_mtime > QUEUE_ORPHAN_AGE) {
 			pg_info(name, "queue: removing a body that was never queued");
@@ -917,20 +806,20 @@ row_envelope(sqlite3_stmt *st)
 {
 	QueueEnvelope *env = g_new0(QueueEnvelope, 1);
 
-	env->qid = col_dup(st, 0);
+	env->qid = pg_db_col_dup(st, 0);
 	env->arrival = sqlite3_column_int64(st, 1);
 	env->size = sqlite3_column_int64(st, 2);
-	env->sender = col_dup(st, 3);
-	env->envid = col_dup(st, 4);
+	env->sender = pg_db_col_dup(st, 3);
+	env->envid = pg_db_col_dup(st, 4);
 	env->ret = sqlite3_column_int(st, 5);
 	env->body = sqlite3_column_int(st, 6);
-	env->client = col_dup(st, 7);
-	env->helo = col_dup(st, 8);
-	env->protocol = col_dup(st, 9);
+	env->client = pg_db_col_dup(st, 7);
+	env->helo = pg_db_col_dup(st, 8);
+	env->protocol = pg_db_col_dup(st, 9);
 	env->hops = (guint)sqlite3_column_int(st, 10);
-	env->message_id = col_dup(st, 11);
-	env->format = col_dup(st, 12);
-	env->origin = col_dup(st, 13);
+	env->message_id = pg_db_col_dup(st, 11);
+	env->format = pg_db_col_dup(st, 12);
+	env->origin = pg_db_col_dup(st, 13);
 	env->rcpts = g_ptr_array_new();
 	return env;
 }
@@ -941,35 +830,35 @@ load_rcpts(Queue *q, sqlite3_stmt *st, QueueEnvelope *env, GError **error)
 	int rc;
 
 	sqlite3_reset(st);
-	bind_text(st, 1, env->qid);
+	pg_db_bind_copy(st, 1, env->qid);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		QueueRcpt *r = g_new0(QueueRcpt, 1);
 
-		r->address = col_dup(st, 0);
+		r->address = pg_db_col_dup(st, 0);
 		r->notify = (guint)sqlite3_column_int(st, 1);
-		r->orcpt = col_dup(st, 2);
-		r->state = col_dup(st, 3);
-		r->reason = col_dup(st, 4);
+		r->orcpt = pg_db_col_dup(st, 2);
+		r->state = pg_db_col_dup(st, 3);
+		r->reason = pg_db_col_dup(st, 4);
 		r->next_attempt = sqlite3_column_int64(st, 5);
-		r->last_reply = col_dup(st, 6);
+		r->last_reply = pg_db_col_dup(st, 6);
 		r->idx = (guint)sqlite3_column_int(st, 7);
-		r->po = col_dup(st, 8);
-		r->legacy = col_dup(st, 9);
+		r->po = pg_db_col_dup(st, 8);
+		r->legacy = pg_db_col_dup(st, 9);
 		r->parent = sqlite3_column_type(st, 10) == SQLITE_NULL ? -1 :
 		    sqlite3_column_int(st, 10);
 		r->bcc = sqlite3_column_int(st, 11) != 0;
 		r->bundle_seq = sqlite3_column_int64(st, 12);
-		r->via = col_dup(st, 13);
-		r->rcpt_to = col_dup(st, 14);
+		r->via = pg_db_col_dup(st, 13);
+		r->rcpt_to = pg_db_col_dup(st, 14);
 		g_ptr_array_add(env->rcpts, r);
 	}
-	return rc == SQLITE_DONE || db_fail(q, error, "read recipients");
+	return rc == SQLITE_DONE || pg_db_fail(q->pg, error, "cannot read recipients");
 }
 
 static sqlite3_stmt *
 rcpt_stmt(Queue *q, GError **error)
 {
-	return prepare(q, "SELECT address, notify, orcpt, state, reason, next_attempt, "
+	return pg_db_prepare(q->pg, "SELECT address, notify, orcpt, state, reason, next_attempt, "
 	    "last_reply, idx, po, legacy, parent, bcc, bundle_seq, via, rcpt_to "
 	    "FROM recipients WHERE qid = ? ORDER BY idx", error);
 }
@@ -985,20 +874,20 @@ list_where(Queue *q, const char *where, const char *arg, GError **error)
 	char *sql;
 	int rc;
 
-	if (!db_exec(q, "BEGIN", error)) {
+	if (!pg_db_begin(q->pg, FALSE, error)) {
 		g_ptr_array_unref(out);
 		return NULL;
 	}
 	sql = g_strdup_printf("SELECT " MSG_COLS " FROM messages m %s ORDER BY arrival, qid",
 	    where ? where : "");
-	st = prepare(q, sql, error);
+	st = pg_db_prepare(q->pg, sql, error);
 	g_free(sql);
 	rst = st ? rcpt_stmt(q, error) : NULL;
 	if (!st || !rst) {
 		ok = FALSE;
 	} else {
 		if (arg)
-			bind_text(st, 1, arg);
+			pg_db_bind_copy(st, 1, arg);
 		while (ok && (rc = sqlite3_step(st)) == SQLITE_ROW) {
 			QueueEnvelope *env = row_envelope(st);
 
@@ -1006,11 +895,11 @@ list_where(Queue *q, const char *where, const char *arg, GError **error)
 			ok = load_rcpts(q, rst, env, error);
 		}
 		if (ok && rc != SQLITE_DONE)
-			ok = db_fail(q, error, "list messages");
+			ok = pg_db_fail(q->pg, error, "cannot list messages");
 	}
 	sqlite3_finalize(st);
 	sqlite3_finalize(rst);
-	db_exec(q, "COMMIT", NULL);
+	pg_db_exec(q->pg, "COMMIT", NULL);
 	if (!ok) {
 		g_ptr_array_unref(out);
 		return NULL;
@@ -1038,11 +927,11 @@ queue_get(Queue *q, const char *qid, GError **error)
 	sqlite3_stmt *st, *rst = NULL;
 	int rc;
 
-	if (!db_exec(q, "BEGIN", error))
+	if (!pg_db_begin(q->pg, FALSE, error))
 		return NULL;
-	st = prepare(q, "SELECT " MSG_COLS " FROM messages WHERE qid = ?", error);
+	st = pg_db_prepare(q->pg, "SELECT " MSG_COLS " FROM messages WHERE qid = ?", error);
 	if (st) {
-		bind_text(st, 1, qid);
+		pg_db_bind_copy(st, 1, qid);
 		rc = sqlite3_step(st);
 		if (rc == SQLITE_ROW) {
 			env = row_envelope(st);
@@ -1052,12 +941,12 @@ queue_get(Queue *q, const char *qid, GError **error)
 		} else if (rc == SQLITE_DONE) {
 			not_found(error, qid);
 		} else {
-			db_fail(q, error, "read a message");
+			pg_db_fail(q->pg, error, "cannot read a message");
 		}
 	}
 	sqlite3_finalize(st);
 	sqlite3_finalize(rst);
-	db_exec(q, "COMMIT", NULL);
+	pg_db_exec(q->pg, "COMMIT", NULL);
 	return env;
 }
 
@@ -1065,13 +954,13 @@ queue_get(Queue *q, const char *qid, GError **error)
 static gboolean
 body_where(Queue *q, const char *qid, gboolean *inline_body, gint64 *length, GError **error)
 {
-	sqlite3_stmt *st = prepare(q, "SELECT data IS NOT NULL, size FROM messages "
+	sqlite3_stmt *st = pg_db_prepare(q->pg, "SELECT data IS NOT NULL, size FROM messages "
 	    "WHERE qid = ?", error);
 	int rc;
 
 	if (!st)
 		return FALSE;
-	bind_text(st, 1, qid);
+	pg_db_bind_copy(st, 1, qid);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
 		*inline_body = sqlite3_column_int(st, 0) != 0;
@@ -1080,7 +969,7 @@ body_where(Queue *q, const char *qid, gboolean *inline_body, gint64 *length, GEr
 	sqlite3_finalize(st);
 	if (rc == SQLITE_DONE)
 		return not_found(error, qid);
-	return rc == SQLITE_ROW || db_fail(q, error, "read a message");
+	return rc == SQLITE_ROW || pg_db_fail(q->pg, error, "cannot read a message");
 }
 
 GBytes *
@@ -1101,16 +990,16 @@ queue_body_read(Queue *q, const char *qid, gint64 max, GError **error)
 	if (inline_body) {
 		GBytes *b = NULL;
 
-		st = prepare(q, "SELECT substr(data, 1, ?2) FROM messages WHERE qid = ?1", error);
+		st = pg_db_prepare(q->pg, "SELECT substr(data, 1, ?2) FROM messages WHERE qid = ?1", error);
 		if (!st)
 			return NULL;
-		bind_text(st, 1, qid);
+		pg_db_bind_copy(st, 1, qid);
 		sqlite3_bind_int64(st, 2, length);
 		if (sqlite3_step(st) == SQLITE_ROW)
 			b = g_bytes_new(sqlite3_column_blob(st, 0),
 			    (gsize)sqlite3_column_bytes(st, 0));
 		else
-			db_fail(q, error, "read a body");
+			pg_db_fail(q->pg, error, "cannot read a body");
 		sqlite3_finalize(st);
 		return b;
 	}
@@ -1162,19 +1051,19 @@ change(Queue *q, const char *qid, const char *sql, const char *arg, const char *
 	gint64 length;
 	int changed;
 
-	if (!db_exec(q, "BEGIN IMMEDIATE", error))
+	if (!pg_db_begin(q->pg, TRUE, error))
 		return FALSE;
 	if (!body_where(q, qid, &inline_body, &length, error))
 		goto fail;
-	st = prepare(q, sql, error);
+	st = pg_db_prepare(q->pg, sql, error);
 	if (!st)
 		goto fail;
-	bind_text(st, 1, qid);
+	pg_db_bind_copy(st, 1, qid);
 	if (arg)
-		bind_text(st, 2, arg);
+		pg_db_bind_copy(st, 2, arg);
 	if (sqlite3_step(st) != SQLITE_DONE) {
 		sqlite3_finalize(st);
-		db_fail(q, error, "change recipients");
+		pg_db_fail(q->pg, error, "cannot change recipients");
 		goto fail;
 	}
 	sqlite3_finalize(st);
@@ -1183,12 +1072,12 @@ change(Queue *q, const char *qid, const char *sql, const char *arg, const char *
 		g_set_error(error, QUEUE_ERROR, QUEUE_ERROR_STATE, "message %s %s", qid, none);
 		goto fail;
 	}
-	if (!db_exec(q, "COMMIT", error))
+	if (!pg_db_exec(q->pg, "COMMIT", error))
 		goto fail;
 	fault_step("queue change");
 	return TRUE;
 fail:
-	db_exec(q, "ROLLBACK", NULL);
+	pg_db_rollback(q->pg);
 	return FALSE;
 }
 
@@ -1216,27 +1105,27 @@ queue_delete(Queue *q, const char *qid, GError **error)
 	sqlite3_stmt *st;
 	char *path;
 
-	if (!db_exec(q, "BEGIN IMMEDIATE", error))
+	if (!pg_db_begin(q->pg, TRUE, error))
 		return FALSE;
 	if (!body_where(q, qid, &inline_body, &length, error))
 		goto fail;
-	st = prepare(q, "DELETE FROM recipients WHERE qid = ?", error);
+	st = pg_db_prepare(q->pg, "DELETE FROM recipients WHERE qid = ?", error);
 	if (!st)
 		goto fail;
-	bind_text(st, 1, qid);
+	pg_db_bind_copy(st, 1, qid);
 	sqlite3_step(st);
 	sqlite3_finalize(st);
-	st = prepare(q, "DELETE FROM messages WHERE qid = ?", error);
+	st = pg_db_prepare(q->pg, "DELETE FROM messages WHERE qid = ?", error);
 	if (!st)
 		goto fail;
-	bind_text(st, 1, qid);
+	pg_db_bind_copy(st, 1, qid);
 	if (sqlite3_step(st) != SQLITE_DONE) {
 		sqlite3_finalize(st);
-		db_fail(q, error, "delete a message");
+		pg_db_fail(q->pg, error, "cannot delete a message");
 		goto fail;
 	}
 	sqlite3_finalize(st);
-	if (!db_exec(q, "COMMIT", error))
+	if (!pg_db_exec(q->pg, "COMMIT", error))
 		goto fail;
 	fault_step("queue delete");
 	if (!inline_body) {
@@ -1249,7 +1138,7 @@ queue_delete(Queue *q, const char *qid, GError **error)
 	}
 	return TRUE;
 fail:
-	db_exec(q, "ROLLBACK", NULL);
+	pg_db_rollback(q->pg);
 	return FALSE;
 }
 
@@ -1260,10 +1149,10 @@ static gboolean upsert_rcpts(Queue *q, const QueueEnvelope *env, GError **error)
 gboolean
 queue_set_routes(Queue *q, const QueueEnvelope *env, GError **error)
 {
-	if (!db_exec(q, "BEGIN IMMEDIATE", error))
+	if (!pg_db_begin(q->pg, TRUE, error))
 		return FALSE;
-	if (!upsert_rcpts(q, env, error) || !db_exec(q, "COMMIT", error)) {
-		db_exec(q, "ROLLBACK", NULL);
+	if (!upsert_rcpts(q, env, error) || !pg_db_exec(q->pg, "COMMIT", error)) {
+		pg_db_rollback(q->pg);
 		return FALSE;
 	}
 	fault_step("queue routes");
@@ -1275,15 +1164,15 @@ queue_set_routes_many(Queue *q, GPtrArray *envs, GError **error)
 {
 	if (envs->len == 0)
 		return TRUE;
-	if (!db_exec(q, "BEGIN IMMEDIATE", error))
+	if (!pg_db_begin(q->pg, TRUE, error))
 		return FALSE;
 	for (guint i = 0; i < envs->len; i++)
 		if (!upsert_rcpts(q, envs->pdata[i], error)) {
-			db_exec(q, "ROLLBACK", NULL);
+			pg_db_rollback(q->pg);
 			return FALSE;
 		}
-	if (!db_exec(q, "COMMIT", error)) {
-		db_exec(q, "ROLLBACK", NULL);
+	if (!pg_db_exec(q->pg, "COMMIT", error)) {
+		pg_db_rollback(q->pg);
 		return FALSE;
 	}
 	fault_step("queue routes");
@@ -1314,12 +1203,12 @@ queue_translated(Queue *q, const QueueEnvelope *orig, const QueueEnvelope *env,
 		b.mem = g_byte_array_new_take(g_memdup2(p, n), n);
 	}
 	b.size = (gint64)n;
-	ok = db_exec(q, "BEGIN IMMEDIATE", error);
+	ok = pg_db_begin(q->pg, TRUE, error);
 	if (ok) {
 		ok = insert_rows(q, env, &b, error) && upsert_rcpts(q, env, error) &&
-		    upsert_rcpts(q, orig, error) && db_exec(q, "COMMIT", error);
+		    upsert_rcpts(q, orig, error) && pg_db_exec(q->pg, "COMMIT", error);
 		if (!ok)
-			db_exec(q, "ROLLBACK", NULL);
+			pg_db_rollback(q->pg);
 	}
 	if (b.mem)
 		g_byte_array_unref(b.mem);
@@ -1350,32 +1239,32 @@ upsert_rcpts(Queue *q, const QueueEnvelope *env, GError **error)
 
 	if (!st && sqlite3_prepare_v3(q->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &q->upsert,
 	    NULL) != SQLITE_OK)
-		return db_fail(q, error, "prepare a statement");
+		return pg_db_fail(q->pg, error, "cannot prepare a statement");
 	st = q->upsert;
 	for (guint i = 0; i < env->rcpts->len; i++) {
 		const QueueRcpt *r = env->rcpts->pdata[i];
 
 		sqlite3_reset(st);
 		sqlite3_clear_bindings(st);
-		bind_text(st, 1, env->qid);
+		pg_db_bind_copy(st, 1, env->qid);
 		sqlite3_bind_int(st, 2, (int)r->idx);
-		bind_text(st, 3, r->address);
+		pg_db_bind_copy(st, 3, r->address);
 		sqlite3_bind_int(st, 4, (int)r->notify);
-		bind_text(st, 5, r->orcpt);
-		bind_text(st, 6, r->state);
-		bind_text(st, 7, r->reason);
-		bind_text(st, 8, r->po);
-		bind_text(st, 9, r->legacy);
+		pg_db_bind_copy(st, 5, r->orcpt);
+		pg_db_bind_copy(st, 6, r->state);
+		pg_db_bind_copy(st, 7, r->reason);
+		pg_db_bind_copy(st, 8, r->po);
+		pg_db_bind_copy(st, 9, r->legacy);
 		if (r->parent >= 0)
 			sqlite3_bind_int(st, 10, r->parent);
 		else
 			sqlite3_bind_null(st, 10);
 		sqlite3_bind_int(st, 11, r->bcc ? 1 : 0);
-		bind_text(st, 12, r->via);
-		bind_text(st, 13, r->rcpt_to);
+		pg_db_bind_copy(st, 12, r->via);
+		pg_db_bind_copy(st, 13, r->rcpt_to);
 		if (sqlite3_step(st) != SQLITE_DONE) {
 			sqlite3_reset(st);
-			return db_fail(q, error, "record routes");
+			return pg_db_fail(q->pg, error, "cannot record routes");
 		}
 	}
 	sqlite3_reset(st);
@@ -1385,19 +1274,19 @@ upsert_rcpts(Queue *q, const QueueEnvelope *env, GError **error)
 guint64
 queue_bundle_seq_next(Queue *q, const char *po, GError **error)
 {
-	sqlite3_stmt *st = prepare(q, "SELECT last FROM po_seqs WHERE po = ?", error);
+	sqlite3_stmt *st = pg_db_prepare(q->pg, "SELECT last FROM po_seqs WHERE po = ?", error);
 	guint64 next = 1;
 	int rc;
 
 	if (!st)
 		return 0;
-	bind_text(st, 1, po);
+	pg_db_bind_copy(st, 1, po);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW)
 		next = (guint64)sqlite3_column_int64(st, 0) + 1;
 	sqlite3_finalize(st);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-		db_fail(q, error, "read a sequence number");
+		pg_db_fail(q->pg, error, "cannot read a sequence number");
 		return 0;
 	}
 	return next;
@@ -1411,7 +1300,7 @@ queue_bundle_record(Queue *q, const char *po, guint64 seq, const char *name, GBy
 	gsize len;
 	const void *p = g_bytes_get_data(data, &len);
 
-	if (!db_exec(q, "BEGIN IMMEDIATE", error))
+	if (!pg_db_begin(q->pg, TRUE, error))
 		return FALSE;
 	if (queue_bundle_seq_next(q, po, error) != seq) {
 		if (error && !*error)
@@ -1419,26 +1308,26 @@ queue_bundle_record(Queue *q, const char *po, guint64 seq, const char *name, GBy
 			    "sequence number %" G_GUINT64_FORMAT " for %s is taken", seq, po);
 		goto fail;
 	}
-	st = prepare(q, "INSERT INTO po_seqs(po, last) VALUES(?1, ?2) ON CONFLICT(po) DO "
+	st = pg_db_prepare(q->pg, "INSERT INTO po_seqs(po, last) VALUES(?1, ?2) ON CONFLICT(po) DO "
 	    "UPDATE SET last = ?2", error);
 	if (!st)
 		goto fail;
-	bind_text(st, 1, po);
+	pg_db_bind_copy(st, 1, po);
 	sqlite3_bind_int64(st, 2, (sqlite3_int64)seq);
 	if (sqlite3_step(st) != SQLITE_DONE)
 		goto db;
 	sqlite3_finalize(st);
-	st = prepare(q, "INSERT INTO bundles(po, seq, name, data) VALUES(?,?,?,?)", error);
+	st = pg_db_prepare(q->pg, "INSERT INTO bundles(po, seq, name, data) VALUES(?,?,?,?)", error);
 	if (!st)
 		goto fail;
-	bind_text(st, 1, po);
+	pg_db_bind_copy(st, 1, po);
 	sqlite3_bind_int64(st, 2, (sqlite3_int64)seq);
-	bind_text(st, 3, name);
+	pg_db_bind_copy(st, 3, name);
 	sqlite3_bind_blob64(st, 4, p, len, SQLITE_STATIC);
 	if (sqlite3_step(st) != SQLITE_DONE)
 		goto db;
 	sqlite3_finalize(st);
-	st = prepare(q, "UPDATE recipients SET state = 'bundling', po = ?3, bundle_seq = ?4 "
+	st = pg_db_prepare(q->pg, "UPDATE recipients SET state = 'bundling', po = ?3, bundle_seq = ?4 "
 	    "WHERE qid = ?1 AND idx = ?2", error);
 	if (!st)
 		goto fail;
@@ -1446,23 +1335,23 @@ queue_bundle_record(Queue *q, const char *po, guint64 seq, const char *name, GBy
 		const QueueItem *it = &g_array_index(items, QueueItem, i);
 
 		sqlite3_reset(st);
-		bind_text(st, 1, it->qid);
+		pg_db_bind_copy(st, 1, it->qid);
 		sqlite3_bind_int(st, 2, (int)it->idx);
-		bind_text(st, 3, po);
+		pg_db_bind_copy(st, 3, po);
 		sqlite3_bind_int64(st, 4, (sqlite3_int64)seq);
 		if (sqlite3_step(st) != SQLITE_DONE)
 			goto db;
 	}
 	sqlite3_finalize(st);
-	if (!db_exec(q, "COMMIT", error))
+	if (!pg_db_exec(q->pg, "COMMIT", error))
 		goto fail;
 	fault_step("queue bundle recorded");
 	return TRUE;
 db:
-	db_fail(q, error, "record a bundle");
+	pg_db_fail(q->pg, error, "cannot record a bundle");
 	sqlite3_finalize(st);
 fail:
-	db_exec(q, "ROLLBACK", NULL);
+	pg_db_rollback(q->pg);
 	return FALSE;
 }
 
@@ -1470,7 +1359,7 @@ GPtrArray *
 queue_bundles_unwritten(Queue *q, GError **error)
 {
 	GPtrArray *out = g_ptr_array_new_with_free_func((GDestroyNotify)queue_bundle_free);
-	sqlite3_stmt *st = prepare(q, "SELECT po, seq, name, data FROM bundles ORDER BY po, seq",
+	sqlite3_stmt *st = pg_db_prepare(q->pg, "SELECT po, seq, name, data FROM bundles ORDER BY po, seq",
 	    error);
 	int rc;
 
@@ -1481,15 +1370,15 @@ queue_bundles_unwritten(Queue *q, GError **error)
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		QueueBundle *b = g_new0(QueueBundle, 1);
 
-		b->po = col_dup(st, 0);
+		b->po = pg_db_col_dup(st, 0);
 		b->seq = (guint64)sqlite3_column_int64(st, 1);
-		b->name = col_dup(st, 2);
+		b->name = pg_db_col_dup(st, 2);
 		b->data = g_bytes_new(sqlite3_column_blob(st, 3), (gsize)sqlite3_column_bytes(st, 3));
 		g_ptr_array_add(out, b);
 	}
 	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE) {
-		db_fail(q, error, "list bundles");
+		pg_db_fail(q->pg, error, "cannot list bundles");
 		g_ptr_array_unref(out);
 		return NULL;
 	}
@@ -1535,7 +1424,7 @@ finish_messages(Queue *q, GPtrArray *gone, GError **error)
 	sqlite3_stmt *st;
 	int rc;
 
-	st = prepare(q, "SELECT m.qid, m.data IS NULL FROM messages m WHERE NOT EXISTS "
+	st = pg_db_prepare(q->pg, "SELECT m.qid, m.data IS NULL FROM messages m WHERE NOT EXISTS "
 	    "(SELECT 1 FROM recipients r WHERE r.qid = m.qid AND r.state NOT IN "
 	    "('bundled', 'expanded', 'duplicate', 'done', 'sent'))", error);
 	if (!st)
@@ -1545,23 +1434,23 @@ finish_messages(Queue *q, GPtrArray *gone, GError **error)
 		    (const char *)sqlite3_column_text(st, 0)));
 	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE)
-		return db_fail(q, error, "find finished messages");
+		return pg_db_fail(q->pg, error, "cannot find finished messages");
 	for (guint i = 0; i < gone->len; i++) {
 		const char *qid = (const char *)gone->pdata[i] + 1;
 
-		st = prepare(q, "DELETE FROM recipients WHERE qid = ?", error);
+		st = pg_db_prepare(q->pg, "DELETE FROM recipients WHERE qid = ?", error);
 		if (!st)
 			return FALSE;
-		bind_text(st, 1, qid);
+		pg_db_bind_copy(st, 1, qid);
 		rc = sqlite3_step(st);
 		sqlite3_finalize(st);
-		st = prepare(q, "DELETE FROM messages WHERE qid = ?", error);
+		st = pg_db_prepare(q->pg, "DELETE FROM messages WHERE qid = ?", error);
 		if (!st)
 			return FALSE;
-		bind_text(st, 1, qid);
+		pg_db_bind_copy(st, 1, qid);
 		if (rc != SQLITE_DONE || sqlite3_step(st) != SQLITE_DONE) {
 			sqlite3_finalize(st);
-			return db_fail(q, error, "remove a finished message");
+			return pg_db_fail(q->pg, error, "cannot remove a finished message");
 		}
 		sqlite3_finalize(st);
 	}
@@ -1575,33 +1464,33 @@ queue_bundle_written(Queue *q, const char *po, guint64 seq, guint *finished, GEr
 	sqlite3_stmt *st;
 	char *reason = g_strdup_printf("%s #%" G_GUINT64_FORMAT, po, seq);
 
-	if (!db_exec(q, "BEGIN IMMEDIATE", error))
+	if (!pg_db_begin(q->pg, TRUE, error))
 		goto out;
-	st = prepare(q, "UPDATE recipients SET state = 'bundled', reason = ?3 WHERE po = ?1 "
+	st = pg_db_prepare(q->pg, "UPDATE recipients SET state = 'bundled', reason = ?3 WHERE po = ?1 "
 	    "AND bundle_seq = ?2 AND state = 'bundling'", error);
 	if (!st)
 		goto fail;
-	bind_text(st, 1, po);
+	pg_db_bind_copy(st, 1, po);
 	sqlite3_bind_int64(st, 2, (sqlite3_int64)seq);
-	bind_text(st, 3, reason);
+	pg_db_bind_copy(st, 3, reason);
 	if (sqlite3_step(st) != SQLITE_DONE) {
 		sqlite3_finalize(st);
-		db_fail(q, error, "mark recipients bundled");
+		pg_db_fail(q->pg, error, "cannot mark recipients bundled");
 		goto fail;
 	}
 	sqlite3_finalize(st);
-	st = prepare(q, "DELETE FROM bundles WHERE po = ? AND seq = ?", error);
+	st = pg_db_prepare(q->pg, "DELETE FROM bundles WHERE po = ? AND seq = ?", error);
 	if (!st)
 		goto fail;
-	bind_text(st, 1, po);
+	pg_db_bind_copy(st, 1, po);
 	sqlite3_bind_int64(st, 2, (sqlite3_int64)seq);
 	if (sqlite3_step(st) != SQLITE_DONE) {
 		sqlite3_finalize(st);
-		db_fail(q, error, "forget a written bundle");
+		pg_db_fail(q->pg, error, "cannot forget a written bundle");
 		goto fail;
 	}
 	sqlite3_finalize(st);
-	if (!finish_messages(q, gone, error) || !db_exec(q, "COMMIT", error))
+	if (!finish_messages(q, gone, error) || !pg_db_exec(q->pg, "COMMIT", error))
 		goto fail;
 	fault_step("queue bundle written");
 	finished_gone(q, gone);
@@ -1611,7 +1500,7 @@ queue_bundle_written(Queue *q, const char *po, guint64 seq, guint *finished, GEr
 	g_free(reason);
 	return TRUE;
 fail:
-	db_exec(q, "ROLLBACK", NULL);
+	pg_db_rollback(q->pg);
 out:
 	g_ptr_array_unref(gone);
 	g_free(reason);
@@ -1624,13 +1513,13 @@ queue_finish(Queue *q, guint *finished, GError **error)
 	GPtrArray *gone = g_ptr_array_new_with_free_func(g_free);
 	gboolean ok;
 
-	if (!db_exec(q, "BEGIN IMMEDIATE", error)) {
+	if (!pg_db_begin(q->pg, TRUE, error)) {
 		g_ptr_array_unref(gone);
 		return FALSE;
 	}
-	ok = finish_messages(q, gone, error) && db_exec(q, "COMMIT", error);
+	ok = finish_messages(q, gone, error) && pg_db_exec(q->pg, "COMMIT", error);
 	if (!ok)
-		db_exec(q, "ROLLBACK", NULL);
+		pg_db_rollback(q->pg);
 	if (ok)
 		finished_gone(q, gone);
 	if (ok && finished)
@@ -1647,14 +1536,14 @@ ledger_row(Queue *q, const char *table, const char *po, guint64 seq, const guint
 {
 	char *sql = g_strdup_printf("SELECT hmac, %s FROM %s WHERE po = ? AND seq = ?",
 	    strcmp(table, "po_ingest") == 0 ? "next" : "0", table);
-	sqlite3_stmt *st = prepare(q, sql, error);
+	sqlite3_stmt *st = pg_db_prepare(q->pg, sql, error);
 	QueueLedger v = QUEUE_LEDGER_NEW;
 	int rc;
 
 	g_free(sql);
 	if (!st)
 		return QUEUE_LEDGER_ERROR;
-	bind_text(st, 1, po);
+	pg_db_bind_copy(st, 1, po);
 	sqlite3_bind_int64(st, 2, (sqlite3_int64)seq);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
@@ -1668,7 +1557,7 @@ ledger_row(Queue *q, const char *table, const char *po, guint64 seq, const guint
 	}
 	sqlite3_finalize(st);
 	if (v == QUEUE_LEDGER_ERROR)
-		db_fail(q, error, "read the ledger");
+		pg_db_fail(q->pg, error, "cannot read the ledger");
 	return v;
 }
 
@@ -1698,12 +1587,12 @@ ingest_progress(Queue *q, const char *po, guint64 seq, const guint8 *hmac, gsize
 	sqlite3_stmt *st;
 	int rc;
 
-	st = prepare(q, last ? "DELETE FROM po_ingest WHERE po = ?1 AND seq = ?2" :
+	st = pg_db_prepare(q->pg, last ? "DELETE FROM po_ingest WHERE po = ?1 AND seq = ?2" :
 	    "INSERT INTO po_ingest(po, seq, hmac, next) VALUES(?1, ?2, ?3, ?4) "
 	    "ON CONFLICT(po, seq) DO UPDATE SET next = ?4", error);
 	if (!st)
 		return FALSE;
-	bind_text(st, 1, po);
+	pg_db_bind_copy(st, 1, po);
 	sqlite3_bind_int64(st, 2, (sqlite3_int64)seq);
 	if (!last) {
 		sqlite3_bind_blob64(st, 3, hmac, len, SQLITE_TRANSIENT);
@@ -1712,19 +1601,19 @@ ingest_progress(Queue *q, const char *po, guint64 seq, const guint8 *hmac, gsize
 	rc = sqlite3_step(st);
 	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE)
-		return db_fail(q, error, "record how far a bundle is queued");
+		return pg_db_fail(q->pg, error, "cannot record how far a bundle is queued");
 	if (!last)
 		return TRUE;
-	st = prepare(q, "INSERT INTO po_ledger(po, seq, hmac, applied) VALUES(?,?,?,?)", error);
+	st = pg_db_prepare(q->pg, "INSERT INTO po_ledger(po, seq, hmac, applied) VALUES(?,?,?,?)", error);
 	if (!st)
 		return FALSE;
-	bind_text(st, 1, po);
+	pg_db_bind_copy(st, 1, po);
 	sqlite3_bind_int64(st, 2, (sqlite3_int64)seq);
 	sqlite3_bind_blob64(st, 3, hmac, len, SQLITE_TRANSIENT);
 	sqlite3_bind_int64(st, 4, g_get_real_time() / G_USEC_PER_SEC);
 	rc = sqlite3_step(st);
 	sqlite3_finalize(st);
-	return rc == SQLITE_DONE || db_fail(q, error, "record an applied bundle");
+	return rc == SQLITE_DONE || pg_db_fail(q->pg, error, "cannot record an applied bundle");
 }
 
 /* One ingest commit: entries [from, to) of the bundle.  The bodies over
@@ -1762,7 +1651,7 @@ ingest_step(Queue *q, const char *po, guint64 seq, const guint8 *hmac, gsize len
 	if (ok && files)
 		ok = dir_sync(q, error);
 	if (ok)
-		ok = db_exec(q, "BEGIN IMMEDIATE", error);
+		ok = pg_db_begin(q->pg, TRUE, error);
 	if (ok) {
 		guint k = 0;
 
@@ -1774,9 +1663,9 @@ ingest_step(Queue *q, const char *po, guint64 seq, const guint8 *hmac, gsize len
 			    upsert_rcpts(q, envs->pdata[i], error);
 		}
 		ok = ok && ingest_progress(q, po, seq, hmac, len, to, last, error) &&
-		    db_exec(q, "COMMIT", error);
+		    pg_db_exec(q->pg, "COMMIT", error);
 		if (!ok)
-			db_exec(q, "ROLLBACK", NULL);
+			pg_db_rollback(q->pg);
 	}
 	for (guint i = 0; i < held->len; i++)
 		body_free(held->pdata[i], !ok);
@@ -1845,7 +1734,7 @@ queue_smtp_later(Queue *q, gint64 due, GError **error)
 	sqlite3_stmt *st;
 	gint64 n = -1;
 
-	st = prepare(q, "SELECT count(*) FROM recipients WHERE state IN ('smtp-pending', "
+	st = pg_db_prepare(q->pg, "SELECT count(*) FROM recipients WHERE state IN ('smtp-pending', "
 	    "'deferred') AND next_attempt > ?", error);
 	if (!st)
 		return -1;
@@ -1853,7 +1742,7 @@ queue_smtp_later(Queue *q, gint64 due, GError **error)
 	if (sqlite3_step(st) == SQLITE_ROW)
 		n = sqlite3_column_int64(st, 0);
 	else
-		db_fail(q, error, "count deferred recipients");
+		pg_db_fail(q->pg, error, "cannot count deferred recipients");
 	sqlite3_finalize(st);
 	return n;
 }
@@ -1868,11 +1757,11 @@ finish_these(Queue *q, GHashTable *qids, GPtrArray *gone, GError **error)
 	gpointer key;
 	gboolean ok = FALSE;
 
-	open_st = prepare(q, "SELECT (SELECT count(*) FROM recipients r WHERE r.qid = m.qid "
+	open_st = pg_db_prepare(q->pg, "SELECT (SELECT count(*) FROM recipients r WHERE r.qid = m.qid "
 	    "AND r.state NOT IN ('bundled', 'expanded', 'duplicate', 'done', 'sent')), "
 	    "m.data IS NULL FROM messages m WHERE m.qid = ?", error);
-	del_r = open_st ? prepare(q, "DELETE FROM recipients WHERE qid = ?", error) : NULL;
-	del_m = del_r ? prepare(q, "DELETE FROM messages WHERE qid = ?", error) : NULL;
+	del_r = open_st ? pg_db_prepare(q->pg, "DELETE FROM recipients WHERE qid = ?", error) : NULL;
+	del_m = del_r ? pg_db_prepare(q->pg, "DELETE FROM messages WHERE qid = ?", error) : NULL;
 	if (!del_m)
 		goto out;
 	g_hash_table_iter_init(&it, qids);
@@ -1880,16 +1769,16 @@ finish_these(Queue *q, GHashTable *qids, GPtrArray *gone, GError **error)
 		gboolean file;
 
 		sqlite3_reset(open_st);
-		bind_text(open_st, 1, key);
+		pg_db_bind_copy(open_st, 1, key);
 		if (sqlite3_step(open_st) != SQLITE_ROW || sqlite3_column_int(open_st, 0) != 0)
 			continue;
 		file = sqlite3_column_int(open_st, 1) != 0;
 		sqlite3_reset(del_r);
 		sqlite3_reset(del_m);
-		bind_text(del_r, 1, key);
-		bind_text(del_m, 1, key);
+		pg_db_bind_copy(del_r, 1, key);
+		pg_db_bind_copy(del_m, 1, key);
 		if (sqlite3_step(del_r) != SQLITE_DONE || sqlite3_step(del_m) != SQLITE_DONE) {
-			db_fail(q, error, "remove a finished message");
+			pg_db_fail(q->pg, error, "cannot remove a finished message");
 			goto out;
 		}
 		g_ptr_array_add(gone, g_strdup_printf("%c%s", file ? 'f' : 'i', (char *)key));
@@ -1911,13 +1800,13 @@ queue_smtp_outcomes(Queue *q, const QueueOutcome *o, guint n, guint *finished,
 	sqlite3_stmt *st = NULL;
 	gboolean ok = FALSE;
 
-	if (!db_exec(q, "BEGIN IMMEDIATE", error))
+	if (!pg_db_begin(q->pg, TRUE, error))
 		goto out;
 	/* Only rows still waiting change: a deferral or a failure never
 	 * overrides what an administrator did meanwhile (hold, delete). */
 	/* A server's 2xx is a fact: a row held meanwhile is sent too (else a
 	 * release would send it again). */
-	st = prepare(q, "UPDATE recipients SET state = ?3, reason = ?4, last_reply = "
+	st = pg_db_prepare(q->pg, "UPDATE recipients SET state = ?3, reason = ?4, last_reply = "
 	    "coalesce(?5, last_reply), next_attempt = ?6, held_from = CASE WHEN ?3 = 'held' "
 	    "THEN 'deferred' ELSE NULL END WHERE qid = ?1 AND idx = ?2 AND (state IN "
 	    "('smtp-pending', 'deferred') OR (?3 = 'sent' AND state = 'held' AND held_from IN "
@@ -1926,20 +1815,20 @@ queue_smtp_outcomes(Queue *q, const QueueOutcome *o, guint n, guint *finished,
 		goto fail;
 	for (guint i = 0; i < n; i++) {
 		sqlite3_reset(st);
-		bind_text(st, 1, o[i].qid);
+		pg_db_bind_copy(st, 1, o[i].qid);
 		sqlite3_bind_int(st, 2, (int)o[i].idx);
-		bind_text(st, 3, o[i].state);
-		bind_text(st, 4, o[i].reason);
-		bind_text(st, 5, o[i].last_reply);
+		pg_db_bind_copy(st, 3, o[i].state);
+		pg_db_bind_copy(st, 4, o[i].reason);
+		pg_db_bind_copy(st, 5, o[i].last_reply);
 		sqlite3_bind_int64(st, 6, o[i].next_attempt);
 		if (sqlite3_step(st) != SQLITE_DONE) {
-			db_fail(q, error, "record delivery outcomes");
+			pg_db_fail(q->pg, error, "cannot record delivery outcomes");
 			goto fail;
 		}
 		if (strcmp(o[i].state, "sent") == 0)
 			g_hash_table_add(qids, (gpointer)o[i].qid);
 	}
-	if (!finish_these(q, qids, gone, error) || !db_exec(q, "COMMIT", error))
+	if (!finish_these(q, qids, gone, error) || !pg_db_exec(q->pg, "COMMIT", error))
 		goto fail;
 	fault_step("queue smtp outcomes");
 	finished_gone(q, gone);
@@ -1948,7 +1837,7 @@ queue_smtp_outcomes(Queue *q, const QueueOutcome *o, guint n, guint *finished,
 	ok = TRUE;
 	goto out;
 fail:
-	db_exec(q, "ROLLBACK", NULL);
+	pg_db_rollback(q->pg);
 out:
 	sqlite3_finalize(st);
 	g_hash_table_unref(qids);
@@ -1963,20 +1852,20 @@ queue_dest_get(Queue *q, const char *dest, QueueDest *out, GError **error)
 	int rc;
 
 	memset(out, 0, sizeof *out);
-	st = prepare(q, "SELECT single_until, retry_at, failures, last_reply FROM destinations "
+	st = pg_db_prepare(q->pg, "SELECT single_until, retry_at, failures, last_reply FROM destinations "
 	    "WHERE dest = ?", error);
 	if (!st)
 		return FALSE;
-	bind_text(st, 1, dest);
+	pg_db_bind_copy(st, 1, dest);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
 		out->single_until = sqlite3_column_int64(st, 0);
 		out->retry_at = sqlite3_column_int64(st, 1);
 		out->failures = (guint)sqlite3_column_int(st, 2);
-		out->last_reply = col_dup(st, 3);
+		out->last_reply = pg_db_col_dup(st, 3);
 	}
 	sqlite3_finalize(st);
-	return rc == SQLITE_ROW || rc == SQLITE_DONE || db_fail(q, error, "read a destination");
+	return rc == SQLITE_ROW || rc == SQLITE_DONE || pg_db_fail(q->pg, error, "cannot read a destination");
 }
 
 gboolean
@@ -1985,18 +1874,18 @@ queue_dest_set(Queue *q, const char *dest, const QueueDest *d, GError **error)
 	sqlite3_stmt *st;
 	int rc;
 
-	st = prepare(q, "INSERT OR REPLACE INTO destinations(dest, single_until, retry_at, "
+	st = pg_db_prepare(q->pg, "INSERT OR REPLACE INTO destinations(dest, single_until, retry_at, "
 	    "failures, last_reply) VALUES(?, ?, ?, ?, ?)", error);
 	if (!st)
 		return FALSE;
-	bind_text(st, 1, dest);
+	pg_db_bind_copy(st, 1, dest);
 	sqlite3_bind_int64(st, 2, d->single_until);
 	sqlite3_bind_int64(st, 3, d->retry_at);
 	sqlite3_bind_int(st, 4, (int)d->failures);
-	bind_text(st, 5, d->last_reply);
+	pg_db_bind_copy(st, 5, d->last_reply);
 	rc = sqlite3_step(st);
 	sqlite3_finalize(st);
-	return rc == SQLITE_DONE || db_fail(q, error, "record a destination");
+	return rc == SQLITE_DONE || pg_db_fail(q->pg, error, "cannot record a destination");
 }
 
 void
@@ -2012,7 +1901,7 @@ queue_dest_list(Queue *q, GError **error)
 	sqlite3_stmt *st;
 	int rc;
 
-	st = prepare(q, "SELECT dest, single_until, retry_at, failures, coalesce(last_reply, '') "
+	st = pg_db_prepare(q->pg, "SELECT dest, single_until, retry_at, failures, coalesce(last_reply, '') "
 	    "FROM destinations ORDER BY dest", error);
 	if (!st) {
 		g_ptr_array_unref(out);
@@ -2026,7 +1915,7 @@ queue_dest_list(Queue *q, GError **error)
 	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE) {
 		g_ptr_array_unref(out);
-		db_fail(q, error, "list destinations");
+		pg_db_fail(q->pg, error, "cannot list destinations");
 		return NULL;
 	}
 	return out;
