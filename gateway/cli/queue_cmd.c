@@ -130,7 +130,7 @@ json_message(GString *out, const QueueEnvelope *env)
 		g_string_append(out, i ? ",{\"address\":" : "{\"address\":");
 		json_string(out, r->address);
 		g_string_append(out, ",\"state\":");
-		json_string(out, r->state);
+		json_string(out, queue_state_name(r->state));
 		g_string_append(out, ",\"reason\":");
 		json_string(out, r->reason);
 		g_string_append_printf(out, ",\"next_attempt\":%" G_GINT64_FORMAT
@@ -167,7 +167,8 @@ text_message(GString *out, const QueueEnvelope *env)
 		const QueueRcpt *r = env->rcpts->pdata[i];
 
 		g_string_append_printf(out, "%-18s %9s  %-19s  %s <%s>%s%s%s\n", "", "", "",
-		    r->state, r->address, r->reason ? " (" : "", r->reason ? r->reason : "",
+		    queue_state_name(r->state), r->address, r->reason ? " (" : "",
+		    r->reason ? r->reason : "",
 		    r->reason ? ")" : "");
 	}
 	g_free(when);
@@ -249,7 +250,8 @@ do_show(Queue *q, const char *qid)
 		const QueueRcpt *r = env->rcpts->pdata[i];
 		char *notify = notify_text(r->notify);
 
-		g_string_append_printf(out, "recipient: <%s> state=%s", r->address, r->state);
+		g_string_append_printf(out, "recipient: <%s> state=%s", r->address,
+		    queue_state_name(r->state));
 		if (notify)
 			g_string_append_printf(out, " notify=%s", notify);
 		if (r->orcpt)
@@ -258,7 +260,7 @@ do_show(Queue *q, const char *qid)
 			g_string_append_printf(out, " reason=\"%s\"", r->reason);
 		if (r->via)
 			g_string_append_printf(out, " via=\"%s\"", r->via);
-		if (r->next_attempt > 0 && strcmp(r->state, "deferred") == 0) {
+		if (r->next_attempt > 0 && r->state == QUEUE_ST_DEFERRED) {
 			char *t = time_text(r->next_attempt);
 
 			g_string_append_printf(out, " next_attempt=\"%s\"", t);
@@ -338,11 +340,11 @@ do_change(Queue *q, const char *verb, int argc, char **argv)
 	else
 		ok = queue_delete(q, argv[1], &e);
 	if (ok) {
-		pg_info(argv[1], "%s by the administrator",
-		    strcmp(verb, "hold") == 0 ? "held" : strcmp(verb, "release") == 0 ?
-		    "released" : "deleted");
-		printf("%s: %s\n", argv[1], strcmp(verb, "hold") == 0 ? "held" :
-		    strcmp(verb, "release") == 0 ? "released" : "deleted");
+		const char *done = strcmp(verb, "hold") == 0 ? queue_state_name(QUEUE_ST_HELD) :
+		    strcmp(verb, "release") == 0 ? "released" : "deleted";
+
+		pg_info(argv[1], "%s by the administrator", done);
+		printf("%s: %s\n", argv[1], done);
 	} else {
 		fprintf(stderr, "%s\n", e->message);
 		rc = error_code(e);

@@ -148,21 +148,21 @@ outcome(Delivery *d, const Job *job, const QueueRcpt *r, int code, const char *r
 	o.idx = r->idx;
 	o.last_reply = keep(d, reply);
 	if (code / 100 == 2) {
-		o.state = "sent";
+		o.state = QUEUE_ST_SENT;
 		reason = g_strdup_printf("to %s", relay);
 		d->stats->sent++;
 		pg_info(env->qid, "to=<%s>, relay=%s, status=sent (%s)", r->rcpt_to, relay, reply);
 	} else if (code / 100 == 4 && d->now - env->arrival < d->lifetime) {
 		gint64 wait = backoff(d, d->now - env->arrival);
 
-		o.state = "deferred";
+		o.state = QUEUE_ST_DEFERRED;
 		o.next_attempt = d->now + wait;
 		reason = g_strdup(reply);
 		d->stats->deferred++;
 		pg_info(env->qid, "to=<%s>, relay=%s, status=deferred (%s)", r->rcpt_to, relay,
 		    reply);
 	} else {
-		o.state = "held";
+		o.state = QUEUE_ST_HELD;
 		if (code / 100 == 4) {
 			char *life = duration_text(d->lifetime);
 
@@ -545,7 +545,7 @@ plan_message(Delivery *d, QueueEnvelope *env, gboolean force)
 		SmtpRcpt *sr;
 		char *why = NULL;
 
-		if (strcmp(r->state, "smtp-pending") != 0 && strcmp(r->state, "deferred") != 0)
+		if (r->state != QUEUE_ST_SMTP_PENDING && r->state != QUEUE_ST_DEFERRED)
 			continue;
 		if (!force && r->next_attempt > d->now)
 			continue;   /* counted by queue_smtp_later */
@@ -718,7 +718,7 @@ delivery_run(Site *site, Queue *q, const char *only_qid, gboolean force,
 			const QueueOutcome *o = &g_array_index(d.outcomes, QueueOutcome, i);
 
 			pg_error(o->qid, "delivery: recipient %u is %s but the queue could not "
-			    "record it: it will be tried again", o->idx, o->state);
+			    "record it: it will be tried again", o->idx, queue_state_name(o->state));
 		}
 		stats->errors++;
 	}

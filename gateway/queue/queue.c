@@ -19,7 +19,7 @@
 
 G_DEFINE_QUARK(postgate-queue-error-quark, queue_error)
 
-#define QUEUE_SCHEMA_VERSION 4
+#define QUEUE_SCHEMA_VERSION 5
 
 static const char *const migrations[] = {
 	/* 0 -> 1 */
@@ -88,6 +88,33 @@ static const char *const migrations[] = {
 	"CREATE TABLE po_ingest(po TEXT NOT NULL, seq INTEGER NOT NULL,"
 	"  hmac BLOB NOT NULL, next INTEGER NOT NULL,"
 	"  PRIMARY KEY(po, seq)) WITHOUT ROWID;",
+	/* 4 -> 5: a recipient's state is one of queue_state.h's, checked by
+	 * SQLite too (a table with a CHECK is made anew).  A row of a state
+	 * that no postgate wrote is held, with the state in its reason. */
+	"CREATE TABLE recipients_v5("
+	"  qid TEXT NOT NULL,"
+	"  idx INTEGER NOT NULL,"
+	"  address TEXT NOT NULL,"
+	"  notify INTEGER NOT NULL,"
+	"  orcpt TEXT,"
+	"  state TEXT NOT NULL CHECK (" QUEUE_SQL_STATE_CHECK_V5 "),"
+	"  reason TEXT,"
+	"  held_from TEXT,"
+	"  next_attempt INTEGER NOT NULL DEFAULT 0,"
+	"  last_reply TEXT,"
+	"  po TEXT, legacy TEXT, parent INTEGER, bcc INTEGER NOT NULL DEFAULT 0,"
+	"  bundle_seq INTEGER, via TEXT, rcpt_to TEXT,"
+	"  PRIMARY KEY(qid, idx)) WITHOUT ROWID;"
+	"INSERT INTO recipients_v5(qid, idx, address, notify, orcpt, state, reason, held_from, next_attempt, last_reply, po, legacy, parent, bcc, bundle_seq, via, rcpt_to) SELECT qid, idx, address, notify, orcpt, "
+	"  CASE WHEN " QUEUE_SQL_STATE_CHECK_V5 " THEN state ELSE "
+	"  " QUEUE_SQL(QUEUE_STATE_NAME_HELD) " END, "
+	"  CASE WHEN " QUEUE_SQL_STATE_CHECK_V5 " THEN reason ELSE "
+	"  'unknown state ' || quote(state) || ' in queue.db' END, "
+	"  held_from, next_attempt, last_reply, po, legacy, parent, bcc, bundle_seq, via, rcpt_to "
+	"  FROM recipients;"
+	"DROP TABLE recipients;"
+	"ALTER TABLE recipients_v5 RENAME TO recipients;"
+	"CREATE INDEX recipients_state ON recipients(state, qid);",
 };
 
 G_STATIC_ASSERT(G_N_ELEMENTS(migrations) == QUEUE_SCHEMA_VERSION);
@@ -253,7 +280,6 @@ rcpt_free(QueueRcpt *r)
 	g_free(r->rcpt_to);
 	g_free(r->address);
 	g_free(r->orcpt);
-	g_free(r->state);
 	g_free(r->reason);
 	g_free(r->last_reply);
 	g_free(r);
@@ -287,7 +313,7 @@ queue_envelope_add_rcpt(QueueEnvelope *env, const char *address, guint notify,
 	r->address = g_strdup(address);
 	r->notify = notify;
 	r->orcpt = g_strdup(orcpt);
-	r->state = g_strdup("accepted");
+	r->state = r->logged = QUEUE_ST_ACCEPTED;
 	r->idx = env->rcpts->len;
 	r->parent = -1;
 	g_ptr_array_add(env->rcpts, r);
@@ -388,7 +414,7 @@ insert_rows(Queue *q, const QueueEnvelope *env, const QueueBody *body, GError **
 	    "ret, body, client, helo, protocol, hops, message_id, data, format, origin) "
 	    "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
 	static const char rcpt_sql[] = "INSERT INTO recipients(qid, idx, address, notify, "
-	    "orcpt, state) VALUES(?,?,?,?,?,'accepted')";
+	    "orcpt, state) VALUES(?,?,?,?,?," QUEUE_SQL(QUEUE_STATE_NAME_ACCEPTED) ")";
 	sqlite3_stmt *st;
 	int rc;
 
@@ -837,8 +863,15 @@ load_rcpts(Queue *q, sqlite3_stmt *st, QueueEnvelope *env, GError **error)
 		r->address = pg_db_col_dup(st, 0);
 		r->notify = (guint)sqlite3_column_int(st, 1);
 		r->orcpt = pg_db_col_dup(st, 2);
-		r->state = pg_db_col_dup(st, 3);
 		r->reason = pg_db_col_dup(st, 4);
+		if (!queue_state_parse(pg_db_col_text(st, 3), &r->state)) {
+			/* Not since schema 5's CHECK; kept, not lost, until someone looks. */
+			g_free(r->reason);
+			r->reason = g_strdup_printf("unknown state \"%s\" in queue.db",
+			    pg_db_col_text(st, 3));
+			r->state = QUEUE_ST_HELD;
+		}
+		r->logged = r->state;
 		r->next_attempt = sqlite3_column_int64(st, 5);
 		r->last_reply = pg_db_col_dup(st, 6);
 		r->idx = (guint)sqlite3_column_int(st, 7);
@@ -1084,9 +1117,9 @@ fail:
 gboolean
 queue_hold(Queue *q, const char *qid, const char *reason, GError **error)
 {
-	return change(q, qid, "UPDATE recipients SET held_from = state, state = 'held', "
-	    "reason = ?2 WHERE qid = ?1 AND state NOT IN ('held', 'bundling', 'bundled', "
-	    "'expanded', 'duplicate', 'done', 'sent')",
+	return change(q, qid, "UPDATE recipients SET held_from = state, state = "
+	    QUEUE_SQL(QUEUE_STATE_NAME_HELD) ", reason = ?2 WHERE qid = ?1 AND state NOT IN "
+	    QUEUE_SQL_NOT_HOLDABLE,
 	    reason, "has no recipient left to hold", error);
 }
 
@@ -1094,7 +1127,7 @@ gboolean
 queue_release(Queue *q, const char *qid, GError **error)
 {
 	return change(q, qid, "UPDATE recipients SET state = held_from, held_from = NULL, "
-	    "reason = NULL WHERE qid = ?1 AND state = 'held'", NULL, "is not held", error);
+	    "reason = NULL WHERE qid = ?1 AND state = " QUEUE_SQL(QUEUE_STATE_NAME_HELD), NULL, "is not held", error);
 }
 
 gboolean
@@ -1146,8 +1179,16 @@ fail:
 
 static gboolean upsert_rcpts(Queue *q, const QueueEnvelope *env, GError **error);
 
+/* After the commit that stored them: env's changes of state, logged. */
+static void
+log_changes(QueueEnvelope *env)
+{
+	for (guint i = 0; i < env->rcpts->len; i++)
+		queue_rcpt_log(env->qid, env->rcpts->pdata[i]);
+}
+
 gboolean
-queue_set_routes(Queue *q, const QueueEnvelope *env, GError **error)
+queue_set_routes(Queue *q, QueueEnvelope *env, GError **error)
 {
 	if (!pg_db_begin(q->pg, TRUE, error))
 		return FALSE;
@@ -1156,6 +1197,7 @@ queue_set_routes(Queue *q, const QueueEnvelope *env, GError **error)
 		return FALSE;
 	}
 	fault_step("queue routes");
+	log_changes(env);
 	return TRUE;
 }
 
@@ -1176,11 +1218,13 @@ queue_set_routes_many(Queue *q, GPtrArray *envs, GError **error)
 		return FALSE;
 	}
 	fault_step("queue routes");
+	for (guint i = 0; i < envs->len; i++)
+		log_changes(envs->pdata[i]);
 	return TRUE;
 }
 
 gboolean
-queue_translated(Queue *q, const QueueEnvelope *orig, const QueueEnvelope *env,
+queue_translated(Queue *q, QueueEnvelope *orig, QueueEnvelope *env,
     GBytes *body, GError **error)
 {
 	QueueBody b = { q, env->qid, NULL, -1, 0 };
@@ -1221,8 +1265,11 @@ queue_translated(Queue *q, const QueueEnvelope *orig, const QueueEnvelope *env,
 			g_free(path);
 		}
 	}
-	if (ok)
+	if (ok) {
 		fault_step("queue translated");
+		log_changes(orig);
+		log_changes(env);
+	}
 	return ok;
 }
 
@@ -1251,7 +1298,7 @@ upsert_rcpts(Queue *q, const QueueEnvelope *env, GError **error)
 		pg_db_bind_copy(st, 3, r->address);
 		sqlite3_bind_int(st, 4, (int)r->notify);
 		pg_db_bind_copy(st, 5, r->orcpt);
-		pg_db_bind_copy(st, 6, r->state);
+		pg_db_bind_text(st, 6, queue_state_name(r->state));
 		pg_db_bind_copy(st, 7, r->reason);
 		pg_db_bind_copy(st, 8, r->po);
 		pg_db_bind_copy(st, 9, r->legacy);
@@ -1327,7 +1374,8 @@ queue_bundle_record(Queue *q, const char *po, guint64 seq, const char *name, GBy
 	if (sqlite3_step(st) != SQLITE_DONE)
 		goto db;
 	sqlite3_finalize(st);
-	st = pg_db_prepare(q->pg, "UPDATE recipients SET state = 'bundling', po = ?3, bundle_seq = ?4 "
+	st = pg_db_prepare(q->pg, "UPDATE recipients SET state = "
+	    QUEUE_SQL(QUEUE_STATE_NAME_BUNDLING) ", po = ?3, bundle_seq = ?4 "
 	    "WHERE qid = ?1 AND idx = ?2", error);
 	if (!st)
 		goto fail;
@@ -1426,7 +1474,7 @@ finish_messages(Queue *q, GPtrArray *gone, GError **error)
 
 	st = pg_db_prepare(q->pg, "SELECT m.qid, m.data IS NULL FROM messages m WHERE NOT EXISTS "
 	    "(SELECT 1 FROM recipients r WHERE r.qid = m.qid AND r.state NOT IN "
-	    "('bundled', 'expanded', 'duplicate', 'done', 'sent'))", error);
+	    QUEUE_SQL_FINISHED ")", error);
 	if (!st)
 		return FALSE;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
@@ -1466,8 +1514,9 @@ queue_bundle_written(Queue *q, const char *po, guint64 seq, guint *finished, GEr
 
 	if (!pg_db_begin(q->pg, TRUE, error))
 		goto out;
-	st = pg_db_prepare(q->pg, "UPDATE recipients SET state = 'bundled', reason = ?3 WHERE po = ?1 "
-	    "AND bundle_seq = ?2 AND state = 'bundling'", error);
+	st = pg_db_prepare(q->pg, "UPDATE recipients SET state = "
+	    QUEUE_SQL(QUEUE_STATE_NAME_BUNDLED) ", reason = ?3 WHERE po = ?1 AND bundle_seq = ?2 "
+	    "AND state = " QUEUE_SQL(QUEUE_STATE_NAME_BUNDLING), error);
 	if (!st)
 		goto fail;
 	pg_db_bind_copy(st, 1, po);
@@ -1670,8 +1719,12 @@ ingest_step(Queue *q, const char *po, guint64 seq, const guint8 *hmac, gsize len
 	for (guint i = 0; i < held->len; i++)
 		body_free(held->pdata[i], !ok);
 	g_ptr_array_unref(held);
-	if (ok)
+	if (ok) {
 		fault_step(last ? "queue ingest" : "queue ingest step");
+		for (guint i = from; i < to; i++)
+			if (envs->pdata[i])
+				log_changes(envs->pdata[i]);
+	}
 	return ok;
 }
 
@@ -1721,7 +1774,7 @@ queue_smtp_waiting(Queue *q, const char *qid, gint64 due, GError **error)
 
 	g_snprintf(num, sizeof num, "%" G_GINT64_FORMAT, due > 0 ? due : G_MAXINT64);
 	where = g_strdup_printf("WHERE %s m.qid IN (SELECT qid FROM recipients WHERE state IN "
-	    "('smtp-pending', 'deferred') AND next_attempt <= %s)", qid ? "m.qid = ?1 AND" : "",
+	    QUEUE_SQL_SMTP_WAITING " AND next_attempt <= %s)", qid ? "m.qid = ?1 AND" : "",
 	    num);
 	out = list_where(q, where, qid, error);
 	g_free(where);
@@ -1734,8 +1787,8 @@ queue_smtp_later(Queue *q, gint64 due, GError **error)
 	sqlite3_stmt *st;
 	gint64 n = -1;
 
-	st = pg_db_prepare(q->pg, "SELECT count(*) FROM recipients WHERE state IN ('smtp-pending', "
-	    "'deferred') AND next_attempt > ?", error);
+	st = pg_db_prepare(q->pg, "SELECT count(*) FROM recipients WHERE state IN "
+	    QUEUE_SQL_SMTP_WAITING " AND next_attempt > ?", error);
 	if (!st)
 		return -1;
 	sqlite3_bind_int64(st, 1, due);
@@ -1758,7 +1811,7 @@ finish_these(Queue *q, GHashTable *qids, GPtrArray *gone, GError **error)
 	gboolean ok = FALSE;
 
 	open_st = pg_db_prepare(q->pg, "SELECT (SELECT count(*) FROM recipients r WHERE r.qid = m.qid "
-	    "AND r.state NOT IN ('bundled', 'expanded', 'duplicate', 'done', 'sent')), "
+	    "AND r.state NOT IN " QUEUE_SQL_FINISHED "), "
 	    "m.data IS NULL FROM messages m WHERE m.qid = ?", error);
 	del_r = open_st ? pg_db_prepare(q->pg, "DELETE FROM recipients WHERE qid = ?", error) : NULL;
 	del_m = del_r ? pg_db_prepare(q->pg, "DELETE FROM messages WHERE qid = ?", error) : NULL;
@@ -1807,17 +1860,19 @@ queue_smtp_outcomes(Queue *q, const QueueOutcome *o, guint n, guint *finished,
 	/* A server's 2xx is a fact: a row held meanwhile is sent too (else a
 	 * release would send it again). */
 	st = pg_db_prepare(q->pg, "UPDATE recipients SET state = ?3, reason = ?4, last_reply = "
-	    "coalesce(?5, last_reply), next_attempt = ?6, held_from = CASE WHEN ?3 = 'held' "
-	    "THEN 'deferred' ELSE NULL END WHERE qid = ?1 AND idx = ?2 AND (state IN "
-	    "('smtp-pending', 'deferred') OR (?3 = 'sent' AND state = 'held' AND held_from IN "
-	    "('smtp-pending', 'deferred')))", error);
+	    "coalesce(?5, last_reply), next_attempt = ?6, held_from = CASE WHEN ?3 = "
+	    QUEUE_SQL(QUEUE_STATE_NAME_HELD) " THEN " QUEUE_SQL(QUEUE_STATE_NAME_DEFERRED)
+	    " ELSE NULL END WHERE qid = ?1 AND idx = ?2 AND (state IN " QUEUE_SQL_SMTP_WAITING
+	    " OR (?3 = " QUEUE_SQL(QUEUE_STATE_NAME_SENT) " AND state = "
+	    QUEUE_SQL(QUEUE_STATE_NAME_HELD) " AND held_from IN " QUEUE_SQL_SMTP_WAITING "))",
+	    error);
 	if (!st)
 		goto fail;
 	for (guint i = 0; i < n; i++) {
 		sqlite3_reset(st);
 		pg_db_bind_copy(st, 1, o[i].qid);
 		sqlite3_bind_int(st, 2, (int)o[i].idx);
-		pg_db_bind_copy(st, 3, o[i].state);
+		pg_db_bind_text(st, 3, queue_state_name(o[i].state));
 		pg_db_bind_copy(st, 4, o[i].reason);
 		pg_db_bind_copy(st, 5, o[i].last_reply);
 		sqlite3_bind_int64(st, 6, o[i].next_attempt);
@@ -1825,7 +1880,7 @@ queue_smtp_outcomes(Queue *q, const QueueOutcome *o, guint n, guint *finished,
 			pg_db_fail(q->pg, error, "cannot record delivery outcomes");
 			goto fail;
 		}
-		if (strcmp(o[i].state, "sent") == 0)
+		if (o[i].state == QUEUE_ST_SENT)
 			g_hash_table_add(qids, (gpointer)o[i].qid);
 	}
 	if (!finish_these(q, qids, gone, error) || !pg_db_exec(q->pg, "COMMIT", error))

@@ -22,6 +22,8 @@
 
 #include <glib.h>
 
+#include "queue/queue_state.h"
+
 #define QUEUE_ERROR (queue_error_quark())
 GQuark queue_error_quark(void);
 
@@ -53,7 +55,8 @@ typedef struct {
 	char *address;          /* local@domain, as accepted */
 	guint notify;           /* QUEUE_NOTIFY_* bits */
 	char *orcpt;            /* ORCPT: "type;address" decoded, or NULL */
-	char *state;            /* "accepted", "held", ... (DESIGN, the queue model) */
+	QueueState state;       /* queue_state.h: change it with queue_rcpt_enter */
+	QueueState logged;      /* the state last logged (as loaded, or accepted) */
 	char *reason;           /* why it is in that state, or NULL */
 	gint64 next_attempt;    /* unix time, 0: none */
 	char *last_reply;       /* the last SMTP reply about it, or NULL */
@@ -67,6 +70,13 @@ typedef struct {
 	char *via;              /* smtp-pending: "smtp" or "site-link NAME" */
 	char *rcpt_to;          /* smtp-pending: the address to send to */
 } QueueRcpt;
+
+/* queue_rcpt_enter - move r to state to with a reason (NULL: none), when
+ * the queue model allows it; FALSE, an error logged and r unchanged when not */
+gboolean queue_rcpt_enter(QueueRcpt *r, QueueState to, const char *reason);
+/* queue_rcpt_log - once its new state is stored: "QID: to=<ADDR>, OLD ->
+ * NEW (REASON)" when r changed state since it was last logged */
+void queue_rcpt_log(const char *qid, QueueRcpt *r);
 
 /* One recipient row, for a bundle's record. */
 typedef struct {
@@ -164,13 +174,14 @@ gboolean queue_release(Queue *q, const char *qid, GError **error);
 /* queue_delete - remove a message and its body from the queue */
 gboolean queue_delete(Queue *q, const char *qid, GError **error);
 
-/* queue_set_routes - store every recipient row of env (updated or new) in one commit */
-gboolean queue_set_routes(Queue *q, const QueueEnvelope *env, GError **error);
+/* queue_set_routes - store every recipient row of env (updated or new) in one
+ * commit; then each change of state is logged (queue_rcpt_log) */
+gboolean queue_set_routes(Queue *q, QueueEnvelope *env, GError **error);
 /* queue_set_routes_many - queue_set_routes of every envelope in envs, in one commit */
 gboolean queue_set_routes_many(Queue *q, GPtrArray *envs, GError **error);
 /* queue_translated - in one commit: the new message env (body, recipients
  * with their states) and the changed recipient rows of orig it came from */
-gboolean queue_translated(Queue *q, const QueueEnvelope *orig, const QueueEnvelope *env,
+gboolean queue_translated(Queue *q, QueueEnvelope *orig, QueueEnvelope *env,
     GBytes *body, GError **error);
 /* queue_bundle_seq_next - the sequence number the next bundle to po gets */
 guint64 queue_bundle_seq_next(Queue *q, const char *po, GError **error);
@@ -213,7 +224,7 @@ gboolean queue_finish(Queue *q, guint *finished, GError **error);
 typedef struct {
 	const char *qid;
 	guint idx;
-	const char *state;      /* "sent", "deferred" or "held" */
+	QueueState state;       /* sent, deferred or held */
 	const char *reason;     /* NULL for sent */
 	const char *last_reply; /* the server's reply or what went wrong; NULL: keep */
 	gint64 next_attempt;    /* deferred: unix time; else 0 */

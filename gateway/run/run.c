@@ -79,15 +79,6 @@ count_of(Run *run, const char *po)
 	return c;
 }
 
-static void
-set_state(QueueRcpt *r, const char *state, const char *reason)
-{
-	g_free(r->state);
-	r->state = g_strdup(state);
-	g_free(r->reason);
-	r->reason = g_strdup(reason);
-}
-
 static GBytes *
 key_of(Run *run, const char *po, GError **error)
 {
@@ -299,9 +290,7 @@ legacy_envelope(const LegacyMessage *m, const char *origin, const char *po)
 		 * known, so that a list this message also names does not give
 		 * the same person a second copy. */
 		q = env->rcpts->pdata[env->rcpts->len - 1];
-		g_free(q->state);
-		q->state = g_strdup("done");
-		q->reason = g_strdup("responsible elsewhere");
+		queue_rcpt_enter(q, QUEUE_ST_DONE, "responsible elsewhere");
 		if (g_str_has_prefix(r->addr, "SMTP:"))
 			q->rcpt_to = g_strdup(r->addr + 5);
 		else
@@ -548,7 +537,7 @@ route_one(Run *run, QueueEnvelope *env, QueueRcpt *r, GHashTable *seen, guint de
 
 	if (!dr) {
 		if (e->domain == DIR_ERROR && e->code == DIR_ERROR_INVALID) {
-			set_state(r, "held", e->message);
+			queue_rcpt_enter(r, QUEUE_ST_HELD, e->message);
 			g_error_free(e);
 			return TRUE;
 		}
@@ -561,17 +550,17 @@ route_one(Run *run, QueueEnvelope *env, QueueRcpt *r, GHashTable *seen, guint de
 		g_free(r->legacy);
 		r->legacy = g_strdup_printf("%s/%s", dr->postoffice, dr->mailbox);
 		if (g_hash_table_contains(seen, r->legacy)) {
-			set_state(r, "duplicate", "the same mailbox as another recipient");
+			queue_rcpt_enter(r, QUEUE_ST_DUPLICATE, "the same mailbox as another recipient");
 			break;
 		}
 		g_hash_table_add(seen, g_strdup(r->legacy));
 		g_free(r->po);
 		r->po = g_strdup(dr->postoffice);
-		set_state(r, "routed", NULL);
+		queue_rcpt_enter(r, QUEUE_ST_ROUTED, NULL);
 		break;
 	case ROUTE_LIST:
 		why = g_strdup_printf("list %s", dr->list);
-		set_state(r, "expanded", why);
+		queue_rcpt_enter(r, QUEUE_ST_EXPANDED, why);
 		g_free(why);
 		for (guint i = 0; dr->leaves && i < dr->leaves->len; i++) {
 			QueueRcpt *leaf;
@@ -589,7 +578,7 @@ route_one(Run *run, QueueEnvelope *env, QueueRcpt *r, GHashTable *seen, guint de
 	case ROUTE_SITE_LINK:
 	case ROUTE_SMTP:
 		if (g_hash_table_contains(seen, dr->address)) {
-			set_state(r, "duplicate", "the same address as another recipient");
+			queue_rcpt_enter(r, QUEUE_ST_DUPLICATE, "the same address as another recipient");
 			break;
 		}
 		g_hash_table_add(seen, g_strdup(dr->address));
@@ -598,15 +587,15 @@ route_one(Run *run, QueueEnvelope *env, QueueRcpt *r, GHashTable *seen, guint de
 		    g_strdup_printf("site-link %s", dr->site);
 		g_free(r->rcpt_to);
 		r->rcpt_to = g_strdup(dr->address);
-		set_state(r, "smtp-pending", NULL);
+		queue_rcpt_enter(r, QUEUE_ST_SMTP_PENDING, NULL);
 		break;
 	case ROUTE_UNKNOWN:
-		set_state(r, "held", "no such recipient in the directory any more (report "
+		queue_rcpt_enter(r, QUEUE_ST_HELD, "no such recipient in the directory any more (report "
 		    "translation not yet supported)");
 		break;
 	case ROUTE_ERROR:
 	default:
-		set_state(r, "held", dr->reason);
+		queue_rcpt_enter(r, QUEUE_ST_HELD, dr->reason);
 		break;
 	}
 	dir_route_free(dr);
@@ -616,12 +605,12 @@ route_one(Run *run, QueueEnvelope *env, QueueRcpt *r, GHashTable *seen, guint de
 static const char *
 route_text(const QueueRcpt *r, char *buf, gsize size)
 {
-	if (strcmp(r->state, "routed") == 0)
+	if (r->state == QUEUE_ST_ROUTED)
 		g_snprintf(buf, size, "postoffice %s as %s", r->po, r->legacy);
-	else if (strcmp(r->state, "smtp-pending") == 0)
+	else if (r->state == QUEUE_ST_SMTP_PENDING)
 		g_snprintf(buf, size, "%s <%s>", r->via, r->rcpt_to);
 	else
-		g_snprintf(buf, size, "%s%s%s", r->state, r->reason ? ": " : "",
+		g_snprintf(buf, size, "%s%s%s", queue_state_name(r->state), r->reason ? ": " : "",
 		    r->reason ? r->reason : "");
 	return buf;
 }
@@ -640,7 +629,7 @@ route_message(Run *run, QueueEnvelope *env)
 	for (guint i = 0; i < n; i++) {
 		QueueRcpt *r = env->rcpts->pdata[i];
 
-		if (r->legacy && strcmp(r->state, "duplicate") != 0)
+		if (r->legacy && r->state != QUEUE_ST_DUPLICATE)
 			g_hash_table_add(seen, g_strdup(r->legacy));
 		if (r->rcpt_to)
 			g_hash_table_add(seen, g_strdup(r->rcpt_to));
@@ -648,13 +637,13 @@ route_message(Run *run, QueueEnvelope *env)
 	for (guint i = 0; ok && i < n; i++) {
 		QueueRcpt *r = env->rcpts->pdata[i];
 
-		if (strcmp(r->state, "accepted") != 0)
+		if (r->state != QUEUE_ST_ACCEPTED)
 			continue;
 		g_array_index(fresh, gboolean, i) = TRUE;
 		any = TRUE;
 		if (!*env->sender) {
 			/* Reports come with the null sender (issue: reports). */
-			set_state(r, "held", "report translation not yet supported");
+			queue_rcpt_enter(r, QUEUE_ST_HELD, "report translation not yet supported");
 			continue;
 		}
 		ok = route_one(run, env, r, seen, 0);
@@ -671,7 +660,7 @@ route_message(Run *run, QueueEnvelope *env)
 
 		if (i < n && !g_array_index(fresh, gboolean, i))
 			continue;   /* settled by an earlier run */
-		if (i >= n || strcmp(r->state, "accepted") != 0) {
+		if (i >= n || r->state != QUEUE_ST_ACCEPTED) {
 			if (run->dry_run)
 				printf("%s: <%s> -> %s\n", env->qid, r->address,
 				    route_text(r, buf, sizeof buf));
@@ -679,11 +668,11 @@ route_message(Run *run, QueueEnvelope *env)
 				pg_info(env->qid, "to=<%s>: %s", r->address,
 				    route_text(r, buf, sizeof buf));
 		}
-		if (strcmp(r->state, "held") == 0)
+		if (r->state == QUEUE_ST_HELD)
 			run->held++;
-		else if (strcmp(r->state, "smtp-pending") == 0)
+		else if (r->state == QUEUE_ST_SMTP_PENDING)
 			run->pending_smtp++;
-		else if (strcmp(r->state, "routed") == 0)
+		else if (r->state == QUEUE_ST_ROUTED)
 			run->routed++;
 	}
 	g_array_unref(fresh);
@@ -864,9 +853,9 @@ hold_rows(Run *run, QueueEnvelope *env, const char *po, const char *reason)
 	for (guint i = 0; i < env->rcpts->len; i++) {
 		QueueRcpt *r = env->rcpts->pdata[i];
 
-		if (strcmp(r->state, "routed") != 0 || (po && g_strcmp0(r->po, po) != 0))
+		if (r->state != QUEUE_ST_ROUTED || (po && g_strcmp0(r->po, po) != 0))
 			continue;
-		set_state(r, "held", reason);
+		queue_rcpt_enter(r, QUEUE_ST_HELD, reason);
 		run->held++;
 		if (run->routed > 0)
 			run->routed--;
@@ -945,7 +934,7 @@ fan_out_po(Run *run, QueueEnvelope *env, const LegacyMessage *content, const cha
 	for (guint i = 0; i < env->rcpts->len; i++) {
 		QueueRcpt *r = env->rcpts->pdata[i];
 
-		if (strcmp(r->state, "routed") != 0 || strcmp(r->po, po) != 0)
+		if (r->state != QUEUE_ST_ROUTED || strcmp(r->po, po) != 0)
 			continue;
 		if (g_hash_table_contains(shown_boxes, r->legacy)) {
 			g_ptr_array_add(shown_rows, r);
@@ -1136,7 +1125,7 @@ translate_out(Run *run, QueueEnvelope *env, const LegacyMessage *content)
 	for (guint i = 0; i < env->rcpts->len; i++) {
 		QueueRcpt *r = env->rcpts->pdata[i];
 
-		if (strcmp(r->state, "smtp-pending") == 0)
+		if (r->state == QUEUE_ST_SMTP_PENDING)
 			g_ptr_array_add(rows, r);
 	}
 	if (rows->len == 0)
@@ -1185,11 +1174,11 @@ translate_out(Run *run, QueueEnvelope *env, const LegacyMessage *content)
 		queue_envelope_add_rcpt(out, r->rcpt_to, r->notify, orcpt);
 		g_free(orcpt);
 		n = out->rcpts->pdata[out->rcpts->len - 1];
-		set_state(n, "smtp-pending", NULL);
+		queue_rcpt_enter(n, QUEUE_ST_SMTP_PENDING, NULL);
 		n->via = g_strdup(r->via);
 		n->rcpt_to = g_strdup(r->rcpt_to);
 		why = g_strdup_printf("as SMTP message %s", out->qid);
-		set_state(r, "done", why);
+		queue_rcpt_enter(r, QUEUE_ST_DONE, why);
 		g_free(why);
 	}
 	if (!queue_translated(run->q, env, out, mime, &e)) {
@@ -1204,7 +1193,7 @@ translate_out(Run *run, QueueEnvelope *env, const LegacyMessage *content)
 	goto done;
 hold:
 	for (guint i = 0; i < rows->len; i++) {
-		set_state(rows->pdata[i], "held", why);
+		queue_rcpt_enter(rows->pdata[i], QUEUE_ST_HELD, why);
 		run->held++;
 	}
 	pg_warn(env->qid, "held: %s", why);
@@ -1260,7 +1249,7 @@ fan_out_message(Run *run, QueueEnvelope *env)
 	for (guint i = 0; i < env->rcpts->len; i++) {
 		QueueRcpt *r = env->rcpts->pdata[i];
 
-		if (strcmp(r->state, "routed") == 0)
+		if (r->state == QUEUE_ST_ROUTED)
 			g_hash_table_add(pos, r->po);
 	}
 	if (g_hash_table_size(pos) == 0)

@@ -146,7 +146,7 @@ test_commit_roundtrip(void)
 	CU_ASSERT_EQUAL_FATAL(got->rcpts->len, 1);
 	r = got->rcpts->pdata[0];
 	CU_ASSERT_STRING_EQUAL(r->address, "bob@example.com");
-	CU_ASSERT_STRING_EQUAL(r->state, "accepted");
+	CU_ASSERT_EQUAL(r->state, QUEUE_ST_ACCEPTED);
 	CU_ASSERT_EQUAL(r->notify, QUEUE_NOTIFY_SUCCESS | QUEUE_NOTIFY_FAILURE);
 	CU_ASSERT_STRING_EQUAL(r->orcpt, "rfc822;orig@example.com");
 	queue_envelope_free(got);
@@ -587,7 +587,7 @@ test_hold_release_delete(void)
 	queue_envelope_free(env);
 	CU_ASSERT_TRUE(queue_hold(q, qid, "looks like spam", NULL));
 	got = queue_get(q, qid, NULL);
-	CU_ASSERT_STRING_EQUAL(((QueueRcpt *)got->rcpts->pdata[0])->state, "held");
+	CU_ASSERT_EQUAL(((QueueRcpt *)got->rcpts->pdata[0])->state, QUEUE_ST_HELD);
 	CU_ASSERT_STRING_EQUAL(((QueueRcpt *)got->rcpts->pdata[0])->reason, "looks like spam");
 	queue_envelope_free(got);
 	EXPECT(!queue_hold(q, qid, "again", &e) && e && e->code == QUEUE_ERROR_STATE,
@@ -595,7 +595,7 @@ test_hold_release_delete(void)
 	g_clear_error(&e);
 	CU_ASSERT_TRUE(queue_release(q, qid, NULL));
 	got = queue_get(q, qid, NULL);
-	CU_ASSERT_STRING_EQUAL(((QueueRcpt *)got->rcpts->pdata[0])->state, "accepted");
+	CU_ASSERT_EQUAL(((QueueRcpt *)got->rcpts->pdata[0])->state, QUEUE_ST_ACCEPTED);
 	CU_ASSERT_PTR_NULL(((QueueRcpt *)got->rcpts->pdata[0])->reason);
 	queue_envelope_free(got);
 	EXPECT(!queue_release(q, qid, &e) && e && e->code == QUEUE_ERROR_STATE,
@@ -732,7 +732,7 @@ commit_n(Queue *q, gint64 arrival, guint n, GBytes *body)
 
 /* Give row idx of qid a state (as the batch run does: via, rcpt_to). */
 static void
-set_state(Queue *q, const char *qid, guint idx, const char *state)
+set_state(Queue *q, const char *qid, guint idx, QueueState state)
 {
 	QueueEnvelope *env = queue_get(q, qid, NULL);
 	QueueRcpt *r;
@@ -740,9 +740,8 @@ set_state(Queue *q, const char *qid, guint idx, const char *state)
 	CU_ASSERT_PTR_NOT_NULL_FATAL(env);
 	CU_ASSERT_FATAL(idx < env->rcpts->len);
 	r = env->rcpts->pdata[idx];
-	g_free(r->state);
-	r->state = g_strdup(state);
-	if (strcmp(state, "smtp-pending") == 0) {
+	r->state = state;       /* a fixture: any state, not through the machine */
+	if (state == QUEUE_ST_SMTP_PENDING) {
 		g_free(r->via);
 		r->via = g_strdup("smtp");
 		g_free(r->rcpt_to);
@@ -807,15 +806,15 @@ test_smtp_waiting(void)
 	accepted = commit_n(q, 1700000300, 1, NULL);
 	deferred = commit_n(q, 1700000200, 2, NULL);
 	pending = commit_n(q, 1700000100, 1, NULL);
-	set_state(q, pending, 0, "smtp-pending");
-	set_state(q, deferred, 0, "bundled");
-	set_state(q, deferred, 1, "smtp-pending");
-	o = (QueueOutcome){ deferred, 1, "deferred", "451 4.3.0 later", "451 4.3.0 later",
+	set_state(q, pending, 0, QUEUE_ST_SMTP_PENDING);
+	set_state(q, deferred, 0, QUEUE_ST_BUNDLED);
+	set_state(q, deferred, 1, QUEUE_ST_SMTP_PENDING);
+	o = (QueueOutcome){ deferred, 1, QUEUE_ST_DEFERRED, "451 4.3.0 later", "451 4.3.0 later",
 		now + 3600 };
 	CU_ASSERT_TRUE(queue_smtp_outcomes(q, &o, 1, NULL, NULL));
-	set_state(q, held, 0, "smtp-pending");
+	set_state(q, held, 0, QUEUE_ST_SMTP_PENDING);
 	CU_ASSERT_TRUE(queue_hold(q, held, "by the administrator", NULL));
-	set_state(q, bundled, 0, "bundling");
+	set_state(q, bundled, 0, QUEUE_ST_BUNDLING);
 
 	l = queue_smtp_waiting(q, NULL, 0, NULL);
 	got = qids_of(l);
@@ -885,12 +884,12 @@ test_smtp_outcomes_states(void)
 	CU_ASSERT_PTR_NOT_NULL_FATAL(q);
 	qid = commit_n(q, 1700000000, 3, NULL);
 	for (guint i = 0; i < 3; i++)
-		set_state(q, qid, i, "smtp-pending");
-	o[0] = (QueueOutcome){ qid, 0, "sent", "to mx.y.test[192.0.2.1]:25",
+		set_state(q, qid, i, QUEUE_ST_SMTP_PENDING);
+	o[0] = (QueueOutcome){ qid, 0, QUEUE_ST_SENT, "to mx.y.test[192.0.2.1]:25",
 		"250 2.0.0 queued as X", 0 };
-	o[1] = (QueueOutcome){ qid, 1, "deferred", "451 4.3.0 try later", "451 4.3.0 try later",
+	o[1] = (QueueOutcome){ qid, 1, QUEUE_ST_DEFERRED, "451 4.3.0 try later", "451 4.3.0 try later",
 		1800000000 };
-	o[2] = (QueueOutcome){ qid, 2, "held", "delivery failed: 550 5.1.1 no such user",
+	o[2] = (QueueOutcome){ qid, 2, QUEUE_ST_HELD, "delivery failed: 550 5.1.1 no such user",
 		"550 5.1.1 no such user", 0 };
 	EXPECT(queue_smtp_outcomes(q, o, 3, &finished, &e), "outcomes recorded: %s",
 	    e ? e->message : "");
@@ -898,20 +897,20 @@ test_smtp_outcomes_states(void)
 	EXPECT(finished == 0, "nothing finished: rows are still open (got %u)", finished);
 
 	r = row_of(q, qid, 0, &keep);
-	EXPECT(r && strcmp(r->state, "sent") == 0, "row 0 sent (got %s)", r ? r->state : "-");
+	EXPECT(r && r->state == QUEUE_ST_SENT, "row 0 sent (got %s)", r ? queue_state_name(r->state) : "-");
 	EXPECT(r && g_strcmp0(r->reason, "to mx.y.test[192.0.2.1]:25") == 0, "its reason");
 	EXPECT(r && g_strcmp0(r->last_reply, "250 2.0.0 queued as X") == 0, "its last reply");
 	queue_envelope_free(keep);
 	r = row_of(q, qid, 1, &keep);
-	EXPECT(r && strcmp(r->state, "deferred") == 0, "row 1 deferred (got %s)",
-	    r ? r->state : "-");
+	EXPECT(r && r->state == QUEUE_ST_DEFERRED, "row 1 deferred (got %s)",
+	    r ? queue_state_name(r->state) : "-");
 	EXPECT(r && g_strcmp0(r->reason, "451 4.3.0 try later") == 0, "its reason");
 	EXPECT(r && g_strcmp0(r->last_reply, "451 4.3.0 try later") == 0, "its last reply");
 	EXPECT(r && r->next_attempt == 1800000000, "its next attempt (got %" G_GINT64_FORMAT ")",
 	    r ? r->next_attempt : 0);
 	queue_envelope_free(keep);
 	r = row_of(q, qid, 2, &keep);
-	EXPECT(r && strcmp(r->state, "held") == 0, "row 2 held (got %s)", r ? r->state : "-");
+	EXPECT(r && r->state == QUEUE_ST_HELD, "row 2 held (got %s)", r ? queue_state_name(r->state) : "-");
 	EXPECT(r && g_strcmp0(r->reason, "delivery failed: 550 5.1.1 no such user") == 0,
 	    "its reason");
 	EXPECT(r && g_strcmp0(r->last_reply, "550 5.1.1 no such user") == 0, "its last reply");
@@ -919,7 +918,7 @@ test_smtp_outcomes_states(void)
 	queue_envelope_free(keep);
 
 	/* Deferred again, nothing new to say: the last reply stays. */
-	o[1] = (QueueOutcome){ qid, 1, "deferred", "connection lost", NULL, 1800000600 };
+	o[1] = (QueueOutcome){ qid, 1, QUEUE_ST_DEFERRED, "connection lost", NULL, 1800000600 };
 	CU_ASSERT_TRUE(queue_smtp_outcomes(q, &o[1], 1, NULL, NULL));
 	r = row_of(q, qid, 1, &keep);
 	EXPECT(r && g_strcmp0(r->last_reply, "451 4.3.0 try later") == 0, "last reply kept "
@@ -931,8 +930,8 @@ test_smtp_outcomes_states(void)
 	/* The administrator releases the held row: it is deferred, due at once. */
 	CU_ASSERT_TRUE(queue_release(q, qid, NULL));
 	r = row_of(q, qid, 2, &keep);
-	EXPECT(r && strcmp(r->state, "deferred") == 0, "released: deferred (got %s)",
-	    r ? r->state : "-");
+	EXPECT(r && r->state == QUEUE_ST_DEFERRED, "released: deferred (got %s)",
+	    r ? queue_state_name(r->state) : "-");
 	EXPECT(r && r->reason == NULL, "released: no reason");
 	queue_envelope_free(keep);
 	{
@@ -964,40 +963,40 @@ test_smtp_outcomes_not_waiting(void)
 
 	CU_ASSERT_PTR_NOT_NULL_FATAL(q);
 	qid = commit_n(q, 1700000000, 2, NULL);
-	set_state(q, qid, 0, "smtp-pending");
-	set_state(q, qid, 1, "bundled");
+	set_state(q, qid, 0, QUEUE_ST_SMTP_PENDING);
+	set_state(q, qid, 1, QUEUE_ST_BUNDLED);
 	CU_ASSERT_TRUE(queue_hold(q, qid, "by the administrator", NULL));
 	gone = commit_n(q, 1700000001, 1, NULL);
-	set_state(q, gone, 0, "smtp-pending");
+	set_state(q, gone, 0, QUEUE_ST_SMTP_PENDING);
 	CU_ASSERT_TRUE(queue_delete(q, gone, NULL));
 
-	o[0] = (QueueOutcome){ qid, 0, "deferred", "451 later", "451 later", 1700009999 };
-	o[1] = (QueueOutcome){ qid, 1, "held", "delivery failed: 550", "550 no", 0 };
-	o[2] = (QueueOutcome){ gone, 0, "sent", "to relay", "250 ok", 0 };
+	o[0] = (QueueOutcome){ qid, 0, QUEUE_ST_DEFERRED, "451 later", "451 later", 1700009999 };
+	o[1] = (QueueOutcome){ qid, 1, QUEUE_ST_HELD, "delivery failed: 550", "550 no", 0 };
+	o[2] = (QueueOutcome){ gone, 0, QUEUE_ST_SENT, "to relay", "250 ok", 0 };
 	EXPECT(queue_smtp_outcomes(q, o, 3, &finished, &e), "outcomes recorded: %s",
 	    e ? e->message : "");
 	g_clear_error(&e);
 	EXPECT(finished == 0, "nothing finished (got %u)", finished);
 	r = row_of(q, qid, 0, &keep);
-	EXPECT(r && strcmp(r->state, "held") == 0 && g_strcmp0(r->reason,
+	EXPECT(r && r->state == QUEUE_ST_HELD && g_strcmp0(r->reason,
 	    "by the administrator") == 0, "the administrator's hold stays (got %s, %s)",
-	    r ? r->state : "-", r && r->reason ? r->reason : "NULL");
+	    r ? queue_state_name(r->state) : "-", r && r->reason ? r->reason : "NULL");
 	EXPECT(r && r->last_reply == NULL, "and no last reply was recorded");
 	queue_envelope_free(keep);
 	r = row_of(q, qid, 1, &keep);
-	EXPECT(r && strcmp(r->state, "bundled") == 0, "a final row stays (got %s)",
-	    r ? r->state : "-");
+	EXPECT(r && r->state == QUEUE_ST_BUNDLED, "a final row stays (got %s)",
+	    r ? queue_state_name(r->state) : "-");
 	queue_envelope_free(keep);
 	/* Released, it goes back to where the hold found it. */
 	CU_ASSERT_TRUE(queue_release(q, qid, NULL));
 	r = row_of(q, qid, 0, &keep);
-	EXPECT(r && strcmp(r->state, "smtp-pending") == 0, "released: smtp-pending again "
-	    "(got %s)", r ? r->state : "-");
+	EXPECT(r && r->state == QUEUE_ST_SMTP_PENDING, "released: smtp-pending again "
+	    "(got %s)", r ? queue_state_name(r->state) : "-");
 	queue_envelope_free(keep);
 	EXPECT(queue_get(q, gone, NULL) == NULL, "the deleted message did not come back");
 	/* Held again, then the 250 of a transaction under way comes in. */
 	CU_ASSERT_TRUE(queue_hold(q, qid, "by the administrator", NULL));
-	o[0] = (QueueOutcome){ qid, 0, "sent", "to relay", "250 ok", 0 };
+	o[0] = (QueueOutcome){ qid, 0, QUEUE_ST_SENT, "to relay", "250 ok", 0 };
 	EXPECT(queue_smtp_outcomes(q, o, 1, &finished, &e), "the 250 recorded: %s",
 	    e ? e->message : "");
 	g_clear_error(&e);
@@ -1029,16 +1028,16 @@ test_smtp_outcomes_finish(void)
 	open_qid = commit_n(q, 1700000002, 2, NULL);
 	path = g_build_filename(dir, "queue", big_qid, NULL);
 	CU_ASSERT_TRUE_FATAL(g_file_test(path, G_FILE_TEST_EXISTS));
-	set_state(q, big_qid, 0, "bundled");
-	set_state(q, big_qid, 1, "smtp-pending");
-	set_state(q, small_qid, 0, "smtp-pending");
-	set_state(q, open_qid, 0, "smtp-pending");
-	set_state(q, open_qid, 1, "smtp-pending");
+	set_state(q, big_qid, 0, QUEUE_ST_BUNDLED);
+	set_state(q, big_qid, 1, QUEUE_ST_SMTP_PENDING);
+	set_state(q, small_qid, 0, QUEUE_ST_SMTP_PENDING);
+	set_state(q, open_qid, 0, QUEUE_ST_SMTP_PENDING);
+	set_state(q, open_qid, 1, QUEUE_ST_SMTP_PENDING);
 
-	o[0] = (QueueOutcome){ big_qid, 1, "sent", "to relay", "250 ok", 0 };
-	o[1] = (QueueOutcome){ small_qid, 0, "sent", "to relay", "250 ok", 0 };
-	o[2] = (QueueOutcome){ open_qid, 0, "sent", "to relay", "250 ok", 0 };
-	o[3] = (QueueOutcome){ open_qid, 1, "held", "delivery failed: 550", "550 no", 0 };
+	o[0] = (QueueOutcome){ big_qid, 1, QUEUE_ST_SENT, "to relay", "250 ok", 0 };
+	o[1] = (QueueOutcome){ small_qid, 0, QUEUE_ST_SENT, "to relay", "250 ok", 0 };
+	o[2] = (QueueOutcome){ open_qid, 0, QUEUE_ST_SENT, "to relay", "250 ok", 0 };
+	o[3] = (QueueOutcome){ open_qid, 1, QUEUE_ST_HELD, "delivery failed: 550", "550 no", 0 };
 	EXPECT(queue_smtp_outcomes(q, o, 4, &finished, &e), "outcomes recorded: %s",
 	    e ? e->message : "");
 	g_clear_error(&e);
@@ -1057,11 +1056,11 @@ test_smtp_outcomes_finish(void)
 		queue_envelope_free(env);
 	}
 	/* The deferred one finishes when its last row is sent. */
-	o[4] = (QueueOutcome){ open_qid, 1, "deferred", "451", "451 later", 1 };
+	o[4] = (QueueOutcome){ open_qid, 1, QUEUE_ST_DEFERRED, "451", "451 later", 1 };
 	queue_release(q, open_qid, NULL);
 	CU_ASSERT_TRUE(queue_smtp_outcomes(q, &o[4], 1, &finished, NULL));
 	EXPECT(finished == 0, "deferred: not finished");
-	o[4] = (QueueOutcome){ open_qid, 1, "sent", "to relay", "250 ok", 0 };
+	o[4] = (QueueOutcome){ open_qid, 1, QUEUE_ST_SENT, "to relay", "250 ok", 0 };
 	CU_ASSERT_TRUE(queue_smtp_outcomes(q, &o[4], 1, &finished, NULL));
 	EXPECT(finished == 1, "then sent: finished (got %u)", finished);
 	EXPECT(queue_get(q, open_qid, NULL) == NULL, "and gone");
@@ -1137,11 +1136,12 @@ test_dest_memory(void)
 	g_free(dir);
 }
 
-/* A queue.db of schema 2 (before the SMTP client) becomes schema 4: the
- * destinations table (3) and po_ingest (4) appear, every message and row
- * is kept. */
+/* A queue.db of schema 2 (before the SMTP client) becomes schema 5: the
+ * destinations table (3) and po_ingest (4) appear, the state column gets
+ * its CHECK (5), every message and row is kept; a row of a state no
+ * postgate wrote is held, saying so. */
 static void
-test_schema_2_to_4(void)
+test_schema_2_to_5(void)
 {
 	char *dir = scratch(), *path, *qid;
 	Queue *q = queue_open(dir, NULL);
@@ -1153,13 +1153,16 @@ test_schema_2_to_4(void)
 	int version = 0, tables = -1;
 
 	CU_ASSERT_PTR_NOT_NULL_FATAL(q);
-	qid = commit_n(q, 1700000000, 1, NULL);
-	set_state(q, qid, 0, "smtp-pending");
+	qid = commit_n(q, 1700000000, 2, NULL);
+	set_state(q, qid, 0, QUEUE_ST_SMTP_PENDING);
 	queue_close(q);
-	/* Back to schema 2: what 2 -> 3 and 3 -> 4 added goes. */
+	/* Back to schema 2: what 2 -> 3, 3 -> 4 and 4 -> 5 added goes. */
 	path = g_build_filename(dir, "queue.db", NULL);
 	CU_ASSERT_EQUAL_FATAL(sqlite3_open(path, &db), SQLITE_OK);
 	CU_ASSERT_EQUAL(sqlite3_exec(db, "DROP TABLE destinations; DROP TABLE po_ingest; "
+	    "CREATE TABLE r4 AS SELECT * FROM recipients; DROP TABLE recipients; "
+	    "ALTER TABLE r4 RENAME TO recipients; "
+	    "UPDATE recipients SET state = 'bogus' WHERE idx = 1; "
 	    "UPDATE schema_version SET version = 2", NULL, NULL, NULL), SQLITE_OK);
 	sqlite3_close(db);
 
@@ -1171,8 +1174,14 @@ test_schema_2_to_4(void)
 	    "and works");
 	queue_dest_clear(&got);
 	r = row_of(q, qid, 0, &keep);
-	EXPECT(r && strcmp(r->state, "smtp-pending") == 0 && g_strcmp0(r->via, "smtp") == 0,
+	EXPECT(r && r->state == QUEUE_ST_SMTP_PENDING && g_strcmp0(r->via, "smtp") == 0,
 	    "the message and its row are kept");
+	queue_envelope_free(keep);
+	r = row_of(q, qid, 1, &keep);
+	EXPECT(r && r->state == QUEUE_ST_HELD &&
+	    g_strcmp0(r->reason, "unknown state 'bogus' in queue.db") == 0,
+	    "a row of an unknown state is held, saying so (%s: %s)",
+	    r ? queue_state_name(r->state) : "-", r && r->reason ? r->reason : "NULL");
 	queue_envelope_free(keep);
 	queue_close(q);
 
@@ -1185,13 +1194,69 @@ test_schema_2_to_4(void)
 	    SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
 		tables = sqlite3_column_int(st, 0);
 	sqlite3_finalize(st);
+	EXPECT(sqlite3_exec(db, "UPDATE recipients SET state = 'nonsense'", NULL, NULL, NULL) ==
+	    SQLITE_CONSTRAINT, "since schema 5 SQLite refuses a state that is none");
 	sqlite3_close(db);
-	EXPECT(version == 4, "schema version 4 (got %d)", version);
+	EXPECT(version == 5, "schema version 5 (got %d)", version);
 	EXPECT(tables == 1, "one schema_version row (got %d)", tables);
 	g_free(path);
 	g_free(qid);
 	rm_rf(dir);
 	g_free(dir);
+}
+
+/* Whether an SQL set "('a', 'b')" names state s. */
+static gboolean
+in_sql_set(const char *set, QueueState s)
+{
+	char *quoted = g_strdup_printf("'%s'", queue_state_name(s));
+	gboolean in = strstr(set, quoted) != NULL;
+
+	g_free(quoted);
+	return in;
+}
+
+static void
+test_states(void)
+{
+	QueueState got;
+	QueueRcpt r = { 0 };
+
+	for (guint i = 0; i < QUEUE_ST_COUNT; i++) {
+		EXPECT(queue_state_parse(queue_state_name(i), &got) && got == i,
+		    "%s round-trips", queue_state_name(i));
+		EXPECT(in_sql_set(QUEUE_SQL_STATE_CHECK_V5, i), "the CHECK of schema 5 allows %s",
+		    queue_state_name(i));
+		EXPECT(!in_sql_set(QUEUE_SQL_FINISHED, i) == !queue_state_finished(i),
+		    "%s: QUEUE_SQL_FINISHED and queue_state_finished agree", queue_state_name(i));
+		EXPECT(queue_state_finished(i) ? in_sql_set(QUEUE_SQL_NOT_HOLDABLE, i) : TRUE,
+		    "a finished %s cannot be held", queue_state_name(i));
+		EXPECT(!queue_state_finished(i) || i == QUEUE_ST_DONE || i == QUEUE_ST_SENT ||
+		    !queue_state_allowed(i, QUEUE_ST_HELD),
+		    "nothing leaves finished %s but done and a held row's 250", queue_state_name(i));
+	}
+	EXPECT(!queue_state_parse("nonsense", &got) && !queue_state_parse(NULL, &got),
+	    "no state of another name");
+	EXPECT(queue_state_allowed(QUEUE_ST_ACCEPTED, QUEUE_ST_ROUTED) &&
+	    queue_state_allowed(QUEUE_ST_ROUTED, QUEUE_ST_BUNDLING) &&
+	    queue_state_allowed(QUEUE_ST_BUNDLING, QUEUE_ST_BUNDLED) &&
+	    queue_state_allowed(QUEUE_ST_SMTP_PENDING, QUEUE_ST_DEFERRED) &&
+	    queue_state_allowed(QUEUE_ST_DEFERRED, QUEUE_ST_SENT) &&
+	    queue_state_allowed(QUEUE_ST_FAILED, QUEUE_ST_REPORTED) &&
+	    queue_state_allowed(QUEUE_ST_REPORTED, QUEUE_ST_DONE), "DESIGN's arrows");
+	EXPECT(!queue_state_allowed(QUEUE_ST_BUNDLED, QUEUE_ST_ROUTED) &&
+	    !queue_state_allowed(QUEUE_ST_SENT, QUEUE_ST_SMTP_PENDING) &&
+	    !queue_state_allowed(QUEUE_ST_DONE, QUEUE_ST_ACCEPTED) &&
+	    !queue_state_allowed(QUEUE_ST_ACCEPTED, QUEUE_ST_BUNDLED) &&
+	    !queue_state_allowed(QUEUE_ST_COUNT, QUEUE_ST_DONE), "and no others");
+	r.address = (char *)"a@example.com";
+	r.state = r.logged = QUEUE_ST_SENT;
+	EXPECT(!queue_rcpt_enter(&r, QUEUE_ST_SMTP_PENDING, "again") && r.state == QUEUE_ST_SENT &&
+	    r.reason == NULL, "a transition the model has not is refused, the row unchanged");
+	r.state = QUEUE_ST_ACCEPTED;
+	EXPECT(queue_rcpt_enter(&r, QUEUE_ST_HELD, "why") && r.state == QUEUE_ST_HELD &&
+	    g_strcmp0(r.reason, "why") == 0, "an allowed one is made, with its reason");
+	g_free(r.reason);
 }
 
 int
@@ -1214,7 +1279,8 @@ main(void)
 		{ "SMTP outcomes remove finished messages and their bodies",
 		    test_smtp_outcomes_finish },
 		{ "destinations: round trip, replace, list", test_dest_memory },
-		{ "schema 2 is migrated to 4", test_schema_2_to_4 },
+		{ "schema 2 is migrated to 5", test_schema_2_to_5 },
+		{ "the states: names, finished, transitions, the SQL sets", test_states },
 		{ NULL, NULL },
 	};
 
