@@ -67,6 +67,92 @@ wire_put(Wire *w, const char *buf, gsize len, GByteArray *out)
 	}
 }
 
+/* The sender and recipients of argv into env, checked as the listener
+ * checks them; EX_OK or the exit code of the first refusal. */
+static int
+envelope_fill(Site *site, QueueEnvelope *env, const char *sender, int argc, char **argv)
+{
+	char addr[ADDR_SMTP_MAX + 1];
+	const char *pm_domain = site->ctx.domains ? site->ctx.domains[0] : NULL;
+	GError *e = NULL;
+
+	if (!parse_address(sender, TRUE, NULL, addr, &e)) {
+		pg_error(env->qid, "submit: sender <%s>: %s", sender, e->message);
+		g_error_free(e);
+		return EX_DATAERR;
+	}
+	g_free(env->sender);
+	env->sender = g_strdup(addr);
+	g_free(env->protocol);
+	env->protocol = g_strdup("local");
+	for (int i = 1; i < argc; i++) {
+		char *line = NULL;
+		AcceptVerdict v;
+
+		if (!parse_address(argv[i], FALSE, pm_domain, addr, &e)) {
+			pg_error(env->qid, "submit: recipient <%s>: %s", argv[i], e->message);
+			g_error_free(e);
+			return EX_DATAERR;
+		}
+		v = accept_rcpt(site, addr, FALSE, &line);
+		if (v != ACCEPT_OK) {
+			pg_error(env->qid, "submit: refused: %s", line);
+			g_free(line);
+			return accept_exit_code(v);
+		}
+		g_free(line);
+		queue_envelope_add_rcpt(env, addr, 0, NULL);
+	}
+	return EX_OK;
+}
+
+/* Standard input through the DATA scanner into body, as SMTP would carry it
+ * (CR LF, dot-stuffed, then the end of data); *end when it ended. */
+static int
+read_message(const char *qid, SmtpData *data, QueueBody *body, gboolean *end)
+{
+	GByteArray *wire = g_byte_array_new(), *out = g_byte_array_new();
+	Wire w = { TRUE, FALSE, FALSE };
+	char buf[65536];
+	GError *e = NULL;
+	int rc = EX_OK;
+
+	for (;;) {
+		ssize_t n = read(STDIN_FILENO, buf, sizeof buf);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			pg_error(qid, "submit: cannot read standard input: %s", g_strerror(errno));
+			rc = EX_IOERR;
+			break;
+		}
+		g_byte_array_set_size(wire, 0);
+		if (n == 0) {
+			/* The end: close the last line, then SMTP's end of data. */
+			if (w.any && !w.at_start)
+				wire_put(&w, "\n", 1, wire);
+			g_byte_array_append(wire, (const guint8 *)".\r\n", 3);
+		} else {
+			wire_put(&w, buf, (gsize)n, wire);
+		}
+		g_byte_array_set_size(out, 0);
+		smtp_data_feed(data, (const char *)wire->data, wire->len, out, end);
+		if (smtp_data_verdict(data) == SMTP_DATA_OK &&
+		    !queue_body_append(body, out->data, out->len, &e)) {
+			pg_error(qid, "submit: %s", e->message);
+			g_clear_error(&e);
+			rc = EX_IOERR;
+			break;
+		}
+		if (n == 0)
+			break;
+	}
+	g_byte_array_unref(wire);
+	g_byte_array_unref(out);
+	return rc;
+}
+
 int
 submit_main(const char *config_file, int argc, char **argv)
 {
@@ -77,17 +163,15 @@ submit_main(const char *config_file, int argc, char **argv)
 		G_OPTION_ENTRY_NULL,
 	};
 	GOptionContext *oc = g_option_context_new("RCPT...");
-	char addr[ADDR_SMTP_MAX + 1], *qid = NULL, *hdr, buf[65536];
+	char *qid = NULL, *hdr;
 	QueueEnvelope *env = NULL;
 	QueueBody *body = NULL;
 	SmtpData *data = NULL;
-	GByteArray *wire, *out;
 	Queue *queue = NULL;
 	Site *site = NULL;
 	GError *e = NULL;
-	Wire w = { TRUE, FALSE, FALSE };
 	gboolean end = FALSE;
-	const char *hostname, *pm_domain;
+	const char *hostname;
 	guint hops, hop_limit;
 	int rc = EX_OK;
 
@@ -118,35 +202,9 @@ submit_main(const char *config_file, int argc, char **argv)
 	}
 	qid = queue_id_new();
 	env = queue_envelope_new(qid);
-	if (!parse_address(sender, TRUE, NULL, addr, &e)) {
-		pg_error(qid, "submit: sender <%s>: %s", sender, e->message);
-		rc = EX_DATAERR;
+	rc = envelope_fill(site, env, sender, argc, argv);
+	if (rc != EX_OK)
 		goto out;
-	}
-	g_free(env->sender);
-	env->sender = g_strdup(addr);
-	g_free(env->protocol);
-	env->protocol = g_strdup("local");
-	pm_domain = site->ctx.domains ? site->ctx.domains[0] : NULL;
-	for (int i = 1; i < argc; i++) {
-		char *line = NULL;
-		AcceptVerdict v;
-
-		if (!parse_address(argv[i], FALSE, pm_domain, addr, &e)) {
-			pg_error(qid, "submit: recipient <%s>: %s", argv[i], e->message);
-			rc = EX_DATAERR;
-			goto out;
-		}
-		v = accept_rcpt(site, addr, FALSE, &line);
-		if (v != ACCEPT_OK) {
-			pg_error(qid, "submit: refused: %s", line);
-			g_free(line);
-			rc = accept_exit_code(v);
-			goto out;
-		}
-		g_free(line);
-		queue_envelope_add_rcpt(env, addr, 0, NULL);
-	}
 	hostname = config_string(site->cfg, CONFIG_SMTPD_HOSTNAME);
 	if (!*hostname)
 		hostname = g_get_host_name();
@@ -159,40 +217,7 @@ submit_main(const char *config_file, int argc, char **argv)
 	g_free(hdr);
 	data = smtp_data_new(config_int(site->cfg, CONFIG_SMTPD_MAX_MESSAGE_SIZE),
 	    SMTPD_DATA_LINE_MAX);
-	wire = g_byte_array_new();
-	out = g_byte_array_new();
-	for (;;) {
-		ssize_t n = read(STDIN_FILENO, buf, sizeof buf);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			pg_error(qid, "submit: cannot read standard input: %s", g_strerror(errno));
-			rc = EX_IOERR;
-			break;
-		}
-		g_byte_array_set_size(wire, 0);
-		if (n == 0) {
-			/* The end: close the last line, then SMTP's end of data. */
-			if (w.any && !w.at_start)
-				wire_put(&w, "\n", 1, wire);
-			g_byte_array_append(wire, (const guint8 *)".\r\n", 3);
-		} else {
-			wire_put(&w, buf, (gsize)n, wire);
-		}
-		g_byte_array_set_size(out, 0);
-		smtp_data_feed(data, (const char *)wire->data, wire->len, out, &end);
-		if (smtp_data_verdict(data) == SMTP_DATA_OK &&
-		    !queue_body_append(body, out->data, out->len, &e)) {
-			pg_error(qid, "submit: %s", e->message);
-			rc = EX_IOERR;
-			break;
-		}
-		if (n == 0)
-			break;
-	}
-	g_byte_array_unref(wire);
-	g_byte_array_unref(out);
+	rc = read_message(qid, data, body, &end);
 	if (rc != EX_OK)
 		goto out;
 	hops = smtp_data_received_count(data) + 1;

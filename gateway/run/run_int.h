@@ -1,0 +1,79 @@
+/* run_int.h - what the files of the batch run share (private; run.h is the
+ * interface).
+ *
+ *   run.c           `postgate run` and `queue retry`: the lock, recovery of
+ *                   bundles recorded but not written, the steps, the summary
+ *   run_ingest.c    bundles from the postoffices' out/ into the queue
+ *   run_route.c     each new recipient routed (dir_route), lists expanded
+ *   run_fanout.c    one copy per destination postoffice, into bundles
+ *   run_outbound.c  legacy mail for the Internet translated into MIME
+ * Names here carry rn_; nothing outside gateway/run/ includes this header.
+ */
+#ifndef PG_RUN_INT_H
+#define PG_RUN_INT_H
+
+#include "bundle.h"
+#include "client/delivery.h"
+#include "message.h"
+#include "queue/queue.h"
+#include "run/run.h"
+#include "site.h"
+
+/* What one destination postoffice got in this run. */
+typedef struct {
+	guint messages;         /* copies */
+	guint bundles;
+} PoCount;
+
+/* The bundle being filled for one postoffice. */
+typedef struct {
+	char *po;
+	Bundle *b;
+	GArray *items;          /* QueueItem: the recipient rows it carries */
+	GPtrArray *qids;        /* char *: owners of the items' qid pointers */
+	gsize bytes;            /* encoded messages so far */
+} Builder;
+
+typedef struct {
+	Site *site;
+	Queue *q;
+	const char *gateway_po;
+	guint hop_limit;
+	int level;
+	gboolean dry_run;
+	gboolean tty;
+	GHashTable *keys;       /* NET/PO -> GBytes */
+	GHashTable *counts;     /* NET/PO -> PoCount */
+	GHashTable *builders;   /* NET/PO -> Builder */
+	guint routed, held, pending_smtp, errors, finished;
+	gboolean delivered;     /* the SMTP client ran */
+	DeliveryStats smtp;
+	guint ingested, refused, dir_imports, outbound;
+	const char *hostname;
+	GPtrArray *to_store;    /* QueueEnvelope * routed, not yet stored */
+	GHashTable *unstored;   /* qids whose routes could not be stored */
+	GHashTable *smtp_of;    /* legacy address -> its SMTP address or NULL (one message) */
+} Run;
+
+/* run.c */
+PoCount *rn_count_of(Run *run, const char *po);
+GBytes *rn_key_of(Run *run, const char *po, GError **error);
+gboolean rn_bundle_deliver(Run *run, const char *po, guint64 seq, const char *name,
+    GBytes *data, GError **error);
+
+/* run_ingest.c */
+void rn_ingest(Run *run);
+
+/* run_route.c */
+void rn_route_message(Run *run, QueueEnvelope *env);
+void rn_store_routes(Run *run);
+
+/* run_fanout.c */
+void rn_builder_free(Builder *bd);
+gboolean rn_builder_flush(Run *run, Builder *bd, GError **error);
+void rn_fan_out_message(Run *run, QueueEnvelope *env);
+
+/* run_outbound.c */
+void rn_translate_out(Run *run, QueueEnvelope *env, const LegacyMessage *content);
+
+#endif
