@@ -502,7 +502,7 @@ read_path(Reader *r, const char *path)
 	}
 	buf = g_malloc(CHUNK_SIZE);
 	for (;;) {
-		gssize n = read_upto(fd, buf, CHUNK_SIZE);
+		gssize n = atomic_read_upto(fd, buf, CHUNK_SIZE);
 		if (n < 0) {
 			int e = errno;
 			sx_fail(r, sx_cur_line(r), SYNC_ERROR_IO, "read: %s", g_strerror(e));

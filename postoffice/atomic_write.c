@@ -13,7 +13,7 @@
 #include "fault.h"
 
 gssize
-read_upto(int fd, void *buf, size_t cap)
+atomic_read_upto(int fd, void *buf, size_t cap)
 {
 	size_t len = 0;
 
@@ -31,7 +31,7 @@ read_upto(int fd, void *buf, size_t cap)
 }
 
 gboolean
-fsync_dir(const char *dir, GError **error)
+atomic_fsync_dir(const char *dir, GError **error)
 {
 	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 
@@ -93,12 +93,61 @@ atomic_write_file(const char *dir, const char *name, const void *data, size_t le
 		unlink(tmp);
 		goto out;
 	}
-	if (!fsync_dir(dir, error))
+	if (!atomic_fsync_dir(dir, error))
 		goto out;
 	fault_step("atomic write");
 	ok = TRUE;
 out:
 	g_free(tmp);
 	g_free(final);
+	return ok;
+}
+
+gboolean
+atomic_set_aside(const char *dir, const char *name, const char *bad, const char *why,
+    char **to, GError **error)
+{
+	char *from = g_build_filename(dir, name, NULL);
+	/* Keep room for ".NAME.why.tmp" within a file name's 255 bytes. */
+	char *target = g_strndup(name, 200), *dest = NULL, *why_name = NULL, *text = NULL;
+	char *where = g_path_get_basename(dir);
+	gboolean ok = FALSE;
+
+	if (g_mkdir_with_parents(bad, 0750) != 0) {
+		g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(errno),
+		    "cannot create %s: %s", bad, g_strerror(errno));
+		goto out;
+	}
+	/* Never over an earlier refusal. */
+	for (int i = 1;; i++) {
+		dest = g_build_filename(bad, target, NULL);
+		if (!g_file_test(dest, G_FILE_TEST_EXISTS))
+			break;
+		g_free(dest);
+		g_free(target);
+		target = g_strdup_printf("%.200s.%d", name, i);
+	}
+	why_name = g_strdup_printf("%s.why", target);
+	text = strlen(name) > 200 ? g_strdup_printf("%s\n(%s/ name: %s)\n", why, where, name) :
+	    g_strdup_printf("%s\n", why);
+	ok = atomic_write_file(bad, why_name, text, strlen(text), 0640, error);
+	if (ok && rename(from, dest) != 0) {
+		g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(errno),
+		    "rename %s to %s: %s", from, dest, g_strerror(errno));
+		ok = FALSE;
+	}
+	ok = ok && atomic_fsync_dir(bad, error) && atomic_fsync_dir(dir, error);
+	if (ok) {
+		fault_step("move to bad");
+		if (to)
+			*to = g_steal_pointer(&dest);
+	}
+out:
+	g_free(from);
+	g_free(dest);
+	g_free(target);
+	g_free(why_name);
+	g_free(text);
+	g_free(where);
 	return ok;
 }

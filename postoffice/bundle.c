@@ -537,7 +537,7 @@ bundle_read_file(const char *path, GBytes *key, GError **error)
 	}
 	/* Read what fstat saw, and one byte more to notice a file still growing. */
 	data = g_malloc((size_t)st.st_size + 1);
-	n = read_upto(fd, data, (size_t)st.st_size + 1);
+	n = atomic_read_upto(fd, data, (size_t)st.st_size + 1);
 	if (n < 0) {
 		set_error(error, BUNDLE_ERROR_IO, "%s: %s", path, g_strerror(errno));
 		close(fd);

@@ -35,7 +35,7 @@ keyfile_load(const char *path, GError **error)
 	}
 	/* Never read more than a key can be, whatever the file claims. */
 	data = g_malloc(KEY_MAX_LEN + 2);
-	n = read_upto(fd, data, KEY_MAX_LEN + 2);
+	n = atomic_read_upto(fd, data, KEY_MAX_LEN + 2);
 	if (n < 0) {
 		g_set_error(error, KEYFILE_ERROR, KEYFILE_ERROR_UNREADABLE,
 		    "key file %s is unreadable: %s", path, g_strerror(errno));
@@ -107,7 +107,7 @@ keyfile_create(const char *path, GError **error)
 	if (fd >= 0)
 		unlink(tmp);
 	if (ok)
-		ok = fsync_dir(dir, &e);
+		ok = atomic_fsync_dir(dir, &e);
 	if (!ok)
 		g_set_error(error, KEYFILE_ERROR, KEYFILE_ERROR_CREATE,
 		    "cannot create key file %s: %s", path, e ? e->message : g_strerror(err));

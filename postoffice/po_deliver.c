@@ -101,44 +101,17 @@ report_new(PoStore *s, const LegacyMessage *m, MsgClass class)
 static gboolean
 move_to_bad(PoStore *s, const char *name, const char *why)
 {
-	char *from = g_build_filename(s->in, name, NULL);
-	/* Keep room for ".NAME.why.tmp" within a file name's 255 bytes. */
-	char *target = g_strndup(name, 200), *to, *why_name, *text;
 	GError *e = NULL;
-	gboolean ok;
+	char *to = NULL;
 
-	/* Never overwrite an earlier refusal. */
-	for (int i = 1;; i++) {
-		to = g_build_filename(s->bad, target, NULL);
-		if (!g_file_test(to, G_FILE_TEST_EXISTS))
-			break;
-		g_free(to);
-		g_free(target);
-		target = g_strdup_printf("%.200s.%d", name, i);
-	}
-	why_name = g_strdup_printf("%s.why", target);
-	text = strlen(name) > 200 ? g_strdup_printf("%s\n(in/ name: %s)\n", why, name) :
-	    g_strdup_printf("%s\n", why);
-	ok = atomic_write_file(s->bad, why_name, text, strlen(text), 0640, &e);
-	if (ok && rename(from, to) != 0) {
-		g_set_error(&e, PO_ERROR, PO_ERROR_IO, "rename %s to %s: %s", from, to,
-		    g_strerror(errno));
-		ok = FALSE;
-	}
-	ok = ok && fsync_dir(s->bad, &e) && fsync_dir(s->in, &e);
-	if (ok) {
-		fault_step("move to bad");
-		pg_warn(name, "refused, moved to %s: %s", to, why);
-	} else {
+	if (!atomic_set_aside(s->in, name, s->bad, why, &to, &e)) {
 		pg_error(name, "refused (%s) but could not move it to bad/: %s", why, e->message);
 		g_error_free(e);
+		return FALSE;
 	}
-	g_free(from);
+	pg_warn(name, "refused, moved to %s: %s", to, why);
 	g_free(to);
-	g_free(target);
-	g_free(why_name);
-	g_free(text);
-	return ok;
+	return TRUE;
 }
 
 /* Move a refused bundle to bad/; one that cannot be moved stays in in/. */
@@ -160,7 +133,7 @@ remove_applied(PoStore *s, const char *name, GError **error)
 	if (!ok)
 		g_set_error(error, PO_ERROR, PO_ERROR_IO, "unlink %s: %s", path, g_strerror(errno));
 	g_free(path);
-	if (ok && !fsync_dir(s->in, error))
+	if (ok && !atomic_fsync_dir(s->in, error))
 		return FALSE;
 	if (ok)
 		fault_step("unlink");

@@ -295,7 +295,7 @@ queue_body_read(Queue *q, const char *qid, gint64 max, GError **error)
 		return NULL;
 	}
 	buf = g_malloc((gsize)length + 1);
-	n = length > 0 ? read_upto(fd, buf, (size_t)length) : 0;
+	n = length > 0 ? atomic_read_upto(fd, buf, (size_t)length) : 0;
 	close(fd);
 	if (n != length) {
 		qi_io_fail(error, "the body of %s (%s) is short: %s", qid, path,

@@ -66,42 +66,13 @@ static gboolean
 refuse(Run *run, const PgConfigPostoffice *pc, const char *name, const char *why)
 {
 	char *out = g_build_filename(pc->dir, "out", NULL);
-	char *from = g_build_filename(out, name, NULL);
 	char *bad = g_build_filename(pc->dir, "bad", NULL);
-	/* Keep room for ".NAME.why.tmp" within a file name's 255 bytes. */
-	char *target = g_strndup(name, 200), *to, *why_name, *text;
 	GError *e = NULL;
 	gboolean ok;
 
-	pg_error(NULL, "run: %s refused: %s", from, why);
-	if (g_mkdir_with_parents(bad, 0750) != 0) {
-		g_set_error(&e, G_FILE_ERROR, g_file_error_from_errno(errno),
-		    "cannot create %s: %s", bad, g_strerror(errno));
-		ok = FALSE;
-		to = why_name = text = NULL;
-		goto out;
-	}
-	for (int i = 1;; i++) {
-		to = g_build_filename(bad, target, NULL);
-		if (!g_file_test(to, G_FILE_TEST_EXISTS))
-			break;
-		g_free(to);
-		g_free(target);
-		target = g_strdup_printf("%.200s.%d", name, i);
-	}
-	why_name = g_strdup_printf("%s.why", target);
-	text = strlen(name) > 200 ? g_strdup_printf("%s\n(out/ name: %s)\n", why, name) :
-	    g_strdup_printf("%s\n", why);
-	ok = atomic_write_file(bad, why_name, text, strlen(text), 0640, &e);
-	if (ok && rename(from, to) != 0) {
-		g_set_error(&e, G_FILE_ERROR, g_file_error_from_errno(errno),
-		    "rename %s to %s: %s", from, to, g_strerror(errno));
-		ok = FALSE;
-	}
-	ok = ok && fsync_dir(bad, &e) && fsync_dir(out, &e);
-out:
+	pg_error(NULL, "run: %s/%s refused: %s", out, name, why);
+	ok = atomic_set_aside(out, name, bad, why, NULL, &e);
 	if (ok) {
-		fault_step("move to bad");
 		run->refused++;
 	} else {
 		pg_error(NULL, "run: cannot set %s aside in %s (it stays in out/): %s", name,
@@ -110,12 +81,7 @@ out:
 		run->errors++;
 	}
 	g_free(out);
-	g_free(from);
 	g_free(bad);
-	g_free(to);
-	g_free(target);
-	g_free(why_name);
-	g_free(text);
 	return ok;
 }
 
