@@ -31,6 +31,7 @@
 
 #include "address.h"
 #include "atomic_write.h"
+#include "pg_log.h"
 #include "sync_xml_int.h"
 
 #define CHUNK_SIZE  (64u * 1024)   /* bytes handed to the parser at a time */
@@ -133,7 +134,7 @@ static void
 on_reference(void *ctx, const xmlChar *name)
 {
 	Reader *r = ctx;
-	char *q = sx_shown((const char *)name, strlen((const char *)name));
+	char *q = pg_shown((const char *)name, -1, 80, TRUE);
 
 	sx_fail(r, sx_cur_line(r), SYNC_ERROR_FORBIDDEN, "entity reference %s is not allowed", q);
 	g_free(q);
@@ -144,7 +145,7 @@ on_resolve(void *ctx, const xmlChar *pub, const xmlChar *sys)
 {
 	Reader *r = ctx;
 	const char *what = sys ? (const char *)sys : pub ? (const char *)pub : "";
-	char *q = sx_shown(what, strlen(what));
+	char *q = pg_shown(what, -1, 80, TRUE);
 
 	sx_fail(r, sx_cur_line(r), SYNC_ERROR_FORBIDDEN, "external reference %s is not allowed", q);
 	g_free(q);
@@ -155,7 +156,7 @@ static void
 on_pi(void *ctx, const xmlChar *target, const xmlChar *data)
 {
 	Reader *r = ctx;
-	char *q = sx_shown((const char *)target, strlen((const char *)target));
+	char *q = pg_shown((const char *)target, -1, 80, TRUE);
 
 	sx_fail(r, sx_cur_line(r), SYNC_ERROR_SCHEMA,
 	    "processing instruction %s is not allowed", q);
@@ -170,7 +171,7 @@ refuse_loader(const char *url, const char *id, xmlParserCtxtPtr ctxt)
 
 	if (r) {
 		const char *what = url ? url : id ? id : "";
-		char *q = sx_shown(what, strlen(what));
+		char *q = pg_shown(what, -1, 80, TRUE);
 		sx_fail(r, sx_cur_line(r), SYNC_ERROR_FORBIDDEN,
 		    "external reference %s is not allowed", q);
 		g_free(q);
@@ -380,7 +381,7 @@ check_encoding(Reader *r, const char *p, size_t n)
 		    (q - v - 1 == 4 && g_ascii_strncasecmp(v + 1, "UTF8", 4) == 0))
 			return TRUE;
 		{
-			char *s = sx_shown(v + 1, (size_t)(q - v - 1));
+			char *s = pg_shown(v + 1, (gssize)((size_t)(q - v - 1)), 80, TRUE);
 			sx_fail(r, 1, SYNC_ERROR_SCHEMA,
 			    "the file declares the encoding %s: a sync "
 			    "file is UTF-8", s);

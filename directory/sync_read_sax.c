@@ -20,13 +20,14 @@
 
 #include "address.h"
 #include "atomic_write.h"
+#include "pg_log.h"
 #include "sync_xml_int.h"
 
 /* An untrusted element name, escaped, for messages; g_free it. */
 char *
 sx_shown_name(const char *local)
 {
-	char *q = sx_shown(local, strlen(local));
+	char *q = pg_shown(local, -1, 80, TRUE);
 	size_t n = strlen(q);
 
 	memmove(q, q + 1, n - 2);   /* without the quotes */
@@ -203,7 +204,7 @@ bad_attr(Reader *r, guint line, Elem el, Attr a, const char *why)
 static void
 bad_value(Reader *r, guint line, Elem el, Attr a, const char *rule)
 {
-	char *q = sx_shown(sx_attr(r, a), r->alen[a]);
+	char *q = pg_shown(sx_attr(r, a), (gssize)r->alen[a], 80, TRUE);
 	char *why = g_strdup_printf("%s is not %s", q, rule);
 
 	bad_attr(r, line, el, a, why);
@@ -361,7 +362,7 @@ start_root(Reader *r, guint line)
 		return;
 	}
 	if (strcmp(version, SYNC_VERSION) != 0) {
-		char *q = sx_shown(version, r->alen[AT_VERSION]);
+		char *q = pg_shown(version, (gssize)r->alen[AT_VERSION], 80, TRUE);
 		sx_fail(r, line, SYNC_ERROR_SCHEMA, "unsupported version %s: this postgate reads "
 		    "version %s", q, SYNC_VERSION);
 		g_free(q);
@@ -376,7 +377,7 @@ start_root(Reader *r, guint line)
 		if (strcmp(kind, sync_kind_name(kinds[i])) == 0)
 			doc = sync_doc_new(kinds[i]);
 	if (!doc) {
-		char *q = sx_shown(kind, r->alen[AT_KIND]);
+		char *q = pg_shown(kind, (gssize)r->alen[AT_KIND], 80, TRUE);
 		sx_fail(r, line, SYNC_ERROR_SCHEMA, "unknown kind %s (postoffice, gal, replication "
 		    "or canonical)", q);
 		g_free(q);

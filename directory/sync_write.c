@@ -20,6 +20,7 @@
 
 #include "address.h"
 #include "atomic_write.h"
+#include "pg_log.h"
 #include "sync_xml_int.h"
 
 /* ---- the writer ------------------------------------------------------------ */
@@ -50,7 +51,7 @@ wfail(Writer *w, guint n, const DirEntry *e, SyncError code, const char *fmt, ..
 	va_end(ap);
 	if (e) {
 		const char *who = e->id ? e->id : e->legacy ? e->legacy : "?";
-		char *q = sx_shown(who, strlen(who));
+		char *q = pg_shown(who, -1, 80, TRUE);
 		w->error = g_error_new(SYNC_ERROR, code, "cannot write a %s sync file: entry %u "
 		    "(%s): %s", sync_kind_name(w->doc->kind), n, q, msg);
 		g_free(q);
@@ -141,7 +142,7 @@ static gboolean
 wsite(Writer *w, guint n, const DirEntry *e, const char *what, const char *site)
 {
 	if (!site || !dir_check_site(site, strlen(site))) {
-		char *q = site ? sx_shown(site, strlen(site)) : g_strdup("none");
+		char *q = site ? pg_shown(site, -1, 80, TRUE) : g_strdup("none");
 		wfail(w, n, e, SYNC_ERROR_SCHEMA, "%s %s is not a site name", what, q);
 		g_free(q);
 		return FALSE;
@@ -405,7 +406,7 @@ write_vector(Writer *w)
 		const guint64 *usn = g_hash_table_lookup(w->doc->vector, l->data);
 		if (!dir_check_site(l->data, strlen(l->data)) || !usn ||
 		    *usn > (guint64)G_MAXINT64) {
-			char *q = sx_shown(l->data, strlen(l->data));
+			char *q = pg_shown(l->data, -1, 80, TRUE);
 			wfail(w, 0, NULL, SYNC_ERROR_SCHEMA, "vector: %s is not a site name with a "
 			    "USN", q);
 			g_free(q);

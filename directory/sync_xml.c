@@ -22,6 +22,7 @@
 
 #include "address.h"
 #include "atomic_write.h"
+#include "pg_log.h"
 #include "sync_xml_int.h"
 
 G_DEFINE_QUARK(postgate-sync-error-quark, sync_error)
@@ -94,25 +95,6 @@ sx_attr_rules(Elem el, SyncKind kind, guint *allowed, guint *required)
 
 /* ---- checks shared by the reader and the writer -------------------------- */
 
-/* A printable, quoted rendering of untrusted text for messages. */
-char *
-sx_shown(const char *text, size_t len)
-{
-	GString *s = g_string_new("\"");
-
-	for (size_t i = 0; i < len && i < 80; i++) {
-		unsigned char c = (unsigned char)text[i];
-		if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\')
-			g_string_append_c(s, (char)c);
-		else
-			g_string_append_printf(s, "\\x%02x", c);
-	}
-	if (len > 80)
-		g_string_append(s, "...");
-	g_string_append_c(s, '"');
-	return g_string_free(s, FALSE);
-}
-
 /* A decimal number without sign or leading zero, at least min, at most
  * G_MAXINT64 (so that SQLite stores it). */
 gboolean
@@ -146,7 +128,7 @@ sx_canon_legacy(const char *text, size_t len, char **why)
 		return NULL;
 	}
 	if (a.kind != ADDR_KIND_LEGACY) {
-		char *q = sx_shown(text, len);
+		char *q = pg_shown(text, (gssize)len, 80, TRUE);
 		*why = g_strdup_printf("%s is not a legacy address NET/PO/MAILBOX", q);
 		g_free(q);
 		return NULL;
@@ -176,7 +158,7 @@ sx_canon_proxy(const char *text, size_t len, char **why)
 	char *addr, *full;
 
 	if (len < 5 || (memcmp(text, "SMTP:", 5) != 0 && memcmp(text, "smtp:", 5) != 0)) {
-		char *q = sx_shown(text, len);
+		char *q = pg_shown(text, (gssize)len, 80, TRUE);
 		*why = g_strdup_printf("%s: a proxy is SMTP:local@domain (the primary) or "
 		    "smtp:local@domain (a secondary)", q);
 		g_free(q);

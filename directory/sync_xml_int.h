@@ -93,7 +93,6 @@ typedef struct {
 
 /* sync_xml.c */
 void sx_attr_rules(Elem el, SyncKind kind, guint *allowed, guint *required);
-char *sx_shown(const char *text, size_t len);
 gboolean sx_parse_number(const char *s, size_t len, guint64 min, guint64 *out);
 char *sx_canon_legacy(const char *text, size_t len, char **why);
 char *sx_canon_smtp(const char *text, size_t len, char **why);

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "address.h"
+#include "pg_log.h"
 
 G_DEFINE_QUARK(postgate-address-error-quark, addr_error)
 
@@ -25,29 +26,10 @@ trim(const char **text, size_t *len)
 		(*len)--;
 }
 
-/* A printable, quoted rendering of untrusted text for error messages. */
-static char *
-shown(const char *text, size_t len)
-{
-	GString *s = g_string_new("\"");
-
-	for (size_t i = 0; i < len && i < 80; i++) {
-		unsigned char c = (unsigned char)text[i];
-		if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\')
-			g_string_append_c(s, (char)c);
-		else
-			g_string_append_printf(s, "\\x%02x", c);
-	}
-	if (len > 80)
-		g_string_append(s, "...");
-	g_string_append_c(s, '"');
-	return g_string_free(s, FALSE);
-}
-
 static gboolean
 fail(GError **error, const char *text, size_t len, const char *why)
 {
-	char *q = shown(text, len);
+	char *q = pg_shown(text, (gssize)len, 80, TRUE);
 	g_set_error(error, ADDR_ERROR, ADDR_ERROR_SYNTAX, "bad address %s: %s", q, why);
 	g_free(q);
 	return FALSE;

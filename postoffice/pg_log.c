@@ -3,6 +3,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 #include <syslog.h>
 
 #include "pg_log.h"
@@ -75,4 +76,40 @@ pg_log(PgLogLevel level, const char *id, const char *fmt, ...)
 	g_free(text);
 	g_free(body);
 	g_free(line);
+}
+
+char *
+pg_shown(const char *text, gssize len, gsize max, gboolean quoted)
+{
+	gsize n = len < 0 ? (text ? strlen(text) : 0) : (gsize)len;
+	GString *s = g_string_new(quoted ? "\"" : NULL);
+
+	for (gsize i = 0; i < n && i < max; i++) {
+		unsigned char c = (unsigned char)text[i];
+
+		if (c >= 0x20 && c < 0x7f && c != '\\' && !(quoted && c == '"'))
+			g_string_append_c(s, (char)c);
+		else
+			g_string_append_printf(s, "\\x%02x", c);
+	}
+	if (n > max)
+		g_string_append(s, "...");
+	if (quoted)
+		g_string_append_c(s, '"');
+	return g_string_free(s, FALSE);
+}
+
+char *
+pg_duration_text(gint64 seconds)
+{
+	static const struct {
+		char unit;
+		gint64 mult;
+	} units[] = { { 'w', 7 * 86400 }, { 'd', 86400 }, { 'h', 3600 }, { 'm', 60 } };
+
+	for (gsize i = 0; seconds != 0 && i < G_N_ELEMENTS(units); i++)
+		if (seconds % units[i].mult == 0)
+			return g_strdup_printf("%" G_GINT64_FORMAT "%c", seconds / units[i].mult,
+			    units[i].unit);
+	return g_strdup_printf("%" G_GINT64_FORMAT "s", seconds);
 }

@@ -123,18 +123,6 @@ backoff(Delivery *d, gint64 age)
 	return CLAMP(age, d->min_backoff, d->max_backoff);
 }
 
-static char *
-duration_text(gint64 s)
-{
-	if (s % 86400 == 0)
-		return g_strdup_printf("%" G_GINT64_FORMAT "d", s / 86400);
-	if (s % 3600 == 0)
-		return g_strdup_printf("%" G_GINT64_FORMAT "h", s / 3600);
-	if (s % 60 == 0)
-		return g_strdup_printf("%" G_GINT64_FORMAT "m", s / 60);
-	return g_strdup_printf("%" G_GINT64_FORMAT "s", s);
-}
-
 /* The verdict code for one recipient row: 2 sent, 4 deferred, 5 held. */
 static void
 outcome(Delivery *d, const Job *job, const QueueRcpt *r, int code, const char *reply,
@@ -164,7 +152,7 @@ outcome(Delivery *d, const Job *job, const QueueRcpt *r, int code, const char *r
 	} else {
 		o.state = QUEUE_ST_HELD;
 		if (code / 100 == 4) {
-			char *life = duration_text(d->lifetime);
+			char *life = pg_duration_text(d->lifetime);
 
 			reason = g_strdup_printf("delivery failed: in the queue longer than "
 			    "queue_lifetime (%s), expired; last reply: %s", life, reply);
