@@ -15,6 +15,7 @@
 #include <gio/gio.h>
 
 #include "config/config_int.h"
+#include "pg_log.h"
 
 #include "address.h"
 #include "codepage.h"
@@ -73,26 +74,11 @@ parse_digits(const char *s, gint64 *n, const char **end)
 	return TRUE;
 }
 
-static char *
-duration_format(gint64 s)
-{
-	static const struct {
-		char unit;
-		gint64 mult;
-	} units[] = { { 'w', 7 * DAY }, { 'd', DAY }, { 'h', HOUR }, { 'm', MINUTE } };
-
-	for (size_t i = 0; s != 0 && i < G_N_ELEMENTS(units); i++)
-		if (s % units[i].mult == 0)
-			return g_strdup_printf("%" G_GINT64_FORMAT "%c", s / units[i].mult,
-			    units[i].unit);
-	return g_strdup_printf("%" G_GINT64_FORMAT "s", s);
-}
-
 char *
 cfg_range_format(const CfgKeyInfo *k, gint64 n)
 {
 	if (k->type == T_DURATION)
-		return duration_format(n);
+		return pg_duration_text(n);
 	return g_strdup_printf("%" G_GINT64_FORMAT, n);
 }
 
@@ -465,7 +451,7 @@ cfg_value_parse(const CfgKeyInfo *k, const char *s, CfgValue *out,
 	case T_DURATION:
 		if (!parse_number(k, s, &out->num, error))
 			return FALSE;
-		out->text = k->type == T_DURATION ? duration_format(out->num) :
+		out->text = k->type == T_DURATION ? pg_duration_text(out->num) :
 		    g_strdup_printf("%" G_GINT64_FORMAT, out->num);
 		return TRUE;
 	case T_ENUM: {
