@@ -6,7 +6,7 @@
  * notes and limits every inbound file reports through, and the finished
  * body (CRLF line ends, the damage lines at its end, into the codepage).
  * The header fields are read by mime_in_header.c, the parts walked by
- * mime_in_part.c to MIME_LEGACY_MAX_DEPTH levels with bounded recursion of
+ * mime_in_part.c to MIME_IN_MAX_DEPTH levels with bounded recursion of
  * its own; every charset is decoded by charset.c through iconv with explicit
  * names and a built-in windows-1252 table (so nothing depends on the locale
  * GMime saw at init), RFC 2047 words by rfc2047.c, one word at a time
@@ -28,10 +28,10 @@
 #include "mime/translit.h"
 #include "mime/mime_int.h"
 
-G_DEFINE_QUARK(postgate-mime-legacy-error-quark, mime_legacy_error)
+G_DEFINE_QUARK(postgate-mime-in-error-quark, mime_in_error)
 
 void
-mime_legacy_stats_clear(MimeLegacyStats *stats)
+mime_in_stats_clear(MimeInStats *stats)
 {
 	if (!stats)
 		return;
@@ -74,7 +74,7 @@ mi_note(MiCtx *c, const char *fmt, ...)
 		g_free(text);
 		return;
 	}
-	if (c->stats->notes->len >= MIME_LEGACY_MAX_NOTES) {
+	if (c->stats->notes->len >= MIME_IN_MAX_NOTES) {
 		c->notes_dropped++;
 		g_free(text);
 		return;
@@ -97,7 +97,7 @@ mi_limit(MiCtx *c, const char *fmt, ...)
 	if (c->error)
 		return FALSE;
 	va_start(ap, fmt);
-	c->error = g_error_new_valist(MIME_LEGACY_ERROR, MIME_LEGACY_ERROR_LIMIT, fmt, ap);
+	c->error = g_error_new_valist(MIME_IN_ERROR, MIME_IN_ERROR_LIMIT, fmt, ap);
 	va_end(ap);
 	return FALSE;
 }
@@ -201,12 +201,12 @@ finish_body(MiCtx *c)
 }
 
 LegacyMessage *
-mime_legacy_translate(const guint8 *data, gsize len, const char *codepage,
-    MimeLegacyStats *stats, GError **error)
+mime_in_translate(const guint8 *data, gsize len, const char *codepage,
+    MimeInStats *stats, GError **error)
 {
 	static GOnce once = G_ONCE_INIT;
 	static const char *fallback[] = { "UTF-8", "windows-1252", NULL };
-	MimeLegacyStats local = { 0 };
+	MimeInStats local = { 0 };
 	GMimeStream *stream;
 	GMimeParser *parser;
 	GMimeMessage *m;
@@ -217,22 +217,22 @@ mime_legacy_translate(const guint8 *data, gsize len, const char *codepage,
 	g_once(&once, init_once, NULL);
 	if (!stats)
 		stats = &local;
-	mime_legacy_stats_clear(stats);
+	mime_in_stats_clear(stats);
 	stats->notes = g_ptr_array_new_with_free_func(g_free);
 	tmp = translit_from_utf8(codepage, "", 0, NULL, NULL, NULL, &e);
 	if (!tmp) {
-		g_set_error(error, MIME_LEGACY_ERROR, MIME_LEGACY_ERROR_CODEPAGE, "%s",
+		g_set_error(error, MIME_IN_ERROR, MIME_IN_ERROR_CODEPAGE, "%s",
 		    e->message);
 		g_error_free(e);
-		mime_legacy_stats_clear(&local);
+		mime_in_stats_clear(&local);
 		return NULL;
 	}
 	g_free(tmp);
 	if (len > SMTP_MAX_MESSAGE_SIZE) {
-		g_set_error(error, MIME_LEGACY_ERROR, MIME_LEGACY_ERROR_LIMIT,
+		g_set_error(error, MIME_IN_ERROR, MIME_IN_ERROR_LIMIT,
 		    "the message is %zu bytes, over the limit of %u (SMTP_MAX_MESSAGE_SIZE)",
 		    len, SMTP_MAX_MESSAGE_SIZE);
-		mime_legacy_stats_clear(&local);
+		mime_in_stats_clear(&local);
 		return NULL;
 	}
 
@@ -291,9 +291,9 @@ mime_legacy_translate(const guint8 *data, gsize len, const char *codepage,
 	if (c.error) {
 		g_propagate_error(error, c.error);
 		msg_free(c.msg);
-		mime_legacy_stats_clear(&local);
+		mime_in_stats_clear(&local);
 		return NULL;
 	}
-	mime_legacy_stats_clear(&local);
+	mime_in_stats_clear(&local);
 	return c.msg;
 }

@@ -24,7 +24,7 @@
 /* ---- "=?" hidden from GMime's address parser --------------------------------- */
 
 /* A private-use character the UTF-8 text does not hold, as UTF-8 into buf
- * ("" when it holds them all, which a field within MIME_LEGACY_MAX_HEADER_LEN
+ * ("" when it holds them all, which a field within MIME_IN_MAX_HEADER_LEN
  * cannot: 6,400 + 65,534 of them take more bytes). */
 static void
 pick_marker(const char *text, char buf[8])
@@ -101,7 +101,7 @@ mi_find_header(GMimeObject *obj, const char *name)
 }
 
 /* The raw value of a header field as UTF-8, unfolded, RFC 2047 words not yet
- * decoded; NULL when absent or over MIME_LEGACY_MAX_HEADER_LEN (noted). */
+ * decoded; NULL when absent or over MIME_IN_MAX_HEADER_LEN (noted). */
 static char *
 header_raw_utf8(MiCtx *c, GMimeHeader *h)
 {
@@ -114,10 +114,10 @@ header_raw_utf8(MiCtx *c, GMimeHeader *h)
 		return NULL;
 	name = g_mime_header_get_name(h);
 	len = strlen(raw);
-	if (len > MIME_LEGACY_MAX_HEADER_LEN) {
+	if (len > MIME_IN_MAX_HEADER_LEN) {
 		char *n = mi_shown(name);
 		mi_note(c, "header field %s is %zu bytes long, over %u: ignored", n, len,
-		    MIME_LEGACY_MAX_HEADER_LEN);
+		    MIME_IN_MAX_HEADER_LEN);
 		g_free(n);
 		return NULL;
 	}
@@ -375,7 +375,7 @@ received_by(const char *v)
 		n = (gsize)(p - start);
 		if (want) {
 			GString *s = g_string_new(NULL);
-			for (gsize i = 0; i < n && s->len < MIME_LEGACY_MAX_HOP_NAME; i++)
+			for (gsize i = 0; i < n && s->len < MIME_IN_MAX_HOP_NAME; i++)
 				if ((guchar)start[i] > 0x20 && (guchar)start[i] < 0x7f)
 					g_string_append_c(s, start[i]);
 			if (s->len)
@@ -410,7 +410,7 @@ hops(MiCtx *c, GMimeObject *top)
 	/* Received: fields are added on top: the last one is the oldest. */
 	for (guint i = fields->len; i-- > 0;) {
 		const char *raw = g_mime_header_get_raw_value(fields->pdata[i]);
-		char *v = raw && strlen(raw) <= MIME_LEGACY_MAX_HEADER_LEN ? g_strdup(raw) :
+		char *v = raw && strlen(raw) <= MIME_IN_MAX_HEADER_LEN ? g_strdup(raw) :
 		    g_strdup("");
 		char *node, *semi;
 		gint64 when = 0;

@@ -1,7 +1,7 @@
 /* mime_in_part.c - the parts of an Internet message into a legacy message's
  * text and attachments (MIME -> legacy; see mime_in.h).
  *
- * Owns: the walk over the MIME tree (RFC 2046) to MIME_LEGACY_MAX_DEPTH
+ * Owns: the walk over the MIME tree (RFC 2046) to MIME_IN_MAX_DEPTH
  * levels, a deeper subtree kept as one attachment; one text body from the
  * text/plain and text/html parts (multipart/alternative gives its best text,
  * multipart/related its root, RFC 2387); every other part a named attachment
@@ -227,7 +227,7 @@ ext_start(const char *s, gsize len)
 {
 	for (gsize i = len; i-- > 1;)
 		if (s[i] == '.')
-			return len - i <= MIME_LEGACY_MAX_EXT_LEN ? i : len;
+			return len - i <= MIME_IN_MAX_EXT_LEN ? i : len;
 	return len;
 }
 
@@ -524,10 +524,10 @@ mi_walk(MiCtx *c, GMimeObject *obj, const char *path, int depth, gboolean text_o
 {
 	if (c->error || !obj)
 		return;
-	if (depth > MIME_LEGACY_MAX_DEPTH) {
+	if (depth > MIME_IN_MAX_DEPTH) {
 		GByteArray *bytes = object_bytes(c, obj);
 		mi_note(c, "nesting deeper than %d levels: part %s kept as an attachment",
-		    MIME_LEGACY_MAX_DEPTH, mi_label(path));
+		    MIME_IN_MAX_DEPTH, mi_label(path));
 		add_attachment(c, NULL, FALSE, g_mime_object_get_content_type(obj), ".eml", bytes);
 		g_byte_array_unref(bytes);
 		return;

@@ -20,7 +20,7 @@
 #include "mime/mime_int.h"
 #include "pg_limits.h"
 
-G_DEFINE_QUARK(postgate-legacy-mime-error-quark, legacy_mime_error)
+G_DEFINE_QUARK(postgate-mime-out-error-quark, mime_out_error)
 
 /* What a character that cannot be shown becomes in text: U+FFFD. */
 #define REPLACEMENT_UTF8 "\xef\xbf\xbd"
@@ -59,7 +59,7 @@ label_token(const char *s, size_t len)
 {
 	GString *out = g_string_new(NULL);
 
-	for (size_t i = 0; i < len && out->len < LEGACY_MIME_LABEL_MAX; i++) {
+	for (size_t i = 0; i < len && out->len < MIME_OUT_LABEL_MAX; i++) {
 		char c = g_ascii_tolower(s[i]);
 		if (!g_ascii_isalnum(c))
 			c = '-';
@@ -77,7 +77,7 @@ label_token(const char *s, size_t len)
 }
 
 char *
-legacy_mime_node_domain(const char *node)
+mime_out_node_domain(const char *node)
 {
 	GPtrArray *labels = g_ptr_array_new_with_free_func(g_free);
 	GString *out = g_string_new(NULL);
@@ -97,7 +97,7 @@ legacy_mime_node_domain(const char *node)
 	}
 	for (guint i = labels->len; i > 0; i--) {
 		if (out->len + strlen(labels->pdata[i - 1]) + sizeof ".legacy" >
-		    LEGACY_MIME_HOST_MAX)
+		    MIME_OUT_HOST_MAX)
 			break;
 		g_string_append_printf(out, "%s.", (const char *)labels->pdata[i - 1]);
 	}
@@ -121,7 +121,7 @@ host_token(const char *host)
 		size_t len = dot ? (size_t)(dot - p) : strlen(p);
 		char *label = label_token(p, len);
 
-		if (label && out->len + 1 + strlen(label) <= LEGACY_MIME_HOST_MAX) {
+		if (label && out->len + 1 + strlen(label) <= MIME_OUT_HOST_MAX) {
 			if (out->len)
 				g_string_append_c(out, '.');
 			g_string_append(out, label);
@@ -137,13 +137,13 @@ host_token(const char *host)
 }
 
 /* Legacy text fit for a comment (RFC 5322 3.2.2): printable ASCII but for
- * the parentheses and backslash, at most LEGACY_MIME_COMMENT_MAX bytes. */
+ * the parentheses and backslash, at most MIME_OUT_COMMENT_MAX bytes. */
 static char *
 comment_text(const char *s)
 {
 	GString *out = g_string_new(NULL);
 
-	for (; s && *s && out->len < LEGACY_MIME_COMMENT_MAX; s++) {
+	for (; s && *s && out->len < MIME_OUT_COMMENT_MAX; s++) {
 		char c = *s;
 		g_string_append_c(out, c >= 0x20 && c < 0x7f && c != '(' && c != ')' &&
 		    c != '\\' ? c : '?');
@@ -264,13 +264,13 @@ hash_hex(const char *a, const char *b, size_t n)
 }
 
 char *
-legacy_mime_message_id(const char *source_po, const char *legacy_id, const char *hostname)
+mime_out_message_id(const char *source_po, const char *legacy_id, const char *hostname)
 {
 	char *po = g_ascii_strup(source_po ? source_po : "", -1);
 	const char *id = legacy_id ? legacy_id : "";
-	char *id_part = word_token(id, LEGACY_MIME_ID_PART_MAX, "legacy");
-	char *po_part = word_token(po, LEGACY_MIME_ID_PART_MAX, "unknown");
-	char *hash = hash_hex(po, id, LEGACY_MIME_HASH_HEX);
+	char *id_part = word_token(id, MIME_OUT_ID_PART_MAX, "legacy");
+	char *po_part = word_token(po, MIME_OUT_ID_PART_MAX, "unknown");
+	char *hash = hash_hex(po, id, MIME_OUT_HASH_HEX);
 	char *host = host_token(hostname);
 	char *msgid;
 
@@ -353,7 +353,7 @@ body_text(const char *codepage, GBytes *body)
 
 /* The SMTP address a legacy address is reached by, canonical, or FALSE. */
 static gboolean
-smtp_address_of(const LegacyMimeContext *ctx, const char *legacy, char out[ADDR_SMTP_MAX + 1])
+smtp_address_of(const MimeOutContext *ctx, const char *legacy, char out[ADDR_SMTP_MAX + 1])
 {
 	const char *smtp = NULL;
 	PgAddr a;
@@ -371,7 +371,7 @@ smtp_address_of(const LegacyMimeContext *ctx, const char *legacy, char out[ADDR_
  * blank: its mailbox, or an empty group named "Name (NET/PO/MAILBOX)" when it
  * has no SMTP address (RFC 5322 3.4). */
 static void
-append_party(GString *out, gsize *col, const LegacyMimeContext *ctx, const char *codepage,
+append_party(GString *out, gsize *col, const MimeOutContext *ctx, const char *codepage,
     const MsgParty *p)
 {
 	char smtp[ADDR_SMTP_MAX + 1];
@@ -394,7 +394,7 @@ append_party(GString *out, gsize *col, const LegacyMimeContext *ctx, const char 
 
 /* The raw value of a To or Cc field: one party a line. */
 static GString *
-parties_field(const LegacyMimeContext *ctx, const char *codepage, const GPtrArray *parties,
+parties_field(const MimeOutContext *ctx, const char *codepage, const GPtrArray *parties,
     gsize name_len)
 {
 	GString *out = g_string_new(NULL);
@@ -425,11 +425,11 @@ date_text(gint64 t)
 }
 
 static void
-add_trace(GMimeObject *obj, const LegacyMessage *msg, const LegacyMimeContext *ctx,
+add_trace(GMimeObject *obj, const LegacyMessage *msg, const MimeOutContext *ctx,
     const char *host)
 {
-	char *from = legacy_mime_node_domain(ctx->source_po);
-	char *id = word_token(msg->id, LEGACY_MIME_ID_PART_MAX, "unknown");
+	char *from = mime_out_node_domain(ctx->source_po);
+	char *id = word_token(msg->id, MIME_OUT_ID_PART_MAX, "unknown");
 	char *date = date_text(ctx->now);
 	char *value;
 
@@ -444,7 +444,7 @@ add_trace(GMimeObject *obj, const LegacyMessage *msg, const LegacyMimeContext *c
 	/* The legacy hops, newest first. */
 	for (guint i = msg->hops->len; i > 0; i--) {
 		const MsgHop *hop = msg->hops->pdata[i - 1];
-		char *node = legacy_mime_node_domain(hop->node);
+		char *node = mime_out_node_domain(hop->node);
 		char *comment = comment_text(hop->node);
 
 		date = date_text(hop->time);
@@ -488,7 +488,7 @@ text_part_new(const GString *text)
 }
 
 /* Whether bytes can be a message/rfc822 part as they are: 7-bit without NUL,
- * CRLF line ends only, no line over LEGACY_MIME_LINE_MAX (RFC 2046 5.2.1
+ * CRLF line ends only, no line over MIME_OUT_LINE_MAX (RFC 2046 5.2.1
  * allows only 7bit, 8bit or binary there; postgate sends 7-bit), and GMime
  * parses them as a message with a From: or Date: field. */
 static gboolean
@@ -515,7 +515,7 @@ is_rfc822(const guint8 *data, gsize len)
 			line = 0;
 			continue;
 		}
-		if (c != '\r' && ++line > LEGACY_MIME_LINE_MAX)
+		if (c != '\r' && ++line > MIME_OUT_LINE_MAX)
 			return FALSE;
 	}
 	stream = g_mime_stream_mem_new_with_buffer((const char *)data, len);
@@ -649,7 +649,7 @@ boundary_for(const char *msgid, GPtrArray *plain)
 		gboolean clash = FALSE;
 
 		g_snprintf(count, sizeof count, "%u", n);
-		hash = hash_hex(msgid, count, 2 * LEGACY_MIME_HASH_HEX);
+		hash = hash_hex(msgid, count, 2 * MIME_OUT_HASH_HEX);
 		boundary = g_strdup_printf("=_postgate_%s", hash);
 		line = g_strdup_printf("--%s", boundary);
 		g_free(hash);
@@ -669,27 +669,27 @@ boundary_for(const char *msgid, GPtrArray *plain)
 /* ---- the message --------------------------------------------------------------- */
 
 static gboolean
-check_input(const LegacyMessage *msg, const LegacyMimeContext *ctx,
+check_input(const LegacyMessage *msg, const MimeOutContext *ctx,
     char from[ADDR_SMTP_MAX + 1], GError **error)
 {
 	GError *e = NULL;
 	const char *id = msg->id ? msg->id : "(no id)";
 
 	if (msg->class != MSG_CLASS_NORMAL) {
-		g_set_error(error, LEGACY_MIME_ERROR, LEGACY_MIME_ERROR_REPORT,
+		g_set_error(error, MIME_OUT_ERROR, MIME_OUT_ERROR_REPORT,
 		    "legacy message %s is a %s: reports are translated as DSNs by the "
 		    "reports module, not as ordinary mail", id, msg_class_name(msg->class));
 		return FALSE;
 	}
 	if (!msg_validate(msg, &e)) {
-		g_set_error(error, LEGACY_MIME_ERROR, LEGACY_MIME_ERROR_INVALID,
+		g_set_error(error, MIME_OUT_ERROR, MIME_OUT_ERROR_INVALID,
 		    "legacy message %s cannot be translated: %s", id, e->message);
 		g_error_free(e);
 		return FALSE;
 	}
 	if (!ctx->from_address ||
 	    !addr_parse_smtp(ctx->from_address, strlen(ctx->from_address), from, &e)) {
-		g_set_error(error, LEGACY_MIME_ERROR, LEGACY_MIME_ERROR_INVALID,
+		g_set_error(error, MIME_OUT_ERROR, MIME_OUT_ERROR_INVALID,
 		    "legacy message %s: its sender %s has no usable primary SMTP address "
 		    "(%s); give the directory entry an SMTP: proxy", id, msg->originator.addr,
 		    e ? e->message : "none given");
@@ -697,18 +697,18 @@ check_input(const LegacyMessage *msg, const LegacyMimeContext *ctx,
 		return FALSE;
 	}
 	if (!ctx->hostname || !*ctx->hostname) {
-		g_set_error(error, LEGACY_MIME_ERROR, LEGACY_MIME_ERROR_INVALID,
+		g_set_error(error, MIME_OUT_ERROR, MIME_OUT_ERROR_INVALID,
 		    "legacy message %s: the gateway has no host name for Message-ID and "
 		    "Received: fields; set [smtpd] hostname", id);
 		return FALSE;
 	}
 	if (!ctx->source_po || !*ctx->source_po) {
-		g_set_error(error, LEGACY_MIME_ERROR, LEGACY_MIME_ERROR_INVALID,
+		g_set_error(error, MIME_OUT_ERROR, MIME_OUT_ERROR_INVALID,
 		    "legacy message %s: the postoffice it came from is not known", id);
 		return FALSE;
 	}
 	if (!cp_supported(msg->codepage)) {
-		g_set_error(error, LEGACY_MIME_ERROR, LEGACY_MIME_ERROR_CODEPAGE,
+		g_set_error(error, MIME_OUT_ERROR, MIME_OUT_ERROR_CODEPAGE,
 		    "legacy message %s from %s is in codepage %s, which iconv on this "
 		    "system does not convert; install its conversion module or correct the "
 		    "postoffice's codepage", id, ctx->source_po, msg->codepage);
@@ -718,7 +718,7 @@ check_input(const LegacyMessage *msg, const LegacyMimeContext *ctx,
 }
 
 static void
-add_headers(GMimeMessage *message, const LegacyMessage *msg, const LegacyMimeContext *ctx,
+add_headers(GMimeMessage *message, const LegacyMessage *msg, const MimeOutContext *ctx,
     const char *from, const char *host, const char *msgid)
 {
 	GMimeObject *obj = GMIME_OBJECT(message);
@@ -826,7 +826,7 @@ build_body(const LegacyMessage *msg, const char *msgid)
 }
 
 GBytes *
-legacy_mime_build(const LegacyMessage *msg, const LegacyMimeContext *ctx, GError **error)
+mime_out_build(const LegacyMessage *msg, const MimeOutContext *ctx, GError **error)
 {
 	char from[ADDR_SMTP_MAX + 1];
 	GMimeFormatOptions *options;
@@ -843,7 +843,7 @@ legacy_mime_build(const LegacyMessage *msg, const LegacyMimeContext *ctx, GError
 	gmime_init_once();
 
 	host = host_token(ctx->hostname);
-	msgid = legacy_mime_message_id(ctx->source_po, msg->id, ctx->hostname);
+	msgid = mime_out_message_id(ctx->source_po, msg->id, ctx->hostname);
 	message = g_mime_message_new(FALSE);
 	add_headers(message, msg, ctx, from, host, msgid);
 	body = build_body(msg, msgid);
@@ -860,7 +860,7 @@ legacy_mime_build(const LegacyMessage *msg, const LegacyMimeContext *ctx, GError
 	g_object_unref(message);
 	g_free(host);
 	if (written < 0) {
-		g_set_error(error, LEGACY_MIME_ERROR, LEGACY_MIME_ERROR_WRITE,
+		g_set_error(error, MIME_OUT_ERROR, MIME_OUT_ERROR_WRITE,
 		    "legacy message %s: GMime could not write the message %s (out of memory?)",
 		    msg->id, msgid);
 		g_free(msgid);

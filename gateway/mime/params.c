@@ -261,7 +261,7 @@ mi_part_filename(MiCtx *c, GMimeObject *obj)
 		GMimeHeader *h = mi_find_header(obj, where[i][0]);
 		const char *raw = h ? g_mime_header_get_raw_value(h) : NULL;
 		gboolean starred = FALSE;
-		char *v = raw && strlen(raw) <= MIME_LEGACY_MAX_HEADER_LEN ?
+		char *v = raw && strlen(raw) <= MIME_IN_MAX_HEADER_LEN ?
 		    raw_param(raw, where[i][1], &starred) : NULL;
 		const char *gm;
 

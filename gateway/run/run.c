@@ -1127,7 +1127,7 @@ static void
 translate_out(Run *run, QueueEnvelope *env, const LegacyMessage *content)
 {
 	GPtrArray *rows = g_ptr_array_new();
-	LegacyMimeContext ctx = { 0 };
+	MimeOutContext ctx = { 0 };
 	QueueEnvelope *out = NULL;
 	GBytes *mime = NULL;
 	char *from = NULL, *qid, *why;
@@ -1154,7 +1154,7 @@ translate_out(Run *run, QueueEnvelope *env, const LegacyMessage *content)
 	ctx.address_of = address_of;
 	ctx.data = run;
 	ctx.now = env->arrival;
-	mime = legacy_mime_build(content, &ctx, &e);
+	mime = mime_out_build(content, &ctx, &e);
 	if (!mime) {
 		why = g_strdup_printf("cannot translate into Internet mail: %s", e->message);
 		g_clear_error(&e);
@@ -1173,7 +1173,7 @@ translate_out(Run *run, QueueEnvelope *env, const LegacyMessage *content)
 	out->origin = g_strdup(env->origin);
 	out->arrival = env->arrival;
 	out->hops = content->hops->len + 1;
-	out->message_id = legacy_mime_message_id(env->client, content->id, run->hostname);
+	out->message_id = mime_out_message_id(env->client, content->id, run->hostname);
 	out->envid = g_strdup(content->id);
 	out->ret = QUEUE_RET_HDRS;
 	out->body = QUEUE_BODY_7BIT;
@@ -1285,7 +1285,7 @@ fan_out_message(Run *run, QueueEnvelope *env)
 		const char *po = k;
 		const PgConfigPostoffice *pc = config_postoffice_find(run->site->cfg, po);
 		LegacyMessage *content;
-		MimeLegacyStats st = { 0 };
+		MimeInStats st = { 0 };
 		gsize len;
 		const guint8 *p = g_bytes_get_data(body, &len);
 
@@ -1316,7 +1316,7 @@ fan_out_message(Run *run, QueueEnvelope *env)
 			g_hash_table_insert(done_cp, g_strdup(pc->codepage), content);
 		}
 		if (!content) {
-			content = mime_legacy_translate(p, len, pc->codepage, &st, &e);
+			content = mime_in_translate(p, len, pc->codepage, &st, &e);
 			if (!content) {
 				char *why = g_strdup_printf("cannot translate for %s: %s", po,
 				    e->message);
@@ -1324,7 +1324,7 @@ fan_out_message(Run *run, QueueEnvelope *env)
 				g_clear_error(&e);
 				hold_rows(run, env, po, why);
 				g_free(why);
-				mime_legacy_stats_clear(&st);
+				mime_in_stats_clear(&st);
 				continue;
 			}
 			for (guint i = 0; st.notes && i < st.notes->len; i++)
@@ -1333,7 +1333,7 @@ fan_out_message(Run *run, QueueEnvelope *env)
 			if (st.transliterated || st.lost)
 				pg_info(env->qid, "translation for %s: %u characters transliterated, "
 				    "%u not representable", pc->codepage, st.transliterated, st.lost);
-			mime_legacy_stats_clear(&st);
+			mime_in_stats_clear(&st);
 			if (g_hash_table_size(displayed) == 0) {
 				add_displayed(displayed, content->to);
 				add_displayed(displayed, content->cc);
