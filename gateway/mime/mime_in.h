@@ -27,26 +27,26 @@
 
 #include "message.h"
 
-#define MIME_LEGACY_ERROR (mime_legacy_error_quark())
-GQuark mime_legacy_error_quark(void);
+#define MIME_IN_ERROR (mime_in_error_quark())
+GQuark mime_in_error_quark(void);
 
 typedef enum {
-	MIME_LEGACY_ERROR_LIMIT,        /* over a limit of message.h / pg_limits.h */
-	MIME_LEGACY_ERROR_CODEPAGE,     /* the codepage is not supported */
-	MIME_LEGACY_ERROR_PARSE,        /* not even a header section could be read */
-} MimeLegacyError;
+	MIME_IN_ERROR_LIMIT,        /* over a limit of message.h / pg_limits.h */
+	MIME_IN_ERROR_CODEPAGE,     /* the codepage is not supported */
+	MIME_IN_ERROR_PARSE,        /* not even a header section could be read */
+} MimeInError;
 
 /* Nesting levels of multipart and message parts walked; a deeper subtree
  * becomes one attachment holding its bytes. */
-#define MIME_LEGACY_MAX_DEPTH       32
+#define MIME_IN_MAX_DEPTH       32
 /* A header field longer than this (unfolded) is ignored, with a note. */
-#define MIME_LEGACY_MAX_HEADER_LEN  (256u * 1024)
+#define MIME_IN_MAX_HEADER_LEN  (256u * 1024)
 /* A hop's node name (the host after "by" in Received:) is cut to this. */
-#define MIME_LEGACY_MAX_HOP_NAME    255u
+#define MIME_IN_MAX_HOP_NAME    255u
 /* Notes kept per message; the rest are counted in one last note. */
-#define MIME_LEGACY_MAX_NOTES       100u
+#define MIME_IN_MAX_NOTES       100u
 /* An extension kept when a long attachment name is shortened. */
-#define MIME_LEGACY_MAX_EXT_LEN     16u
+#define MIME_IN_MAX_EXT_LEN     16u
 
 typedef struct {
 	guint transliterated;   /* characters replaced by a transliteration */
@@ -55,18 +55,18 @@ typedef struct {
 	                         * trace: "part 1.2: unknown charset x-foo, decoded as
 	                         * windows-1252", "part 3: bad base64, 12 characters
 	                         * skipped", ... */
-} MimeLegacyStats;
+} MimeInStats;
 
-/* mime_legacy_stats_clear - free what a translation stored in stats */
-void mime_legacy_stats_clear(MimeLegacyStats *stats);
-/* mime_legacy_translate - an RFC 5322 message of len bytes into a
+/* mime_in_stats_clear - free what a translation stored in stats */
+void mime_in_stats_clear(MimeInStats *stats);
+/* mime_in_translate - an RFC 5322 message of len bytes into a
  * LegacyMessage's content (codepage, from, to, cc, subject, date, priority,
  * body, attachments) and hop trace, text in codepage; stats (may be NULL)
  * is cleared first and receives the counts and notes.  NULL and error
- * (MIME_LEGACY_ERROR) only when it cannot be represented at all: over a limit
+ * (MIME_IN_ERROR) only when it cannot be represented at all: over a limit
  * of message.h / pg_limits.h (too many attachments or hops, too big) or an
  * unsupported codepage. */
-LegacyMessage *mime_legacy_translate(const guint8 *data, gsize len, const char *codepage,
-    MimeLegacyStats *stats, GError **error);
+LegacyMessage *mime_in_translate(const guint8 *data, gsize len, const char *codepage,
+    MimeInStats *stats, GError **error);
 
 #endif

@@ -1,4 +1,13 @@
-/* mime_out.c - a legacy message as RFC 5322 / MIME bytes (see mime_out.h). */
+/* mime_out.c - a legacy message as RFC 5322 / MIME bytes (legacy -> MIME;
+ * see mime_out.h).
+ *
+ * Owns: the header fields (From, To, Cc and Subject written here, not by
+ * GMime; Date, Message-ID, trace, priority, X-Legacy-*), the body and
+ * attachment parts, the multipart boundary; the encoded-words come from
+ * rfc2047.c, the name parameters from params.c.
+ * Never: reading Internet mail (mime_in.c), reports, directory lookups,
+ * delivery, the locale.
+ */
 #include "config.h"
 
 #include <string.h>
@@ -8,15 +17,13 @@
 #include "address.h"
 #include "codepage.h"
 #include "mime/mime_out.h"
+#include "mime/mime_int.h"
 #include "pg_limits.h"
 
-G_DEFINE_QUARK(postgate-legacy-mime-error-quark, legacy_mime_error)
+G_DEFINE_QUARK(postgate-mime-out-error-quark, mime_out_error)
 
 /* What a character that cannot be shown becomes in text: U+FFFD. */
 #define REPLACEMENT_UTF8 "\xef\xbf\xbd"
-/* Every header text and body is written in this charset (SPEC 4: named, so
- * GMime never picks one from the locale). */
-#define TEXT_CHARSET "utf-8"
 
 static void
 gmime_init_once(void)
@@ -52,7 +59,7 @@ label_token(const char *s, size_t len)
 {
 	GString *out = g_string_new(NULL);
 
-	for (size_t i = 0; i < len && out->len < LEGACY_MIME_LABEL_MAX; i++) {
+	for (size_t i = 0; i < len && out->len < MIME_OUT_LABEL_MAX; i++) {
 		char c = g_ascii_tolower(s[i]);
 		if (!g_ascii_isalnum(c))
 			c = '-';
@@ -70,7 +77,7 @@ label_token(const char *s, size_t len)
 }
 
 char *
-legacy_mime_node_domain(const char *node)
+mime_out_node_domain(const char *node)
 {
 	GPtrArray *labels = g_ptr_array_new_with_free_func(g_free);
 	GString *out = g_string_new(NULL);
@@ -90,7 +97,7 @@ legacy_mime_node_domain(const char *node)
 	}
 	for (guint i = labels->len; i > 0; i--) {
 		if (out->len + strlen(labels->pdata[i - 1]) + sizeof ".legacy" >
-		    LEGACY_MIME_HOST_MAX)
+		    MIME_OUT_HOST_MAX)
 			break;
 		g_string_append_printf(out, "%s.", (const char *)labels->pdata[i - 1]);
 	}
@@ -114,7 +121,7 @@ host_token(const char *host)
 		size_t len = dot ? (size_t)(dot - p) : strlen(p);
 		char *label = label_token(p, len);
 
-		if (label && out->len + 1 + strlen(label) <= LEGACY_MIME_HOST_MAX) {
+		if (label && out->len + 1 + strlen(label) <= MIME_OUT_HOST_MAX) {
 			if (out->len)
 				g_string_append_c(out, '.');
 			g_string_append(out, label);
@@ -130,13 +137,13 @@ host_token(const char *host)
 }
 
 /* Legacy text fit for a comment (RFC 5322 3.2.2): printable ASCII but for
- * the parentheses and backslash, at most LEGACY_MIME_COMMENT_MAX bytes. */
+ * the parentheses and backslash, at most MIME_OUT_COMMENT_MAX bytes. */
 static char *
 comment_text(const char *s)
 {
 	GString *out = g_string_new(NULL);
 
-	for (; s && *s && out->len < LEGACY_MIME_COMMENT_MAX; s++) {
+	for (; s && *s && out->len < MIME_OUT_COMMENT_MAX; s++) {
 		char c = *s;
 		g_string_append_c(out, c >= 0x20 && c < 0x7f && c != '(' && c != ')' &&
 		    c != '\\' ? c : '?');
@@ -146,85 +153,6 @@ comment_text(const char *s)
 
 /* ---- header text written here, not by GMime ---------------------------------- */
 
-/* Header lines are folded before this many characters (RFC 5322 2.1.1 asks
- * for 78, less room for the ';' or ',' after a piece). */
-#define FOLD_WIDTH 76
-/* An encoded-word: "=?utf-8?b?" + base64 + "?=", 75 characters at most
- * (RFC 2047 2), so at most 45 bytes of UTF-8 in one. */
-#define WORD_OVERHEAD 12
-#define WORD_PAYLOAD_MAX 45
-
-/* Whether text must travel as encoded-words: 8-bit, or holding "=?" that a
- * reader would take for the start of one (RFC 2047 5 lets a word stand only
- * where such text would otherwise be read as it is). */
-static gboolean
-needs_words(const char *utf8)
-{
-	for (const char *p = utf8; *p; p++)
-		if ((guchar)*p >= 0x80 || (guchar)*p < 0x20 || *p == 0x7f ||
-		    (p[0] == '=' && p[1] == '?'))
-			return TRUE;
-	return FALSE;
-}
-
-/* The bytes of the longest start of utf8 (len bytes) that is whole UTF-8
- * characters, at most max bytes, and a multiple of 3 bytes unless it is the
- * whole rest (so its base64 has no '=' padding); without such a start, the
- * longest whole-character one; never 0 while something is left. */
-static gsize
-word_cut(const char *utf8, gsize len, gsize max)
-{
-	gsize best = 0, any = 0;
-
-	if (len <= max)
-		return len;
-	for (gsize n = 1; n <= max; n++) {
-		if (((guchar)utf8[n] & 0xc0) == 0x80)
-			continue;               /* inside a character */
-		any = n;
-		if (n % 3 == 0)
-			best = n;
-	}
-	if (best)
-		return best;
-	if (any)
-		return any;
-	/* a character longer than max: cannot happen with max >= 4 */
-	return MIN(len, 4);
-}
-
-/* utf8 as RFC 2047 B encoded-words in charset utf-8 appended to out, whose
- * line is *col characters long: every word holds whole characters (RFC 2047
- * 5), and every word but the last a multiple of 3 bytes where the text
- * allows, so that none but the last ends in '=' padding: GMime before
- * 3.2.14 (Debian 12) stops reading a run of words at the first padding
- * (GMime issue #133).  A word that does not fit on the line goes onto the
- * next; the blank before each word is written here. */
-static void
-append_words(GString *out, const char *utf8, gsize *col)
-{
-	gsize len = strlen(utf8), i = 0;
-
-	while (i < len) {
-		gsize room = *col + 1 + WORD_OVERHEAD + 8 <= FOLD_WIDTH ?
-		    (FOLD_WIDTH - *col - 1 - WORD_OVERHEAD) / 4 * 3 : 0;
-		gsize n;
-		char *b64;
-
-		if (room < 6) {
-			g_string_append(out, "\r\n");
-			*col = 0;
-			continue;
-		}
-		n = word_cut(utf8 + i, len - i, MIN(room, WORD_PAYLOAD_MAX));
-		b64 = g_base64_encode((const guchar *)utf8 + i, n);
-		g_string_append_printf(out, " =?%s?b?%s?=", TEXT_CHARSET, b64);
-		*col += 1 + WORD_OVERHEAD + strlen(b64);
-		g_free(b64);
-		i += n;
-	}
-}
-
 static gboolean
 is_atext(char c)
 {
@@ -233,15 +161,15 @@ is_atext(char c)
 
 /* A display name or group name (RFC 5322 3.2.5 phrase) appended to out after
  * a blank: atoms when it is only atoms, a quoted-string when it is other
- * printable ASCII, encoded-words when needs_words says so. */
+ * printable ASCII, encoded-words when mi_rfc2047_needed says so. */
 static void
 append_phrase(GString *out, const char *utf8, gsize *col)
 {
 	gboolean atoms = TRUE;
 	gsize start = out->len;
 
-	if (needs_words(utf8)) {
-		append_words(out, utf8, col);
+	if (mi_rfc2047_needed(utf8)) {
+		mi_rfc2047_append(out, utf8, col);
 		return;
 	}
 	for (const char *p = utf8; *p; p++)
@@ -259,95 +187,6 @@ append_phrase(GString *out, const char *utf8, gsize *col)
 		g_string_append_c(out, '"');
 	}
 	*col += out->len - start;
-}
-
-/* Characters an RFC 2231 extended value may hold as they are (RFC 2231 7:
- * attribute-char, no tspecial, '*', '\'' or '%'). */
-static gboolean
-is_attribute_char(char c)
-{
-	return g_ascii_isalnum(c) || strchr("!#$&+-.^_`|~", c) != NULL;
-}
-
-/* Whether s is an RFC 2045 5.1 token: printable ASCII, no tspecial. */
-static gboolean
-is_token(const char *s)
-{
-	if (!*s)
-		return FALSE;
-	for (; *s; s++)
-		if ((guchar)*s <= 0x20 || (guchar)*s >= 0x7f || strchr("()<>@,;:\\\"/[]?=", *s))
-			return FALSE;
-	return TRUE;
-}
-
-/* Parameter name=utf8 appended to out after a ';' (RFC 2045 5.1): a token or
- * quoted-string when the value is short printable ASCII without "=?",
- * otherwise RFC 2231 (charset utf-8): name*=, or continuations name*0*=,
- * name*1*=, ... each on its own line and split only between two characters,
- * never inside one (RFC 2231 4.1: a reader joins the bytes, but GMime and
- * others decode each segment on its own). */
-static void
-append_param(GString *out, const char *name, const char *utf8, gsize *col)
-{
-	gsize len = strlen(utf8), plain = strlen(name) + 4 + len;
-	GString *seg = g_string_new(NULL);
-	GPtrArray *segs = g_ptr_array_new_with_free_func(g_free);
-	gsize limit;
-	gboolean quoted = !needs_words(utf8) && 1 + plain + 1 <= FOLD_WIDTH &&
-	    !strpbrk(utf8, "\"\\");
-
-	g_string_append_c(out, ';');
-	if (quoted) {
-		if (*col + 2 + plain > FOLD_WIDTH) {
-			g_string_append(out, "\r\n");
-			*col = 0;
-		}
-		if (is_token(utf8)) {
-			g_string_append_printf(out, " %s=%s", name, utf8);
-			*col += 1 + plain - 2;
-		} else {
-			g_string_append_printf(out, " %s=\"%s\"", name, utf8);
-			*col += 1 + plain;
-		}
-		g_string_free(seg, TRUE);
-		g_ptr_array_unref(segs);
-		return;
-	}
-	/* " name*NNN*=" + the segment + ";" on a line of its own */
-	limit = FOLD_WIDTH - (strlen(name) + 10);
-	g_string_append_printf(seg, "%s''", TEXT_CHARSET);
-	for (const char *p = utf8; *p; p = g_utf8_next_char(p)) {
-		const char *next = g_utf8_next_char(p);
-		char piece[16];
-		gsize n = 0;
-
-		for (const char *q = p; q < next && *q; q++) {
-			if (is_attribute_char(*q))
-				piece[n++] = *q;
-			else
-				n += (gsize)g_snprintf(piece + n, sizeof piece - n, "%%%02X",
-				    (guchar)*q);
-		}
-		piece[n] = '\0';
-		if (seg->len + n > limit) {
-			g_ptr_array_add(segs, g_string_free(seg, FALSE));
-			seg = g_string_new(NULL);
-		}
-		g_string_append(seg, piece);
-	}
-	g_ptr_array_add(segs, g_string_free(seg, FALSE));
-	for (guint i = 0; i < segs->len; i++) {
-		if (i > 0)
-			g_string_append_c(out, ';');
-		g_string_append(out, "\r\n");
-		if (segs->len == 1)
-			g_string_append_printf(out, " %s*=%s", name, (char *)segs->pdata[i]);
-		else
-			g_string_append_printf(out, " %s*%u*=%s", name, i, (char *)segs->pdata[i]);
-		*col = out->len - (gsize)(strrchr(out->str, '\n') - out->str) - 1;
-	}
-	g_ptr_array_unref(segs);
 }
 
 /* Set header name of obj to raw (without the name and colon, as
@@ -370,7 +209,7 @@ set_raw_header(GMimeObject *obj, const char *name, GString *raw)
 
 /* Printable ASCII text of an unstructured field (RFC 5322 3.2.5) appended
  * after a blank, folded before a blank where a line would grow past
- * FOLD_WIDTH (a word longer than a line stays whole). */
+ * MI_FOLD_WIDTH (a word longer than a line stays whole). */
 static void
 append_unstructured(GString *out, const char *text, gsize *col)
 {
@@ -380,7 +219,7 @@ append_unstructured(GString *out, const char *text, gsize *col)
 		const char *end = strchr(p + 1, ' ');
 		gsize n = end ? (gsize)(end - p) : strlen(p);
 
-		if (*p == ' ' && *col + n > FOLD_WIDTH) {
+		if (*p == ' ' && *col + n > MI_FOLD_WIDTH) {
 			g_string_append(out, "\r\n");
 			*col = 0;
 		}
@@ -396,7 +235,7 @@ append_mailbox(GString *out, gsize *col, const char *name, const char *addr)
 {
 	if (*name) {
 		append_phrase(out, name, col);
-		if (*col + 3 + strlen(addr) > FOLD_WIDTH) {
+		if (*col + 3 + strlen(addr) > MI_FOLD_WIDTH) {
 			g_string_append(out, "\r\n");
 			*col = 0;
 		}
@@ -425,13 +264,13 @@ hash_hex(const char *a, const char *b, size_t n)
 }
 
 char *
-legacy_mime_message_id(const char *source_po, const char *legacy_id, const char *hostname)
+mime_out_message_id(const char *source_po, const char *legacy_id, const char *hostname)
 {
 	char *po = g_ascii_strup(source_po ? source_po : "", -1);
 	const char *id = legacy_id ? legacy_id : "";
-	char *id_part = word_token(id, LEGACY_MIME_ID_PART_MAX, "legacy");
-	char *po_part = word_token(po, LEGACY_MIME_ID_PART_MAX, "unknown");
-	char *hash = hash_hex(po, id, LEGACY_MIME_HASH_HEX);
+	char *id_part = word_token(id, MIME_OUT_ID_PART_MAX, "legacy");
+	char *po_part = word_token(po, MIME_OUT_ID_PART_MAX, "unknown");
+	char *hash = hash_hex(po, id, MIME_OUT_HASH_HEX);
 	char *host = host_token(hostname);
 	char *msgid;
 
@@ -514,7 +353,7 @@ body_text(const char *codepage, GBytes *body)
 
 /* The SMTP address a legacy address is reached by, canonical, or FALSE. */
 static gboolean
-smtp_address_of(const LegacyMimeContext *ctx, const char *legacy, char out[ADDR_SMTP_MAX + 1])
+smtp_address_of(const MimeOutContext *ctx, const char *legacy, char out[ADDR_SMTP_MAX + 1])
 {
 	const char *smtp = NULL;
 	PgAddr a;
@@ -532,7 +371,7 @@ smtp_address_of(const LegacyMimeContext *ctx, const char *legacy, char out[ADDR_
  * blank: its mailbox, or an empty group named "Name (NET/PO/MAILBOX)" when it
  * has no SMTP address (RFC 5322 3.4). */
 static void
-append_party(GString *out, gsize *col, const LegacyMimeContext *ctx, const char *codepage,
+append_party(GString *out, gsize *col, const MimeOutContext *ctx, const char *codepage,
     const MsgParty *p)
 {
 	char smtp[ADDR_SMTP_MAX + 1];
@@ -555,7 +394,7 @@ append_party(GString *out, gsize *col, const LegacyMimeContext *ctx, const char 
 
 /* The raw value of a To or Cc field: one party a line. */
 static GString *
-parties_field(const LegacyMimeContext *ctx, const char *codepage, const GPtrArray *parties,
+parties_field(const MimeOutContext *ctx, const char *codepage, const GPtrArray *parties,
     gsize name_len)
 {
 	GString *out = g_string_new(NULL);
@@ -586,11 +425,11 @@ date_text(gint64 t)
 }
 
 static void
-add_trace(GMimeObject *obj, const LegacyMessage *msg, const LegacyMimeContext *ctx,
+add_trace(GMimeObject *obj, const LegacyMessage *msg, const MimeOutContext *ctx,
     const char *host)
 {
-	char *from = legacy_mime_node_domain(ctx->source_po);
-	char *id = word_token(msg->id, LEGACY_MIME_ID_PART_MAX, "unknown");
+	char *from = mime_out_node_domain(ctx->source_po);
+	char *id = word_token(msg->id, MIME_OUT_ID_PART_MAX, "unknown");
 	char *date = date_text(ctx->now);
 	char *value;
 
@@ -605,7 +444,7 @@ add_trace(GMimeObject *obj, const LegacyMessage *msg, const LegacyMimeContext *c
 	/* The legacy hops, newest first. */
 	for (guint i = msg->hops->len; i > 0; i--) {
 		const MsgHop *hop = msg->hops->pdata[i - 1];
-		char *node = legacy_mime_node_domain(hop->node);
+		char *node = mime_out_node_domain(hop->node);
 		char *comment = comment_text(hop->node);
 
 		date = date_text(hop->time);
@@ -638,7 +477,7 @@ text_part_new(const GString *text)
 	GMimeDataWrapper *content = wrapper_new(text->str, text->len);
 	GMimeContentEncoding enc;
 
-	g_mime_text_part_set_charset(part, TEXT_CHARSET);
+	g_mime_text_part_set_charset(part, MI_TEXT_CHARSET);
 	g_mime_part_set_content(GMIME_PART(part), content);
 	g_object_unref(content);
 	enc = g_mime_part_get_best_content_encoding(GMIME_PART(part),
@@ -649,7 +488,7 @@ text_part_new(const GString *text)
 }
 
 /* Whether bytes can be a message/rfc822 part as they are: 7-bit without NUL,
- * CRLF line ends only, no line over LEGACY_MIME_LINE_MAX (RFC 2046 5.2.1
+ * CRLF line ends only, no line over MIME_OUT_LINE_MAX (RFC 2046 5.2.1
  * allows only 7bit, 8bit or binary there; postgate sends 7-bit), and GMime
  * parses them as a message with a From: or Date: field. */
 static gboolean
@@ -676,7 +515,7 @@ is_rfc822(const guint8 *data, gsize len)
 			line = 0;
 			continue;
 		}
-		if (c != '\r' && ++line > LEGACY_MIME_LINE_MAX)
+		if (c != '\r' && ++line > MIME_OUT_LINE_MAX)
 			return FALSE;
 	}
 	stream = g_mime_stream_mem_new_with_buffer((const char *)data, len);
@@ -708,15 +547,6 @@ iana_charset(const char *codepage)
 	return codepage;
 }
 
-static gboolean
-all_ascii(const guint8 *data, gsize len)
-{
-	for (gsize i = 0; i < len; i++)
-		if (data[i] > 0x7f)
-			return FALSE;
-	return TRUE;
-}
-
 /* The Content-Type of an attachment, from its file name's extension. */
 static GMimeContentType *
 attachment_type(const char *name, const guint8 *data, gsize len, const char *codepage)
@@ -739,7 +569,7 @@ attachment_type(const char *name, const guint8 *data, gsize len, const char *cod
 		/* A legacy user's text file is in the postoffice's codepage,
 		 * unless it is plain ASCII or already UTF-8. */
 		type = g_mime_content_type_new("text", "plain");
-		g_mime_content_type_set_parameter(type, "charset", all_ascii(data, len) ?
+		g_mime_content_type_set_parameter(type, "charset", mi_all_ascii((const char *)data, len) ?
 		    "us-ascii" : g_utf8_validate((const char *)data, (gssize)len, NULL) ?
 		    "utf-8" : iana_charset(codepage));
 		return type;
@@ -794,13 +624,13 @@ attachment_part_new(const MsgAttachment *a, const char *codepage, guint number)
 	cs = g_mime_content_type_get_parameter(g_mime_object_get_content_type(GMIME_OBJECT(part)),
 	    "charset");
 	if (cs)
-		append_param(raw, "charset", cs, &col);
-	append_param(raw, "name", name, &col);
+		mi_param_append(raw, "charset", cs, &col);
+	mi_param_append(raw, "name", name, &col);
 	set_raw_header(GMIME_OBJECT(part), "Content-Type", raw);
 	g_string_free(raw, TRUE);
 	raw = g_string_new(" " GMIME_DISPOSITION_ATTACHMENT);
 	col = strlen("Content-Disposition:") + raw->len;
-	append_param(raw, "filename", name, &col);
+	mi_param_append(raw, "filename", name, &col);
 	set_raw_header(GMIME_OBJECT(part), "Content-Disposition", raw);
 	g_string_free(raw, TRUE);
 	g_free(name);
@@ -819,7 +649,7 @@ boundary_for(const char *msgid, GPtrArray *plain)
 		gboolean clash = FALSE;
 
 		g_snprintf(count, sizeof count, "%u", n);
-		hash = hash_hex(msgid, count, 2 * LEGACY_MIME_HASH_HEX);
+		hash = hash_hex(msgid, count, 2 * MIME_OUT_HASH_HEX);
 		boundary = g_strdup_printf("=_postgate_%s", hash);
 		line = g_strdup_printf("--%s", boundary);
 		g_free(hash);
@@ -839,27 +669,27 @@ boundary_for(const char *msgid, GPtrArray *plain)
 /* ---- the message --------------------------------------------------------------- */
 
 static gboolean
-check_input(const LegacyMessage *msg, const LegacyMimeContext *ctx,
+check_input(const LegacyMessage *msg, const MimeOutContext *ctx,
     char from[ADDR_SMTP_MAX + 1], GError **error)
 {
 	GError *e = NULL;
 	const char *id = msg->id ? msg->id : "(no id)";
 
 	if (msg->class != MSG_CLASS_NORMAL) {
-		g_set_error(error, LEGACY_MIME_ERROR, LEGACY_MIME_ERROR_REPORT,
+		g_set_error(error, MIME_OUT_ERROR, MIME_OUT_ERROR_REPORT,
 		    "legacy message %s is a %s: reports are translated as DSNs by the "
 		    "reports module, not as ordinary mail", id, msg_class_name(msg->class));
 		return FALSE;
 	}
 	if (!msg_validate(msg, &e)) {
-		g_set_error(error, LEGACY_MIME_ERROR, LEGACY_MIME_ERROR_INVALID,
+		g_set_error(error, MIME_OUT_ERROR, MIME_OUT_ERROR_INVALID,
 		    "legacy message %s cannot be translated: %s", id, e->message);
 		g_error_free(e);
 		return FALSE;
 	}
 	if (!ctx->from_address ||
 	    !addr_parse_smtp(ctx->from_address, strlen(ctx->from_address), from, &e)) {
-		g_set_error(error, LEGACY_MIME_ERROR, LEGACY_MIME_ERROR_INVALID,
+		g_set_error(error, MIME_OUT_ERROR, MIME_OUT_ERROR_INVALID,
 		    "legacy message %s: its sender %s has no usable primary SMTP address "
 		    "(%s); give the directory entry an SMTP: proxy", id, msg->originator.addr,
 		    e ? e->message : "none given");
@@ -867,18 +697,18 @@ check_input(const LegacyMessage *msg, const LegacyMimeContext *ctx,
 		return FALSE;
 	}
 	if (!ctx->hostname || !*ctx->hostname) {
-		g_set_error(error, LEGACY_MIME_ERROR, LEGACY_MIME_ERROR_INVALID,
+		g_set_error(error, MIME_OUT_ERROR, MIME_OUT_ERROR_INVALID,
 		    "legacy message %s: the gateway has no host name for Message-ID and "
 		    "Received: fields; set [smtpd] hostname", id);
 		return FALSE;
 	}
 	if (!ctx->source_po || !*ctx->source_po) {
-		g_set_error(error, LEGACY_MIME_ERROR, LEGACY_MIME_ERROR_INVALID,
+		g_set_error(error, MIME_OUT_ERROR, MIME_OUT_ERROR_INVALID,
 		    "legacy message %s: the postoffice it came from is not known", id);
 		return FALSE;
 	}
 	if (!cp_supported(msg->codepage)) {
-		g_set_error(error, LEGACY_MIME_ERROR, LEGACY_MIME_ERROR_CODEPAGE,
+		g_set_error(error, MIME_OUT_ERROR, MIME_OUT_ERROR_CODEPAGE,
 		    "legacy message %s from %s is in codepage %s, which iconv on this "
 		    "system does not convert; install its conversion module or correct the "
 		    "postoffice's codepage", id, ctx->source_po, msg->codepage);
@@ -888,7 +718,7 @@ check_input(const LegacyMessage *msg, const LegacyMimeContext *ctx,
 }
 
 static void
-add_headers(GMimeMessage *message, const LegacyMessage *msg, const LegacyMimeContext *ctx,
+add_headers(GMimeMessage *message, const LegacyMessage *msg, const MimeOutContext *ctx,
     const char *from, const char *host, const char *msgid)
 {
 	GMimeObject *obj = GMIME_OBJECT(message);
@@ -929,8 +759,8 @@ add_headers(GMimeMessage *message, const LegacyMessage *msg, const LegacyMimeCon
 	if (*text) {
 		raw = g_string_new(NULL);
 		col = strlen("Subject:");
-		if (needs_words(text))
-			append_words(raw, text, &col);
+		if (mi_rfc2047_needed(text))
+			mi_rfc2047_append(raw, text, &col);
 		else
 			append_unstructured(raw, text, &col);
 		set_raw_header(obj, "Subject", raw);
@@ -996,7 +826,7 @@ build_body(const LegacyMessage *msg, const char *msgid)
 }
 
 GBytes *
-legacy_mime_build(const LegacyMessage *msg, const LegacyMimeContext *ctx, GError **error)
+mime_out_build(const LegacyMessage *msg, const MimeOutContext *ctx, GError **error)
 {
 	char from[ADDR_SMTP_MAX + 1];
 	GMimeFormatOptions *options;
@@ -1013,7 +843,7 @@ legacy_mime_build(const LegacyMessage *msg, const LegacyMimeContext *ctx, GError
 	gmime_init_once();
 
 	host = host_token(ctx->hostname);
-	msgid = legacy_mime_message_id(ctx->source_po, msg->id, ctx->hostname);
+	msgid = mime_out_message_id(ctx->source_po, msg->id, ctx->hostname);
 	message = g_mime_message_new(FALSE);
 	add_headers(message, msg, ctx, from, host, msgid);
 	body = build_body(msg, msgid);
@@ -1030,7 +860,7 @@ legacy_mime_build(const LegacyMessage *msg, const LegacyMimeContext *ctx, GError
 	g_object_unref(message);
 	g_free(host);
 	if (written < 0) {
-		g_set_error(error, LEGACY_MIME_ERROR, LEGACY_MIME_ERROR_WRITE,
+		g_set_error(error, MIME_OUT_ERROR, MIME_OUT_ERROR_WRITE,
 		    "legacy message %s: GMime could not write the message %s (out of memory?)",
 		    msg->id, msgid);
 		g_free(msgid);
@@ -1043,3 +873,4 @@ legacy_mime_build(const LegacyMessage *msg, const LegacyMimeContext *ctx, GError
 	g_object_unref(out);
 	return g_byte_array_free_to_bytes(bytes);
 }
+

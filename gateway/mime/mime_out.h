@@ -4,7 +4,7 @@
  * RFC 5322 message with CRLF line ends, fit for 7-bit transport, with GMime 3:
  *   - From/To/Cc from the message's display lists, names converted from the
  *     message's codepage to UTF-8 and RFC 2047-encoded (charset utf-8,
- *     whatever the locale); addresses through the caller's LegacyMimeAddressFn.
+ *     whatever the locale); addresses through the caller's MimeOutAddressFn.
  *     A party without an SMTP address is shown as an empty group
  *     (RFC 5322 3.4): `"Jane Doe (CORP/HQ/JDOE)": ;` - valid, parsed back by
  *     GMime as a group named after the person, and never replied to.  No To
@@ -15,7 +15,7 @@
  *     where the text allows, a multiple of 3 bytes, so no word but the last
  *     ends in '=' padding (GMime 3.2.13 stops reading there, issue #133).
  *   - Subject (RFC 2047), Date (RFC 5322 3.3, English names, UTC), Message-ID
- *     (legacy_mime_message_id), MIME-Version, X-Priority and Importance for a
+ *     (mime_out_message_id), MIME-Version, X-Priority and Importance for a
  *     priority other than normal, X-Legacy-Id and X-Legacy-Postoffice.
  *   - Trace (RFC 5321 4.4): one Received: per legacy hop, newest on top, and
  *     the gateway's own Received: above them, so a message that crossed n
@@ -50,63 +50,63 @@
 
 #include "message.h"
 
-#define LEGACY_MIME_ERROR (legacy_mime_error_quark())
-GQuark legacy_mime_error_quark(void);
+#define MIME_OUT_ERROR (mime_out_error_quark())
+GQuark mime_out_error_quark(void);
 
 typedef enum {
-	LEGACY_MIME_ERROR_REPORT,     /* an NDR or receipt: not a message this module builds */
-	LEGACY_MIME_ERROR_INVALID,    /* the message or the context breaks a rule */
-	LEGACY_MIME_ERROR_CODEPAGE,   /* the message's codepage cannot be converted here */
-	LEGACY_MIME_ERROR_WRITE,      /* GMime could not write the message */
-} LegacyMimeError;
+	MIME_OUT_ERROR_REPORT,     /* an NDR or receipt: not a message this module builds */
+	MIME_OUT_ERROR_INVALID,    /* the message or the context breaks a rule */
+	MIME_OUT_ERROR_CODEPAGE,   /* the message's codepage cannot be converted here */
+	MIME_OUT_ERROR_WRITE,      /* GMime could not write the message */
+} MimeOutError;
 
 /* A domain label: RFC 1035 2.3.4. */
-#define LEGACY_MIME_LABEL_MAX       63
+#define MIME_OUT_LABEL_MAX       63
 /* A host name written into Received: and the right side of a Message-ID. */
-#define LEGACY_MIME_HOST_MAX        253
+#define MIME_OUT_HOST_MAX        253
 /* Legacy text quoted in a Received: comment (a hop's node name). */
-#define LEGACY_MIME_COMMENT_MAX     64
+#define MIME_OUT_COMMENT_MAX     64
 /* The readable parts of a Message-ID's left side: legacy id, postoffice. */
-#define LEGACY_MIME_ID_PART_MAX     64
+#define MIME_OUT_ID_PART_MAX     64
 /* Hex digits of the SHA-256 of (postoffice, id) in a Message-ID and boundary. */
-#define LEGACY_MIME_HASH_HEX        16
+#define MIME_OUT_HASH_HEX        16
 /* Longest line a built message may hold, without its CRLF (RFC 5322 2.1.1). */
-#define LEGACY_MIME_LINE_MAX        998
+#define MIME_OUT_LINE_MAX        998
 
 /* Maps a legacy address (NET/PO/MAILBOX or SMTP:local@domain) to the SMTP
  * address it is reached by, or NULL when it has none; the batch run answers
  * from the directory.  The string stays the callee's; it must live until
- * legacy_mime_build returns. */
-typedef const char *(*LegacyMimeAddressFn)(const char *legacy_addr, gpointer data);
+ * mime_out_build returns. */
+typedef const char *(*MimeOutAddressFn)(const char *legacy_addr, gpointer data);
 
 typedef struct {
 	const char *from_address;   /* the originator's primary SMTP proxy, local@domain (required) */
 	const char *hostname;       /* the gateway's host name: right side of Message-ID, Received: "by" */
 	const char *source_po;      /* NET/PO the message came from */
-	LegacyMimeAddressFn address_of; /* NULL: only SMTP:local@domain addresses have one */
+	MimeOutAddressFn address_of; /* NULL: only SMTP:local@domain addresses have one */
 	gpointer data;
 	gint64 now;                 /* time of translation, for the gateway's own Received: field */
-} LegacyMimeContext;
+} MimeOutContext;
 
-/* legacy_mime_build - the RFC 5322 message (CRLF line ends) for a legacy message; NULL and error (LEGACY_MIME_ERROR) only when it cannot be built
- * Refused: a report class (LEGACY_MIME_ERROR_REPORT), a message msg_validate
+/* mime_out_build - the RFC 5322 message (CRLF line ends) for a legacy message; NULL and error (MIME_OUT_ERROR) only when it cannot be built
+ * Refused: a report class (MIME_OUT_ERROR_REPORT), a message msg_validate
  * refuses, a missing or malformed from_address, hostname or source_po
- * (LEGACY_MIME_ERROR_INVALID), a codepage iconv does not convert
- * (LEGACY_MIME_ERROR_CODEPAGE).  A recipient address_of maps to NULL or to
+ * (MIME_OUT_ERROR_INVALID), a codepage iconv does not convert
+ * (MIME_OUT_ERROR_CODEPAGE).  A recipient address_of maps to NULL or to
  * something that is not local@domain is shown by name only (see above). */
-GBytes *legacy_mime_build(const LegacyMessage *msg, const LegacyMimeContext *ctx,
+GBytes *mime_out_build(const LegacyMessage *msg, const MimeOutContext *ctx,
     GError **error);
 
-/* legacy_mime_message_id - the Message-ID (with angle brackets) a legacy message gets: derived from source_po and msg->id only, so a retranslation is recognisably the same message
+/* mime_out_message_id - the Message-ID (with angle brackets) a legacy message gets: derived from source_po and msg->id only, so a retranslation is recognisably the same message
  * Form: <ID.NET-PO.HASH@HOST>, ID and NET-PO the readable parts (characters
- * outside A-Z a-z 0-9 - _ become '-', at most LEGACY_MIME_ID_PART_MAX each),
- * HASH the first LEGACY_MIME_HASH_HEX hex digits of SHA-256 over the upper-case
+ * outside A-Z a-z 0-9 - _ become '-', at most MIME_OUT_ID_PART_MAX each),
+ * HASH the first MIME_OUT_HASH_HEX hex digits of SHA-256 over the upper-case
  * postoffice, a NUL and the id (so ids that read alike stay apart), HOST the
  * host name as a dot-atom.  Always a valid msg-id (RFC 5322 3.6.4); g_free it. */
-char *legacy_mime_message_id(const char *source_po, const char *legacy_id,
+char *mime_out_message_id(const char *source_po, const char *legacy_id,
     const char *hostname);
 
-/* legacy_mime_node_domain - a legacy node name (NET/PO, or a gateway's name) as a domain-safe token: "CORP/HQ" is "hq.corp.legacy"; g_free it */
-char *legacy_mime_node_domain(const char *node);
+/* mime_out_node_domain - a legacy node name (NET/PO, or a gateway's name) as a domain-safe token: "CORP/HQ" is "hq.corp.legacy"; g_free it */
+char *mime_out_node_domain(const char *node);
 
 #endif

@@ -444,7 +444,7 @@ content_for(Run *run, QueueEnvelope *env, const char *po, const char *cp, const 
     gsize len, GHashTable *displayed, GHashTable *done_cp, char **why)
 {
 	LegacyMessage *content = g_hash_table_lookup(done_cp, cp);
-	MimeLegacyStats st = { 0 };
+	MimeInStats st = { 0 };
 	GError *e = NULL;
 
 	if (content)
@@ -460,11 +460,11 @@ content_for(Run *run, QueueEnvelope *env, const char *po, const char *cp, const 
 			return NULL;
 		}
 	} else {
-		content = mime_legacy_translate(p, len, cp, &st, &e);
+		content = mime_in_translate(p, len, cp, &st, &e);
 		if (!content) {
 			*why = g_strdup_printf("cannot translate for %s: %s", po, e->message);
 			g_error_free(e);
-			mime_legacy_stats_clear(&st);
+			mime_in_stats_clear(&st);
 			return NULL;
 		}
 		for (guint i = 0; st.notes && i < st.notes->len; i++)
@@ -472,7 +472,7 @@ content_for(Run *run, QueueEnvelope *env, const char *po, const char *cp, const 
 		if (st.transliterated || st.lost)
 			pg_info(env->qid, "translation for %s: %u characters transliterated, "
 			    "%u not representable", cp, st.transliterated, st.lost);
-		mime_legacy_stats_clear(&st);
+		mime_in_stats_clear(&st);
 	}
 	note_displayed(displayed, content);
 	if (g_strcmp0(env->format, "legacy") != 0) {

@@ -77,7 +77,7 @@ void
 rn_translate_out(Run *run, QueueEnvelope *env, const LegacyMessage *content)
 {
 	GPtrArray *rows = g_ptr_array_new();
-	LegacyMimeContext ctx = { 0 };
+	MimeOutContext ctx = { 0 };
 	QueueEnvelope *out = NULL;
 	GBytes *mime = NULL;
 	char *from = NULL, *qid, *why;
@@ -104,7 +104,7 @@ rn_translate_out(Run *run, QueueEnvelope *env, const LegacyMessage *content)
 	ctx.address_of = address_of;
 	ctx.data = run;
 	ctx.now = env->arrival;
-	mime = legacy_mime_build(content, &ctx, &e);
+	mime = mime_out_build(content, &ctx, &e);
 	if (!mime) {
 		why = g_strdup_printf("cannot translate into Internet mail: %s", e->message);
 		g_clear_error(&e);
@@ -123,7 +123,7 @@ rn_translate_out(Run *run, QueueEnvelope *env, const LegacyMessage *content)
 	out->origin = g_strdup(env->origin);
 	out->arrival = env->arrival;
 	out->hops = content->hops->len + 1;
-	out->message_id = legacy_mime_message_id(env->client, content->id, run->hostname);
+	out->message_id = mime_out_message_id(env->client, content->id, run->hostname);
 	out->envid = g_strdup(content->id);
 	out->ret = QUEUE_RET_HDRS;
 	out->body = QUEUE_BODY_7BIT;

@@ -3,14 +3,14 @@
  *
  * The first byte picks the codepage (CP437, CP850, CP1252); the rest is a
  * message, handed over as an exact-size copy.  Checked on every input:
- *  - NULL exactly when an error is set, and then only MIME_LEGACY_ERROR_LIMIT;
+ *  - NULL exactly when an error is set, and then only MIME_IN_ERROR_LIMIT;
  *  - the result carries no envelope (id, originator, recipients), its content
  *    is in the codepage asked for, and msg_validate passes once an id, an
  *    originator and a recipient are added; the entry then encodes and decodes;
  *  - the body has CRLF line ends only and no NUL; every attachment name is
  *    safe (msg_attachment_name_safe), has no ':' and no leading dot, and no two
  *    names are equal ignoring ASCII case;
- *  - at most MIME_LEGACY_MAX_NOTES + 1 notes, each one printable ASCII line.
+ *  - at most MIME_IN_MAX_NOTES + 1 notes, each one printable ASCII line.
  */
 #include "config.h"
 
@@ -84,7 +84,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static const char *const cps[] = { "CP437", "CP850", "CP1252" };
 	const char *cp;
-	MimeLegacyStats st = { 0 };
+	MimeInStats st = { 0 };
 	GError *e = NULL;
 	LegacyMessage *m;
 	guint8 *copy;
@@ -94,13 +94,13 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	cp = cps[data[0] % G_N_ELEMENTS(cps)];
 	copy = g_malloc(size > 1 ? size - 1 : 1);   /* exact size: ASan sees overreads */
 	memcpy(copy, data + 1, size - 1);
-	m = mime_legacy_translate(copy, size - 1, cp, &st, &e);
+	m = mime_in_translate(copy, size - 1, cp, &st, &e);
 	g_free(copy);
 	if ((m == NULL) != (e != NULL))
 		abort();
-	if (e && (e->domain != MIME_LEGACY_ERROR || e->code != MIME_LEGACY_ERROR_LIMIT))
+	if (e && (e->domain != MIME_IN_ERROR || e->code != MIME_IN_ERROR_LIMIT))
 		abort();
-	if (!st.notes || st.notes->len > MIME_LEGACY_MAX_NOTES + 1)
+	if (!st.notes || st.notes->len > MIME_IN_MAX_NOTES + 1)
 		abort();
 	for (guint i = 0; i < st.notes->len; i++)
 		for (const char *p = st.notes->pdata[i]; *p; p++)
@@ -110,6 +110,6 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		check_message(m, cp);
 	msg_free(m);
 	g_clear_error(&e);
-	mime_legacy_stats_clear(&st);
+	mime_in_stats_clear(&st);
 	return 0;
 }

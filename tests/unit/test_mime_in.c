@@ -243,19 +243,19 @@ load(const char *file)
 }
 
 static LegacyMessage *
-translate_bytes(const char *data, gsize len, const char *cp, MimeLegacyStats *st,
+translate_bytes(const char *data, gsize len, const char *cp, MimeInStats *st,
     GError **e)
 {
 	/* An exact-size copy: ASan sees any read past the end. */
 	guint8 *copy = g_memdup2(data, len ? len : 1);
-	LegacyMessage *m = mime_legacy_translate(copy, len, cp, st, e);
+	LegacyMessage *m = mime_in_translate(copy, len, cp, st, e);
 
 	g_free(copy);
 	return m;
 }
 
 static gboolean
-has_note(const MimeLegacyStats *st, const char *what)
+has_note(const MimeInStats *st, const char *what)
 {
 	for (guint i = 0; st->notes && i < st->notes->len; i++)
 		if (strstr(st->notes->pdata[i], what))
@@ -280,7 +280,7 @@ check_case(const Case *k, const char *cp)
 {
 	gboolean is850 = strcmp(cp, "CP850") == 0;
 	GBytes *in = load(k->file);
-	MimeLegacyStats st = { 0 };
+	MimeInStats st = { 0 };
 	GError *e = NULL;
 	LegacyMessage *m;
 	const char *want;
@@ -296,7 +296,7 @@ check_case(const Case *k, const char *cp)
 	if (!m) {
 		g_clear_error(&e);
 		g_bytes_unref(in);
-		mime_legacy_stats_clear(&st);
+		mime_in_stats_clear(&st);
 		return;
 	}
 	EXPECT(strcmp(m->codepage, cp) == 0, "%s: codepage %s", k->file, m->codepage);
@@ -357,7 +357,7 @@ check_case(const Case *k, const char *cp)
 	    cp, e ? e->message : "ok");
 	g_clear_error(&e);
 	msg_free(m);
-	mime_legacy_stats_clear(&st);
+	mime_in_stats_clear(&st);
 	g_bytes_unref(in);
 }
 
@@ -394,7 +394,7 @@ test_corpus(void)
 
 /* Translate text (C string) into CP1252. */
 static LegacyMessage *
-tr(const char *text, MimeLegacyStats *st, GError **e)
+tr(const char *text, MimeInStats *st, GError **e)
 {
 	return translate_bytes(text, strlen(text), "CP1252", st, e);
 }
@@ -402,7 +402,7 @@ tr(const char *text, MimeLegacyStats *st, GError **e)
 static void
 test_from_unparseable(void)
 {
-	MimeLegacyStats st = { 0 };
+	MimeInStats st = { 0 };
 	LegacyMessage *m = tr("From: Jane Doe (sales) <jane at example>\r\nSubject: x\r\n\r\nhi\r\n",
 	    &st, NULL);
 
@@ -412,17 +412,17 @@ test_from_unparseable(void)
 	    "and its raw text as the name (\"%s\")", m ? m->from.name : "");
 	EXPECT(has_note(&st, "From has no usable address"), "noted");
 	msg_free(m);
-	mime_legacy_stats_clear(&st);
+	mime_in_stats_clear(&st);
 	m = tr("Subject: no from\r\n\r\nhi\r\n", &st, NULL);
 	EXPECT(m && m->from.addr == NULL, "no From: no From party");
 	msg_free(m);
-	mime_legacy_stats_clear(&st);
+	mime_in_stats_clear(&st);
 }
 
 static void
 test_to_dropped_and_groups(void)
 {
-	MimeLegacyStats st = { 0 };
+	MimeInStats st = { 0 };
 	LegacyMessage *m = tr("From: a@example.org\r\nTo: Team: x@Example.ORG, \"Y\" <y@example.org>;, "
 	    "\"Quoted local\" <\"a b\"@example.org>, z@example.org\r\nCc: undisclosed-recipients:;\r\n"
 	    "\r\nhi\r\n", &st, NULL);
@@ -440,7 +440,7 @@ test_to_dropped_and_groups(void)
 	EXPECT(m && m->cc->len == 0, "an empty group gives no entry");
 	EXPECT(has_note(&st, "cannot be written SMTP:local@domain, dropped"), "the drop is noted");
 	msg_free(m);
-	mime_legacy_stats_clear(&st);
+	mime_in_stats_clear(&st);
 }
 
 static char *
@@ -521,7 +521,7 @@ test_deep_nesting(void)
 
 	for (gsize d = 0; d < G_N_ELEMENTS(depths); d++) {
 		char *text = deep_multipart(depths[d]);
-		MimeLegacyStats st = { 0 };
+		MimeInStats st = { 0 };
 		GError *e = NULL;
 		LegacyMessage *m = tr(text, &st, &e);
 		gsize blen = 0;
@@ -529,13 +529,13 @@ test_deep_nesting(void)
 		EXPECT(m != NULL, "%d-deep multipart translated", depths[d]);
 		if (m)
 			g_bytes_get_data(m->body, &blen);
-		if (m && depths[d] <= MIME_LEGACY_MAX_DEPTH) {
+		if (m && depths[d] <= MIME_IN_MAX_DEPTH) {
 			EXPECT(blen > 0 && m->attachments->len == 0, "%d deep: the leaf is the body",
 			    depths[d]);
 		} else if (m) {
 			MsgAttachment *a = m->attachments->len ? m->attachments->pdata[0] : NULL;
 			EXPECT(m->attachments->len == 1 && blen == 0, "%d deep: the subtree past "
-			    "level %d is one attachment", depths[d], MIME_LEGACY_MAX_DEPTH);
+			    "level %d is one attachment", depths[d], MIME_IN_MAX_DEPTH);
 			EXPECT(has_note(&st, "nesting deeper than 32 levels"), "%d deep: noted",
 			    depths[d]);
 			EXPECT(a && g_bytes_get_size(a->data) > 0 && g_str_has_suffix(a->name, ".eml"),
@@ -543,7 +543,7 @@ test_deep_nesting(void)
 			EXPECT(validates(m, NULL), "%d deep: validates", depths[d]);
 		}
 		msg_free(m);
-		mime_legacy_stats_clear(&st);
+		mime_in_stats_clear(&st);
 		g_clear_error(&e);
 		g_free(text);
 	}
@@ -579,7 +579,7 @@ test_limits(void)
 	g_free(text);
 	text = att_message(names, MSG_MAX_ATTACHMENTS + 1);
 	m = tr(text, NULL, &e);
-	EXPECT(!m && e && e->domain == MIME_LEGACY_ERROR && e->code == MIME_LEGACY_ERROR_LIMIT &&
+	EXPECT(!m && e && e->domain == MIME_IN_ERROR && e->code == MIME_IN_ERROR_LIMIT &&
 	    strstr(e->message, "attachments"), "one more is an error naming the limit: %s",
 	    e ? e->message : "none");
 	g_clear_error(&e);
@@ -592,7 +592,7 @@ test_limits(void)
 		    "Tue, 05 Mar 2024 10:00:00 +0000\r\n", i, i + 1);
 	g_string_append(s, "From: a@example.org\r\n\r\nloop\r\n");
 	m = tr(s->str, NULL, &e);
-	EXPECT(!m && e && e->code == MIME_LEGACY_ERROR_LIMIT && strstr(e->message, "loop"),
+	EXPECT(!m && e && e->code == MIME_IN_ERROR_LIMIT && strstr(e->message, "loop"),
 	    "%u Received: fields are over the hop limit: %s", MSG_MAX_HOPS + 1,
 	    e ? e->message : "none");
 	g_clear_error(&e);
@@ -605,7 +605,7 @@ test_limits(void)
 	while (s->len < MSG_MAX_SIZE + 1024)
 		g_string_append(s, "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcd\r\n");
 	m = translate_bytes(s->str, s->len, "CP1252", NULL, &e);
-	EXPECT(!m && e && e->code == MIME_LEGACY_ERROR_LIMIT && strstr(e->message, "MSG_MAX_SIZE"),
+	EXPECT(!m && e && e->code == MIME_IN_ERROR_LIMIT && strstr(e->message, "MSG_MAX_SIZE"),
 	    "a message over MSG_MAX_SIZE is refused: %s", e ? e->message : "none");
 	g_clear_error(&e);
 	g_string_free(s, TRUE);
@@ -619,7 +619,7 @@ test_not_mail(void)
 
 	for (gsize i = 0; i < G_N_ELEMENTS(inputs); i++) {
 		gsize len = i == 3 ? 4 : strlen(inputs[i]);
-		MimeLegacyStats st = { 0 };
+		MimeInStats st = { 0 };
 		LegacyMessage *m = translate_bytes(inputs[i], len, "CP437", &st, NULL);
 
 		EXPECT(m != NULL && m->body != NULL && m->subject != NULL,
@@ -627,7 +627,7 @@ test_not_mail(void)
 		if (m)
 			EXPECT(validates(m, NULL), "input %zu: validates", i);
 		msg_free(m);
-		mime_legacy_stats_clear(&st);
+		mime_in_stats_clear(&st);
 	}
 }
 
@@ -637,7 +637,7 @@ test_unsupported_codepage(void)
 	GError *e = NULL;
 	LegacyMessage *m = translate_bytes("Subject: x\r\n\r\ny\r\n", 17, "NOPE-1", NULL, &e);
 
-	EXPECT(!m && e && e->code == MIME_LEGACY_ERROR_CODEPAGE && strstr(e->message, "NOPE-1"),
+	EXPECT(!m && e && e->code == MIME_IN_ERROR_CODEPAGE && strstr(e->message, "NOPE-1"),
 	    "an unsupported codepage is an error naming it");
 	g_clear_error(&e);
 }
@@ -716,7 +716,7 @@ test_rfc2047_split_words(void)
 	for (gsize i = 0; i < G_N_ELEMENTS(subjects); i++) {
 		char *text = g_strdup_printf("From: a@example.org\r\nSubject: %s\r\n\r\nhi\r\n",
 		    subjects[i].raw);
-		MimeLegacyStats st = { 0 };
+		MimeInStats st = { 0 };
 		LegacyMessage *m = tr(text, &st, NULL);
 		char *subj = m ? seen(m->subject) : g_strdup("(none)");
 
@@ -731,7 +731,7 @@ test_rfc2047_split_words(void)
 		g_free(subj);
 		g_free(text);
 		msg_free(m);
-		mime_legacy_stats_clear(&st);
+		mime_in_stats_clear(&st);
 	}
 }
 
@@ -817,7 +817,7 @@ test_rfc2047_file_name(void)
 
 /* A message with one base64 attachment "data.bin" whose encoded text is b64. */
 static LegacyMessage *
-with_base64(const char *b64, MimeLegacyStats *st)
+with_base64(const char *b64, MimeInStats *st)
 {
 	char *text = g_strdup_printf("From: a@example.org\r\nMIME-Version: 1.0\r\n"
 	    "Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\n"
@@ -854,7 +854,7 @@ test_broken_base64(void)
 	};
 
 	for (gsize i = 0; i < G_N_ELEMENTS(k); i++) {
-		MimeLegacyStats st = { 0 };
+		MimeInStats st = { 0 };
 		LegacyMessage *m = with_base64(k[i].b64, &st);
 		MsgAttachment *a = m && m->attachments->len == 1 ? m->attachments->pdata[0] : NULL;
 		gsize n = 0;
@@ -876,7 +876,7 @@ test_broken_base64(void)
 		}
 		g_free(body);
 		msg_free(m);
-		mime_legacy_stats_clear(&st);
+		mime_in_stats_clear(&st);
 	}
 }
 

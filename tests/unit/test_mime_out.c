@@ -46,10 +46,10 @@ directory(const char *legacy, gpointer data)
 	return NULL;
 }
 
-static LegacyMimeContext
+static MimeOutContext
 context(void)
 {
-	LegacyMimeContext ctx = {
+	MimeOutContext ctx = {
 		.from_address = FROM_SMTP,
 		.hostname = HOSTNAME,
 		.source_po = SOURCE_PO,
@@ -164,7 +164,7 @@ check_transport_at(int line, GBytes *bytes)
 		}
 	}
 	expect_at(bare == 0, line, "only CRLF line ends (%zu bare CR or LF)", bare);
-	expect_at(longest <= LEGACY_MIME_LINE_MAX, line,
+	expect_at(longest <= MIME_OUT_LINE_MAX, line,
 	    "no line is over 998 bytes (longest %zu)", longest);
 	expect_at(eight == 0, line, "7-bit clean, no NUL (%zu such bytes)", eight);
 	expect_at(len >= 2 && d[len - 2] == '\r' && d[len - 1] == '\n', line,
@@ -174,10 +174,10 @@ check_transport_at(int line, GBytes *bytes)
 
 /* Build, expect success and the transport rules. */
 static GBytes *
-build_at(int line, const LegacyMessage *m, const LegacyMimeContext *ctx)
+build_at(int line, const LegacyMessage *m, const MimeOutContext *ctx)
 {
 	GError *e = NULL;
-	GBytes *b = legacy_mime_build(m, ctx, &e);
+	GBytes *b = mime_out_build(m, ctx, &e);
 
 	expect_at(b != NULL, line, "the message is built (%s)", e ? e->message : "");
 	g_clear_error(&e);
@@ -306,7 +306,7 @@ static void
 test_from_name_from_cp850_is_rfc2047_utf8(void)
 {
 	LegacyMessage *m = sample("CP850");
-	LegacyMimeContext ctx = context();
+	MimeOutContext ctx = context();
 	GBytes *b;
 	GMimeMessage *p;
 	InternetAddressList *from;
@@ -339,7 +339,7 @@ static void
 test_from_name_falls_back_to_originator(void)
 {
 	LegacyMessage *m = sample("CP850");
-	LegacyMimeContext ctx = context();
+	MimeOutContext ctx = context();
 	GBytes *b;
 	GMimeMessage *p;
 	InternetAddress *ia;
@@ -360,7 +360,7 @@ static void
 test_subject_cp1252_half_and_euro(void)
 {
 	LegacyMessage *m = sample("CP1252");
-	LegacyMimeContext ctx = context();
+	MimeOutContext ctx = context();
 	GBytes *b;
 	GMimeMessage *p;
 
@@ -444,7 +444,7 @@ static void
 test_long_subject_and_name_are_folded(void)
 {
 	LegacyMessage *m = sample("CP850");
-	LegacyMimeContext ctx = context();
+	MimeOutContext ctx = context();
 	GString *s = g_string_new(NULL), *want = g_string_new(NULL);
 	GString *n = g_string_new(NULL), *want_n = g_string_new(NULL);
 	GBytes *b;
@@ -501,7 +501,7 @@ static void
 test_to_and_cc_through_the_directory(void)
 {
 	LegacyMessage *m = sample("CP850");
-	LegacyMimeContext ctx = context();
+	MimeOutContext ctx = context();
 	GBytes *b;
 	GMimeMessage *p;
 	InternetAddressList *to, *cc;
@@ -536,7 +536,7 @@ static void
 test_recipient_without_smtp_address_shown_by_name(void)
 {
 	LegacyMessage *m = sample("CP850");
-	LegacyMimeContext ctx = context();
+	MimeOutContext ctx = context();
 	GBytes *b;
 	GMimeMessage *p;
 	InternetAddressList *to;
@@ -574,7 +574,7 @@ static void
 test_no_directory_callback_maps_smtp_addresses_only(void)
 {
 	LegacyMessage *m = sample("CP850");
-	LegacyMimeContext ctx = context();
+	MimeOutContext ctx = context();
 	GBytes *b;
 	GMimeMessage *p;
 	char *to;
@@ -596,7 +596,7 @@ static void
 test_no_to_is_undisclosed_recipients(void)
 {
 	LegacyMessage *m = sample("CP850");
-	LegacyMimeContext ctx = context();
+	MimeOutContext ctx = context();
 	GBytes *b;
 	GMimeMessage *p;
 	InternetAddressList *to;
@@ -627,7 +627,7 @@ check_body_at(int line, const char *cp, const char *body, gsize len, const char 
     GMimeContentEncoding enc)
 {
 	LegacyMessage *m = sample(cp);
-	LegacyMimeContext ctx = context();
+	MimeOutContext ctx = context();
 	GBytes *b;
 	GMimeMessage *p;
 	GMimeObject *part;
@@ -734,7 +734,7 @@ static void
 test_attachments_names_bytes_and_count(void)
 {
 	LegacyMessage *m = sample("CP850");
-	LegacyMimeContext ctx = context();
+	MimeOutContext ctx = context();
 	guint8 all[256];
 	gsize big_len = 300 * 1024;
 	guint8 *big = g_malloc(big_len);
@@ -826,7 +826,7 @@ static void
 test_long_attachment_names_stay_within_line_limits(void)
 {
 	LegacyMessage *m = sample("CP850");
-	LegacyMimeContext ctx = context();
+	MimeOutContext ctx = context();
 	GString *ascii = g_string_new(NULL), *wide = g_string_new(NULL);
 	GString *want_wide = g_string_new(NULL);
 	GBytes *b;
@@ -876,7 +876,7 @@ test_eml_attachment_is_rfc822_only_when_it_parses(void)
 	static const char *const want[] = { "message/rfc822", "application/octet-stream",
 	    "application/octet-stream", "application/octet-stream" };
 	LegacyMessage *m = sample("CP850");
-	LegacyMimeContext ctx = context();
+	MimeOutContext ctx = context();
 	GBytes *b;
 	GMimeMessage *p;
 	GMimeObject *body;
@@ -924,7 +924,7 @@ static void
 test_body_holding_the_boundary_does_not_split_the_message(void)
 {
 	LegacyMessage *m = sample("CP850");
-	LegacyMimeContext ctx = context();
+	MimeOutContext ctx = context();
 	GBytes *first, *b;
 	GMimeMessage *p;
 	GMimeObject *body;
@@ -964,7 +964,7 @@ static void
 check_received_at(int line, guint hops)
 {
 	LegacyMessage *m = sample("CP850");
-	LegacyMimeContext ctx = context();
+	MimeOutContext ctx = context();
 	GBytes *b;
 	char *hdr;
 	char **lines;
@@ -1013,7 +1013,7 @@ static void
 test_received_newest_hop_on_top(void)
 {
 	LegacyMessage *m = sample("CP850");
-	LegacyMimeContext ctx = context();
+	MimeOutContext ctx = context();
 	GBytes *b;
 	char *hdr, *first, *second;
 
@@ -1047,7 +1047,7 @@ test_hop_names_become_domain_tokens(void)
 	};
 
 	for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
-		char *d = legacy_mime_node_domain(cases[i].node);
+		char *d = mime_out_node_domain(cases[i].node);
 		EXPECT(g_strcmp0(d, cases[i].domain) == 0, "\"%s\" is %s, got %s", cases[i].node,
 		    cases[i].domain, d);
 		g_free(d);
@@ -1058,7 +1058,7 @@ static void
 test_hostile_hop_name_stays_in_its_comment(void)
 {
 	LegacyMessage *m = sample("CP850");
-	LegacyMimeContext ctx = context();
+	MimeOutContext ctx = context();
 	GString *node = g_string_new("evil) by x (\\");
 	GBytes *b;
 	char *hdr;
@@ -1085,11 +1085,11 @@ test_message_id_stable_distinct_and_valid(void)
 	    "", "a b<c>@d\"e", "....", "\x7e\x21" };
 	static const char *const hosts[] = { HOSTNAME, "", "bad host..name.", "[127.0.0.1]",
 	    "x@y" };
-	char *a = legacy_mime_message_id("CORP/HQ", ids[0], HOSTNAME);
-	char *again = legacy_mime_message_id("corp/hq", ids[0], HOSTNAME);
-	char *other_po = legacy_mime_message_id("CORP/BR", ids[0], HOSTNAME);
+	char *a = mime_out_message_id("CORP/HQ", ids[0], HOSTNAME);
+	char *again = mime_out_message_id("corp/hq", ids[0], HOSTNAME);
+	char *other_po = mime_out_message_id("CORP/BR", ids[0], HOSTNAME);
 	LegacyMessage *m = sample("CP850");
-	LegacyMimeContext ctx = context();
+	MimeOutContext ctx = context();
 	GBytes *b1, *b2;
 	GMimeMessage *p1, *p2;
 	char *want = g_strndup(a + 1, strlen(a) - 2);
@@ -1098,7 +1098,7 @@ test_message_id_stable_distinct_and_valid(void)
 	EXPECT(strcmp(a, other_po) != 0, "another postoffice gives another Message-ID");
 	for (size_t i = 0; i < G_N_ELEMENTS(ids); i++) {
 		for (size_t j = 0; j < G_N_ELEMENTS(hosts); j++) {
-			char *id = legacy_mime_message_id("CORP/HQ", ids[i], hosts[j]);
+			char *id = mime_out_message_id("CORP/HQ", ids[i], hosts[j]);
 			EXPECT(is_msg_id(id), "id \"%s\" at host \"%s\" gives a valid msg-id: %s",
 			    ids[i], hosts[j], id);
 			if (i > 0 && j == 0)
@@ -1132,7 +1132,7 @@ static void
 test_date_from_message_then_submit_time_then_now(void)
 {
 	LegacyMessage *m = sample("CP850");
-	LegacyMimeContext ctx = context();
+	MimeOutContext ctx = context();
 	gint64 want[3] = { NOW - 3000, NOW - 3600, NOW };
 
 	for (int i = 0; i < 3; i++) {
@@ -1166,7 +1166,7 @@ test_priority_and_legacy_origin_headers(void)
 
 	for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
 		LegacyMessage *m = sample("CP850");
-		LegacyMimeContext ctx = context();
+		MimeOutContext ctx = context();
 		GBytes *b;
 		GMimeMessage *p;
 		GMimeObject *o;
@@ -1202,7 +1202,7 @@ test_reports_are_refused(void)
 
 	for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
 		LegacyMessage *m = sample("CP850");
-		LegacyMimeContext ctx = context();
+		MimeOutContext ctx = context();
 		GError *e = NULL;
 		GBytes *b;
 
@@ -1211,8 +1211,8 @@ test_reports_are_refused(void)
 		m->no_report = TRUE;
 		msg_add_report_item(m, "CORP/BR/X", MSG_REPORT_NOT_DELIVERED,
 		    MSG_REASON_UNKNOWN_RECIPIENT, "");
-		b = legacy_mime_build(m, &ctx, &e);
-		EXPECT(b == NULL && g_error_matches(e, LEGACY_MIME_ERROR, LEGACY_MIME_ERROR_REPORT),
+		b = mime_out_build(m, &ctx, &e);
+		EXPECT(b == NULL && g_error_matches(e, MIME_OUT_ERROR, MIME_OUT_ERROR_REPORT),
 		    "a %s is refused as a report", cases[i].name);
 		EXPECT(e && strstr(e->message, cases[i].name) && strstr(e->message, m->id),
 		    "the error names the class and the message: %s", e ? e->message : "");
@@ -1236,15 +1236,15 @@ test_bad_context_is_refused_with_a_reason(void)
 
 	for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
 		LegacyMessage *m = sample(cases[i].cp);
-		LegacyMimeContext ctx = context();
+		MimeOutContext ctx = context();
 		GError *e = NULL;
 		GBytes *b;
 
 		ctx.from_address = cases[i].from;
 		ctx.hostname = cases[i].host;
 		ctx.source_po = cases[i].po;
-		b = legacy_mime_build(m, &ctx, &e);
-		EXPECT(b == NULL && e && e->domain == LEGACY_MIME_ERROR &&
+		b = mime_out_build(m, &ctx, &e);
+		EXPECT(b == NULL && e && e->domain == MIME_OUT_ERROR &&
 		    strstr(e->message, cases[i].says), "case %zu is refused saying \"%s\": %s", i,
 		    cases[i].says, e ? e->message : "no error");
 		g_clear_error(&e);
@@ -1261,7 +1261,7 @@ static GBytes *
 locale_sample(void)
 {
 	LegacyMessage *m = sample("CP850");
-	LegacyMimeContext ctx = context();
+	MimeOutContext ctx = context();
 	GBytes *b;
 
 	g_free(m->from.name);
@@ -1273,7 +1273,7 @@ locale_sample(void)
 	msg_add_hop(m, "CORP/BR", NOW - 7200);
 	add_attachment(m, "\x9a" "bersicht.txt", "\x81", 1);
 	add_attachment(m, "bild.png", "\x89PNG", 4);
-	b = legacy_mime_build(m, &ctx, NULL);
+	b = mime_out_build(m, &ctx, NULL);
 	msg_free(m);
 	return b;
 }
@@ -1342,7 +1342,7 @@ static void
 test_text_like_encoded_words_is_encoded(void)
 {
 	LegacyMessage *m = sample("CP1252");
-	LegacyMimeContext ctx = context();
+	MimeOutContext ctx = context();
 	GBytes *b;
 	GMimeMessage *p;
 	InternetAddress *ia;
@@ -1406,7 +1406,7 @@ test_rfc2231_segments_split_between_characters(void)
 	static const char *const fields[][2] = { { "Content-Disposition", "filename" },
 		{ "Content-Type", "name" } };
 	LegacyMessage *m = sample("CP1252");
-	LegacyMimeContext ctx = context();
+	MimeOutContext ctx = context();
 	GString *name = g_string_new(NULL), *want = g_string_new(NULL);
 	GBytes *b;
 	char *hdr;
@@ -1466,7 +1466,7 @@ static void
 test_long_words_without_padding_mid_run(void)
 {
 	LegacyMessage *m = sample("CP850");
-	LegacyMimeContext ctx = context();
+	MimeOutContext ctx = context();
 	GString *s = g_string_new(NULL), *want = g_string_new(NULL);
 	GBytes *b;
 	GMimeMessage *p;

@@ -1,7 +1,7 @@
 /* test_mime_roundtrip.c - MIME -> legacy -> MIME keeps what a user sees (issue 6, "Round trips").
  *
  * For every message of tests/mime (README.md there) and both codepages
- * (CP850, CP1252): mime_legacy_translate, then legacy_mime_build with a
+ * (CP850, CP1252): mime_in_translate, then mime_out_build with a
  * context whose address_of maps "SMTP:x" to x, then the result parsed back
  * with GMime.  Asserted against what the original message says, read here
  * on its own (GMime's parser for the structure, this file's rules for the
@@ -686,7 +686,7 @@ legacy_body(const LegacyMessage *m)
 }
 
 static void
-compare(const char *file, const char *cp, const LegacyMessage *m, const MimeLegacyStats *st,
+compare(const char *file, const char *cp, const LegacyMessage *m, const MimeInStats *st,
     Shown *orig, Shown *fin)
 {
 	Want w = { cp, 0, 0 };
@@ -766,12 +766,12 @@ compare(const char *file, const char *cp, const LegacyMessage *m, const MimeLega
 static void
 round_trip(const char *file, const char *data, gsize len, const char *cp)
 {
-	MimeLegacyStats st = { 0 };
+	MimeInStats st = { 0 };
 	GError *e = NULL;
 	guint8 *copy = g_memdup2(data, len ? len : 1);   /* exact size: ASan sees overreads */
-	LegacyMessage *m = mime_legacy_translate(copy, len, cp, &st, &e);
+	LegacyMessage *m = mime_in_translate(copy, len, cp, &st, &e);
 	const char *refusal = NULL;
-	LegacyMimeContext ctx = { 0 };
+	MimeOutContext ctx = { 0 };
 	GBytes *built;
 	Shown orig, fin;
 	gsize blen;
@@ -786,13 +786,13 @@ round_trip(const char *file, const char *data, gsize len, const char *cp)
 		    file, cp, refusal, e ? e->message : "translated");
 		msg_free(m);
 		g_clear_error(&e);
-		mime_legacy_stats_clear(&st);
+		mime_in_stats_clear(&st);
 		return;
 	}
 	EXPECT(m != NULL, "%s %s: translated (%s)", file, cp, e ? e->message : "");
 	g_clear_error(&e);
 	if (!m) {
-		mime_legacy_stats_clear(&st);
+		mime_in_stats_clear(&st);
 		return;
 	}
 
@@ -807,12 +807,12 @@ round_trip(const char *file, const char *data, gsize len, const char *cp)
 	ctx.source_po = "CORP/HQ";
 	ctx.address_of = address_of;
 	ctx.now = 1709633700;
-	built = legacy_mime_build(m, &ctx, &e);
+	built = mime_out_build(m, &ctx, &e);
 	EXPECT(built != NULL, "%s %s: built as MIME (%s)", file, cp, e ? e->message : "");
 	g_clear_error(&e);
 	if (!built) {
 		msg_free(m);
-		mime_legacy_stats_clear(&st);
+		mime_in_stats_clear(&st);
 		return;
 	}
 
@@ -828,7 +828,7 @@ round_trip(const char *file, const char *data, gsize len, const char *cp)
 	shown_clear(&fin);
 	g_bytes_unref(built);
 	msg_free(m);
-	mime_legacy_stats_clear(&st);
+	mime_in_stats_clear(&st);
 }
 
 static char *
