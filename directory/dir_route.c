@@ -44,9 +44,9 @@ dir_route_free(DirRoute *r)
 }
 
 static const char *const kind_names[] = {
-	[ROUTE_POSTOFFICE] = "postoffice", [ROUTE_LIST] = "dl",
-	[ROUTE_SITE_LINK] = "site-link", [ROUTE_SMTP] = "smtp",
-	[ROUTE_UNKNOWN] = "unknown", [ROUTE_ERROR] = "error",
+	[DIR_ROUTE_POSTOFFICE] = "postoffice", [DIR_ROUTE_LIST] = "dl",
+	[DIR_ROUTE_SITE_LINK] = "site-link", [DIR_ROUTE_SMTP] = "smtp",
+	[DIR_ROUTE_UNKNOWN] = "unknown", [DIR_ROUTE_ERROR] = "error",
 };
 
 const char *
@@ -117,7 +117,7 @@ route_error(DirRoute *r, const char *fmt, ...)
 {
 	va_list ap;
 
-	r->kind = ROUTE_ERROR;
+	r->kind = DIR_ROUTE_ERROR;
 	va_start(ap, fmt);
 	g_free(r->reason);
 	r->reason = g_strdup_vprintf(fmt, ap);
@@ -331,7 +331,7 @@ route_list(DirStore *d, const DirContext *ctx, const DirBrief *b, DirRoute *r,
 			g_propagate_error(error, err);
 			return NULL;
 		}
-		return route_new(ROUTE_UNKNOWN);
+		return route_new(DIR_ROUTE_UNKNOWN);
 	}
 	g_hash_table_add(x.visited, g_memdup2(&b->rid, sizeof b->rid));
 	ok = expand(&x, e, 1, error);
@@ -339,7 +339,7 @@ route_list(DirStore *d, const DirContext *ctx, const DirBrief *b, DirRoute *r,
 		route_error(r, "list %s nests lists deeper than %u levels (at %s)", e->legacy,
 		    DIR_MAX_NESTING, x.too_deep);
 	} else if (ok) {
-		r->kind = ROUTE_LIST;
+		r->kind = DIR_ROUTE_LIST;
 		r->list = g_strdup(e->legacy);
 		r->leaves = g_ptr_array_new_full(g_hash_table_size(x.leaves), g_free);
 		g_hash_table_iter_init(&it, x.leaves);
@@ -366,14 +366,14 @@ static DirRoute *
 route_entry(DirStore *d, const DirContext *ctx, const DirBrief *b, const char *key,
     GError **error)
 {
-	DirRoute *r = route_new(ROUTE_UNKNOWN);
+	DirRoute *r = route_new(DIR_ROUTE_UNKNOWN);
 	const DirPeer *peer;
 	const char *slash;
 	gboolean ok;
 
 	r->legacy = g_strdup(b->legacy);
 	if (b->type == DIR_CUSTOM) {
-		r->kind = ROUTE_SMTP;
+		r->kind = DIR_ROUTE_SMTP;
 		r->address = g_strdup(b->target + 5);
 		return r;
 	}
@@ -387,7 +387,7 @@ route_entry(DirStore *d, const DirContext *ctx, const DirBrief *b, const char *k
 		if (!po_served(ctx, b->legacy, (size_t)(slash - b->legacy)))
 			return route_error(r, "%s is homed at postoffice %.*s, which this "
 			    "site does not serve", b->legacy, (int)(slash - b->legacy), b->legacy);
-		r->kind = ROUTE_POSTOFFICE;
+		r->kind = DIR_ROUTE_POSTOFFICE;
 		r->postoffice = g_strndup(b->legacy, (gsize)(slash - b->legacy));
 		r->mailbox = g_strdup(slash + 1);
 		return r;
@@ -404,7 +404,7 @@ route_entry(DirStore *d, const DirContext *ctx, const DirBrief *b, const char *k
 	if (!r->address)
 		return route_error(r, "entry %s at site %s has no proxy in %s's domains",
 		    b->legacy, b->home_site, b->home_site);
-	r->kind = ROUTE_SITE_LINK;
+	r->kind = DIR_ROUTE_SITE_LINK;
 	r->site = g_strdup(b->home_site);
 	return r;
 }
@@ -445,7 +445,7 @@ is_postmaster(const DirContext *ctx, const char *address)
 static DirRoute *
 route_postmaster(const DirContext *ctx)
 {
-	DirRoute *r = route_new(ROUTE_ERROR);
+	DirRoute *r = route_new(DIR_ROUTE_ERROR);
 	GError *e = NULL;
 	PgAddr a;
 
@@ -464,7 +464,7 @@ route_postmaster(const DirContext *ctx)
 	if (!po_served(ctx, r->postoffice, strlen(r->postoffice)))
 		return route_error(r, "[site] postmaster %s is at postoffice %s, which this site "
 		    "does not serve", r->legacy, r->postoffice);
-	r->kind = ROUTE_POSTOFFICE;
+	r->kind = DIR_ROUTE_POSTOFFICE;
 	r->mailbox = g_strdup(a.mailbox);
 	return r;
 }
@@ -482,7 +482,7 @@ dir_route(DirStore *d, const DirContext *ctx, const char *address, GError **erro
 	if (!dir_address_parse(address, &a, error))
 		return NULL;
 	if (a.kind == ADDR_KIND_SMTP && !domain_ours(ctx, domain_of(a.smtp))) {
-		r = route_new(ROUTE_SMTP);
+		r = route_new(DIR_ROUTE_SMTP);
 		r->address = g_strdup(a.smtp);
 		return r;
 	}
@@ -492,7 +492,7 @@ dir_route(DirStore *d, const DirContext *ctx, const char *address, GError **erro
 	if (!dir_brief(d, &a, &b, &found, error))
 		r = NULL;
 	else if (!found)
-		r = route_new(ROUTE_UNKNOWN);
+		r = route_new(DIR_ROUTE_UNKNOWN);
 	else
 		r = route_entry(d, ctx, &b, a.kind == ADDR_KIND_SMTP ? a.smtp : NULL, error);
 	dir_read_end(d);
@@ -505,24 +505,24 @@ dir_route_format(const DirRoute *r)
 	GString *s = g_string_new(dir_route_kind_name(r->kind));
 
 	switch (r->kind) {
-	case ROUTE_POSTOFFICE:
+	case DIR_ROUTE_POSTOFFICE:
 		g_string_append_printf(s, " %s %s", r->postoffice, r->mailbox);
 		break;
-	case ROUTE_LIST:
+	case DIR_ROUTE_LIST:
 		g_string_append_printf(s, " %s", r->list);
 		for (guint i = 0; r->leaves && i < r->leaves->len; i++)
 			g_string_append_printf(s, "%c%s", i ? ',' : ' ',
 			    (const char *)r->leaves->pdata[i]);
 		break;
-	case ROUTE_SITE_LINK:
+	case DIR_ROUTE_SITE_LINK:
 		g_string_append_printf(s, " %s <%s>", r->site, r->address);
 		break;
-	case ROUTE_SMTP:
+	case DIR_ROUTE_SMTP:
 		g_string_append_printf(s, " <%s>", r->address);
 		break;
-	case ROUTE_UNKNOWN:
+	case DIR_ROUTE_UNKNOWN:
 		break;
-	case ROUTE_ERROR:
+	case DIR_ROUTE_ERROR:
 		g_string_append_printf(s, " %s", r->reason ? r->reason : "");
 		break;
 	}

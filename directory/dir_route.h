@@ -13,28 +13,28 @@
  *
  * Rules:
  *  - postmaster (RFC 5321 4.5.1), in any case, bare or at one of this
- *    site's domains: ROUTE_POSTOFFICE to ctx->postmaster ([site]
+ *    site's domains: DIR_ROUTE_POSTOFFICE to ctx->postmaster ([site]
  *    postmaster), whatever the directory holds; none set, or not on a
- *    postoffice this site serves: ROUTE_ERROR saying so.
+ *    postoffice this site serves: DIR_ROUTE_ERROR saying so.
  *  - Addresses compare without case, local part included (dir_store.h);
  *    what goes out is the proxy as written.  A quoted local part is valid
- *    syntax and reaches no entry: ROUTE_UNKNOWN in our domains.
+ *    syntax and reaches no entry: DIR_ROUTE_UNKNOWN in our domains.
  *  - An SMTP address whose domain is neither this site's nor a linked
- *    site's is external: ROUTE_SMTP with the address.
+ *    site's is external: DIR_ROUTE_SMTP with the address.
  *  - Otherwise the entry that effectively owns it as a proxy (dir_store.h);
- *    none: ROUTE_UNKNOWN.  A custom recipient's target is no proxy: mail to
+ *    none: DIR_ROUTE_UNKNOWN.  A custom recipient's target is no proxy: mail to
  *    it is external, never one of ours (no open relay).
- *  - A custom recipient: ROUTE_SMTP with its target.
- *  - A mailbox of this site: ROUTE_POSTOFFICE; of another site S: ROUTE_SITE_LINK
+ *  - A custom recipient: DIR_ROUTE_SMTP with its target.
+ *  - A mailbox of this site: DIR_ROUTE_POSTOFFICE; of another site S: DIR_ROUTE_SITE_LINK
  *    with the entry's primary when S owns its domain, else its first
  *    secondary (in sorted order) in S's domains, each only when the entry
- *    effectively owns it; none: ROUTE_ERROR.  S without a [site-link]:
- *    ROUTE_ERROR.
- *  - A list: ROUTE_LIST with the leaves, each the address its member is
+ *    effectively owns it; none: DIR_ROUTE_ERROR.  S without a [site-link]:
+ *    DIR_ROUTE_ERROR.
+ *  - A list: DIR_ROUTE_LIST with the leaves, each the address its member is
  *    reached by: a custom's target; a mailbox's primary (or else its first
  *    secondary) that it owns in a domain of this site or a linked one, or
  *    else its legacy address.  Members that are not in the directory are
- *    left out; nesting deeper than DIR_MAX_NESTING is ROUTE_ERROR.
+ *    left out; nesting deeper than DIR_MAX_NESTING is DIR_ROUTE_ERROR.
  *  - A syntax error in the address is a GError (DIR_ERROR_INVALID), as is
  *    a database failure (DIR_ERROR_IO).
  */
@@ -46,12 +46,12 @@
 #include "dir_store.h"
 
 typedef enum {
-	ROUTE_POSTOFFICE,    /* a postoffice of this site */
-	ROUTE_LIST,          /* a distribution list, expanded */
-	ROUTE_SITE_LINK,     /* another site, over its site link */
-	ROUTE_SMTP,          /* external SMTP */
-	ROUTE_UNKNOWN,       /* ours, but no such recipient */
-	ROUTE_ERROR,         /* the directory cannot route it: hold, never guess */
+	DIR_ROUTE_POSTOFFICE,    /* a postoffice of this site */
+	DIR_ROUTE_LIST,          /* a distribution list, expanded */
+	DIR_ROUTE_SITE_LINK,     /* another site, over its site link */
+	DIR_ROUTE_SMTP,          /* external SMTP */
+	DIR_ROUTE_UNKNOWN,       /* ours, but no such recipient */
+	DIR_ROUTE_ERROR,         /* the directory cannot route it: hold, never guess */
 } DirRouteKind;
 
 typedef struct {

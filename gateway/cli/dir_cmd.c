@@ -260,9 +260,9 @@ cmd_route(Site *site, int argc, char **argv)
 		return fail(e, data_code(e));
 	line = dir_route_format(r);
 	printf("%s\n", line);
-	if (r->kind == ROUTE_UNKNOWN)
+	if (r->kind == DIR_ROUTE_UNKNOWN)
 		rc = EX_NOUSER;
-	else if (r->kind == ROUTE_ERROR)
+	else if (r->kind == DIR_ROUTE_ERROR)
 		rc = EX_DATAERR;
 	g_free(line);
 	dir_route_free(r);

@@ -120,7 +120,7 @@ map_parties(Run *run, GPtrArray *parties)
 		if (!g_str_has_prefix(p->addr, "SMTP:"))
 			continue;
 		dr = dir_route(run->site->dir, &run->site->ctx, p->addr + 5, NULL);
-		if (dr && dr->kind == ROUTE_POSTOFFICE) {
+		if (dr && dr->kind == DIR_ROUTE_POSTOFFICE) {
 			g_free(p->addr);
 			p->addr = g_strdup_printf("%s/%s", dr->postoffice, dr->mailbox);
 		}

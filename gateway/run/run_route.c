@@ -63,7 +63,7 @@ route_one(Run *run, QueueEnvelope *env, QueueRcpt *r, GHashTable *seen, guint de
 		return FALSE;
 	}
 	switch (dr->kind) {
-	case ROUTE_POSTOFFICE:
+	case DIR_ROUTE_POSTOFFICE:
 		g_free(r->legacy);
 		r->legacy = g_strdup_printf("%s/%s", dr->postoffice, dr->mailbox);
 		if (g_hash_table_contains(seen, r->legacy)) {
@@ -75,7 +75,7 @@ route_one(Run *run, QueueEnvelope *env, QueueRcpt *r, GHashTable *seen, guint de
 		r->po = g_strdup(dr->postoffice);
 		queue_rcpt_enter(r, QUEUE_ST_ROUTED, NULL);
 		break;
-	case ROUTE_LIST:
+	case DIR_ROUTE_LIST:
 		why = g_strdup_printf("list %s", dr->list);
 		queue_rcpt_enter(r, QUEUE_ST_EXPANDED, why);
 		g_free(why);
@@ -92,25 +92,25 @@ route_one(Run *run, QueueEnvelope *env, QueueRcpt *r, GHashTable *seen, guint de
 			}
 		}
 		break;
-	case ROUTE_SITE_LINK:
-	case ROUTE_SMTP:
+	case DIR_ROUTE_SITE_LINK:
+	case DIR_ROUTE_SMTP:
 		if (g_hash_table_contains(seen, dr->address)) {
 			queue_rcpt_enter(r, QUEUE_ST_DUPLICATE, "the same address as another recipient");
 			break;
 		}
 		g_hash_table_add(seen, g_strdup(dr->address));
 		g_free(r->via);
-		r->via = dr->kind == ROUTE_SMTP ? g_strdup("smtp") :
+		r->via = dr->kind == DIR_ROUTE_SMTP ? g_strdup("smtp") :
 		    g_strdup_printf("site-link %s", dr->site);
 		g_free(r->rcpt_to);
 		r->rcpt_to = g_strdup(dr->address);
 		queue_rcpt_enter(r, QUEUE_ST_SMTP_PENDING, NULL);
 		break;
-	case ROUTE_UNKNOWN:
+	case DIR_ROUTE_UNKNOWN:
 		queue_rcpt_enter(r, QUEUE_ST_HELD, "no such recipient in the directory any more (report "
 		    "translation not yet supported)");
 		break;
-	case ROUTE_ERROR:
+	case DIR_ROUTE_ERROR:
 	default:
 		queue_rcpt_enter(r, QUEUE_ST_HELD, dr->reason);
 		break;

@@ -29,19 +29,19 @@ accept_rcpt(Site *site, const char *address, gboolean relay_client, char **reply
 		return ACCEPT_TEMPFAIL;
 	}
 	switch (r->kind) {
-	case ROUTE_POSTOFFICE:
-	case ROUTE_LIST:
-	case ROUTE_SITE_LINK:
-	case ROUTE_ERROR:
+	case DIR_ROUTE_POSTOFFICE:
+	case DIR_ROUTE_LIST:
+	case DIR_ROUTE_SITE_LINK:
+	case DIR_ROUTE_ERROR:
 		/* Ours.  A directory that cannot route it yet makes the batch run
 		 * hold the message with the reason, never guess. */
-		if (r->kind == ROUTE_ERROR)
+		if (r->kind == DIR_ROUTE_ERROR)
 			pg_warn(NULL, "<%s> is accepted but cannot be routed yet: %s", address,
 			    r->reason);
 		*reply = g_strdup("250 2.1.5 Ok");
 		v = ACCEPT_OK;
 		break;
-	case ROUTE_SMTP:
+	case DIR_ROUTE_SMTP:
 		if (relay_client) {
 			*reply = g_strdup("250 2.1.5 Ok");
 			v = ACCEPT_OK;
@@ -56,7 +56,7 @@ accept_rcpt(Site *site, const char *address, gboolean relay_client, char **reply
 			v = ACCEPT_RELAY_DENIED;
 		}
 		break;
-	case ROUTE_UNKNOWN:
+	case DIR_ROUTE_UNKNOWN:
 	default:
 		*reply = g_strdup_printf("550 5.1.1 <%s>: Recipient address rejected: "
 		    "User unknown", address);

@@ -49,7 +49,7 @@ main(int argc, char **argv)
 		DirRoute *r;
 		g_snprintf(addr, sizeof addr, "u%07ld@peer.example", (i * 7919) % count);
 		r = dir_route(d, &ctx, addr, NULL);
-		if (r && r->kind == ROUTE_SITE_LINK)
+		if (r && r->kind == DIR_ROUTE_SITE_LINK)
 			ok++;
 		dir_route_free(r);
 	}

@@ -193,7 +193,7 @@ test_spec_3_2_remote_user_goes_over_the_link_with_the_peers_proxy(void)
 	ROUTE(site_b, &ctx_b, "user2@company.com", "postoffice CORP/IMC2 USER2");
 	ROUTE(site_b, &ctx_b, "user2@imc2.company.com", "postoffice CORP/IMC2 USER2");
 	r = dir_route(site_a, &ctx_a, "user2@company.com", &e);
-	EXPECT(r && r->kind == ROUTE_SITE_LINK && g_strcmp0(r->site, "B") == 0 &&
+	EXPECT(r && r->kind == DIR_ROUTE_SITE_LINK && g_strcmp0(r->site, "B") == 0 &&
 	    g_strcmp0(r->address, "user2@imc2.company.com") == 0 &&
 	    g_strcmp0(r->legacy, "CORP/IMC2/USER2") == 0,
 	    "the decision's fields");
@@ -250,7 +250,7 @@ test_local_mailbox_goes_to_its_postoffice(void)
 	ROUTE(site_b, &ctx_b, "user4@company.com", "postoffice CORP/IMC2 USER4");
 	ROUTE(site_a, &ctx_a, "user4@imc2.company.com", "site-link B <user4@imc2.company.com>");
 	r = dir_route(site_a, &ctx_a, "jsmith@company.com", &e);
-	EXPECT(r && r->kind == ROUTE_POSTOFFICE && g_strcmp0(r->postoffice, "CORP/HQ") == 0 &&
+	EXPECT(r && r->kind == DIR_ROUTE_POSTOFFICE && g_strcmp0(r->postoffice, "CORP/HQ") == 0 &&
 	    g_strcmp0(r->mailbox, "JSMITH") == 0 && g_strcmp0(r->legacy, "CORP/HQ/JSMITH") == 0,
 	    "the decision's fields");
 	dir_route_free(r);
@@ -285,7 +285,7 @@ test_list_expands_nested_cycle_safe_without_duplicates(void)
 	ROUTE(site_b, &ctx_b, "all@company.com", "dl CORP/GWA/ALL Bob@partner.org,"
 	    "jsmith@company.com,mary@company.com,user2@company.com");
 	r = dir_route(site_a, &ctx_a, "all@company.com", &e);
-	EXPECT(r && r->kind == ROUTE_LIST && r->leaves && r->leaves->len == 4 &&
+	EXPECT(r && r->kind == DIR_ROUTE_LIST && r->leaves && r->leaves->len == 4 &&
 	    g_strcmp0(r->list, "CORP/GWA/ALL") == 0, "the decision's fields");
 	dir_route_free(r);
 	world_end();
@@ -399,7 +399,7 @@ test_postmaster_goes_to_the_site_postmaster(void)
 		    "postoffice CORP/OLD, which this site does not serve");
 	}
 	r = dir_route(d, &with, "Postmaster", &e);
-	EXPECT(r && r->kind == ROUTE_POSTOFFICE && g_strcmp0(r->postoffice, "CORP/HQ") == 0 &&
+	EXPECT(r && r->kind == DIR_ROUTE_POSTOFFICE && g_strcmp0(r->postoffice, "CORP/HQ") == 0 &&
 	    g_strcmp0(r->mailbox, "POSTMASTER") == 0 &&
 	    g_strcmp0(r->legacy, "CORP/HQ/POSTMASTER") == 0, "the decision's fields");
 	dir_route_free(r);
@@ -469,8 +469,8 @@ test_bad_syntax_is_an_error(void)
 static void
 test_format_is_always_one_line(void)
 {
-	DirRoute r = { .kind = ROUTE_ERROR, .reason = (char *)"two\nlines\r" };
-	DirRoute u = { .kind = ROUTE_UNKNOWN };
+	DirRoute r = { .kind = DIR_ROUTE_ERROR, .reason = (char *)"two\nlines\r" };
+	DirRoute u = { .kind = DIR_ROUTE_UNKNOWN };
 	char *s = dir_route_format(&r), *t = dir_route_format(&u);
 
 	EXPECT(strcmp(s, "error two lines ") == 0, "control characters blanked (%s)", s);
