@@ -18,6 +18,7 @@
 
 #include "mime/translit.h"
 #include "mime/mime_int.h"
+#include "pg_log.h"
 
 /* Output space iconv gets per round. */
 #define ICONV_CHUNK 4096
@@ -170,11 +171,12 @@ mi_to_utf8(MiCtx *c, const char *what, const char *charset, const char *s, gsize
 	if (is_utf8_name(charset)) {
 		out = utf8_lenient(s, len, &bad);
 		if (bad)
-			mi_note(c, "%s: %zu bytes that are not UTF-8, read as windows-1252", what, bad);
+			mi_note(c, "%s: %zu bytes that are not UTF-8, read as windows-1252",
+			    what, bad);
 		return out;
 	}
 	out = via_iconv(g_mime_charset_iconv_name(charset), s, len, &bad);
-	cs = mi_shown(charset);
+	cs = pg_shown(charset, -1, MI_NOTE_QUOTE_MAX, FALSE);
 	if (!out) {
 		out = utf8_lenient(s, len, &bad);
 		if (bad == 0 && !mi_all_ascii(s, len)) {
@@ -185,7 +187,8 @@ mi_to_utf8(MiCtx *c, const char *what, const char *charset, const char *s, gsize
 			mi_note(c, "%s: unknown charset %s, decoded as windows-1252", what, cs);
 		}
 	} else if (bad) {
-		mi_note(c, "%s: %zu bytes invalid in charset %s, read as windows-1252", what, bad, cs);
+		mi_note(c, "%s: %zu bytes invalid in charset %s, read as windows-1252",
+		    what, bad, cs);
 	}
 	g_free(cs);
 	return out;

@@ -150,11 +150,12 @@ h_leave(Html *h, xmlNodePtr n)
 
 		n->_private = NULL;
 		if (url) {
-			const char *bare = g_ascii_strncasecmp(url, "mailto:", 7) == 0 ? url + 7 : url;
+			const char *bare = g_ascii_strncasecmp(url, "mailto:",
+			    7) == 0 ? url + 7 : url;
 			char *text = g_strstrip(g_strdup(start <= h->out->len ?
 			    h->out->str + start : ""));
-			if (*url && *url != '#' && g_ascii_strncasecmp(url, "javascript:", 11) != 0 &&
-			    strcmp(text, url) != 0 && strcmp(text, bare) != 0 &&
+			if (*url && *url != '#' && g_ascii_strncasecmp(url, "javascript:",
+			    11) != 0 && strcmp(text, url) != 0 && strcmp(text, bare) != 0 &&
 			    !strchr(url, '\n') && !strchr(url, '\r')) {
 				h->space = *text != '\0';
 				h_text(h, "<");

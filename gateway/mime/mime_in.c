@@ -27,6 +27,7 @@
 #include "pg_limits.h"
 #include "mime/translit.h"
 #include "mime/mime_int.h"
+#include "pg_log.h"
 
 G_DEFINE_QUARK(postgate-mime-in-error-quark, mime_in_error)
 
@@ -41,25 +42,6 @@ mime_in_stats_clear(MimeInStats *stats)
 }
 
 /* ---- notes -------------------------------------------------------------------- */
-
-/* Untrusted text as printable ASCII for a note. */
-char *
-mi_shown(const char *s)
-{
-	GString *o = g_string_new(NULL);
-	gsize n = 0;
-
-	for (; s && *s && n < MI_NOTE_QUOTE_MAX; s++, n++) {
-		guchar ch = (guchar)*s;
-		if (ch >= 0x20 && ch < 0x7f && ch != '\\')
-			g_string_append_c(o, (char)ch);
-		else
-			g_string_append_printf(o, "\\x%02x", ch);
-	}
-	if (s && *s)
-		g_string_append(o, "...");
-	return g_string_free(o, FALSE);
-}
 
 void
 mi_note(MiCtx *c, const char *fmt, ...)
@@ -109,7 +91,7 @@ parser_warning(gint64 offset, GMimeParserWarning code, const gchar *item, gpoint
 {
 	MiCtx *c = data;
 	char *unmarked = c->field ? mi_unmark(c, item) : g_strdup(item ? item : "");
-	char *it = mi_shown(unmarked);
+	char *it = pg_shown(unmarked, -1, MI_NOTE_QUOTE_MAX, FALSE);
 
 	(void)offset;
 	switch (code) {

@@ -20,6 +20,7 @@
 #include "address.h"
 #include "pg_limits.h"
 #include "mime/mime_int.h"
+#include "pg_log.h"
 
 /* ---- "=?" hidden from GMime's address parser --------------------------------- */
 
@@ -115,13 +116,13 @@ header_raw_utf8(MiCtx *c, GMimeHeader *h)
 	name = g_mime_header_get_name(h);
 	len = strlen(raw);
 	if (len > MIME_IN_MAX_HEADER_LEN) {
-		char *n = mi_shown(name);
+		char *n = pg_shown(name, -1, MI_NOTE_QUOTE_MAX, FALSE);
 		mi_note(c, "header field %s is %zu bytes long, over %u: ignored", n, len,
 		    MIME_IN_MAX_HEADER_LEN);
 		g_free(n);
 		return NULL;
 	}
-	shown_name = mi_shown(name);
+	shown_name = pg_shown(name, -1, MI_NOTE_QUOTE_MAX, FALSE);
 	what = g_strdup_printf("header field %s", shown_name);
 	escaped = mi_q_words_8bit_escaped(raw, len);
 	out = escaped ? mi_to_utf8(c, what, NULL, escaped, strlen(escaped)) :
@@ -144,7 +145,7 @@ mi_header_text(MiCtx *c, GMimeHeader *h)
 
 	if (!raw)
 		return NULL;
-	name = mi_shown(g_mime_header_get_name(h));
+	name = pg_shown(g_mime_header_get_name(h), -1, MI_NOTE_QUOTE_MAX, FALSE);
 	what = g_strdup_printf("header field %s", name);
 	dec = mi_rfc2047_decode(c, what, raw);
 	g_free(raw);
@@ -316,10 +317,12 @@ display_list(MiCtx *c, GMimeObject *top, const char *field, GPtrArray *dest)
 		}
 		addr = mailbox_addr(c, boxes->pdata[i]);
 		if (!addr) {
-			char *raw = mi_unmark(c, internet_address_mailbox_get_addr(boxes->pdata[i]));
-			char *a = mi_shown(raw);
+			char *raw = mi_unmark(c,
+			    internet_address_mailbox_get_addr(boxes->pdata[i]));
+			char *a = pg_shown(raw, -1, MI_NOTE_QUOTE_MAX, FALSE);
 			if (dropped++ == 0)
-				mi_note(c, "%s: address %s cannot be written SMTP:local@domain, dropped",
+				mi_note(c,
+				    "%s: address %s cannot be written SMTP:local@domain, dropped",
 				    field, a);
 			g_free(a);
 			g_free(raw);

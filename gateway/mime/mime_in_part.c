@@ -21,6 +21,7 @@
 #include "codepage.h"
 #include "pg_limits.h"
 #include "mime/mime_int.h"
+#include "pg_log.h"
 
 /* ---- bytes of parts, lenient base64 ------------------------------------------------ */
 
@@ -75,7 +76,8 @@ base64_lenient(const guint8 *s, gsize len, B64Damage *d)
 			padded = FALSE;
 			acc = (acc << 6) | (guint32)v;
 			if (++n == 4) {
-				guint8 b[3] = { (guint8)(acc >> 16), (guint8)(acc >> 8), (guint8)acc };
+				guint8 b[3] = { (guint8)(acc >> 16), (guint8)(acc >> 8),
+				    (guint8)acc };
 				g_byte_array_append(out, b, 3);
 				acc = 0;
 				n = 0;
@@ -124,7 +126,8 @@ base64_part(MiCtx *c, GMimePart *part, const char *path, B64Damage *d)
 	out = base64_lenient(ba->data, ba->len, d);
 	g_object_unref(mem);
 	if (d->skipped)
-		mi_note(c, "part %s: bad base64, %zu characters skipped", mi_label(path), d->skipped);
+		mi_note(c, "part %s: bad base64, %zu characters skipped", mi_label(path),
+		    d->skipped);
 	if (d->mid_padding)
 		mi_note(c, "part %s: base64 padding in the middle, decoded on after it",
 		    mi_label(path));
@@ -313,7 +316,8 @@ add_attachment(MiCtx *c, const char *suggested, gboolean is_path, GMimeContentTy
 	if (c->error)
 		return FALSE;
 	if (c->msg->attachments->len >= MSG_MAX_ATTACHMENTS)
-		return mi_limit(c, "the message has more than %u attachments, over the legacy limit "
+		return mi_limit(c,
+		    "the message has more than %u attachments, over the legacy limit "
 		    "(MSG_MAX_ATTACHMENTS)", MSG_MAX_ATTACHMENTS);
 	if (!add_size(c, bytes->len))
 		return FALSE;
@@ -451,7 +455,7 @@ type_text(GMimeObject *obj, char *buf, gsize size)
 {
 	GMimeContentType *ct = g_mime_object_get_content_type(obj);
 	char *mime = ct ? g_mime_content_type_get_mime_type(ct) : NULL;
-	char *t = mi_shown(mime);
+	char *t = pg_shown(mime, -1, MI_NOTE_QUOTE_MAX, FALSE);
 
 	g_strlcpy(buf, t, size);
 	g_free(t);
@@ -542,7 +546,8 @@ mi_walk(MiCtx *c, GMimeObject *obj, const char *path, int depth, gboolean text_o
 			if (pre && *pre) {
 				char *utf8 = mi_to_utf8(c, "a multipart without parts", NULL, pre,
 				    strlen(pre));
-				mi_note(c, "part %s: a multipart without parts (wrong boundary?), its "
+				mi_note(c,
+				    "part %s: a multipart without parts (wrong boundary?), its "
 				    "text kept as the body", mi_label(path));
 				if (text_ok)
 					mi_add_text(c, utf8);

@@ -58,8 +58,6 @@ typedef struct {
 
 /* ---- mime_in.c ---- */
 
-/* mi_shown - untrusted text as printable ASCII for a note, at most MI_NOTE_QUOTE_MAX characters; g_free it */
-char *mi_shown(const char *s);
 /* mi_note - a note for the stats, once per text, at most MIME_IN_MAX_NOTES */
 void mi_note(MiCtx *c, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
 /* mi_label - a part's path as notes name it ("1" for the top) */

@@ -557,7 +557,8 @@ attachment_type(const char *name, const guint8 *data, gsize len, const char *cod
 		{ "png", "image/png" }, { "gif", "image/gif" },
 		{ "zip", "application/zip" },
 		{ "doc", "application/msword" },
-		{ "docx", "application/vnd.openxmlformats-officedocument.wordprocessingml.document" },
+		{ "docx",
+		    "application/vnd.openxmlformats-officedocument.wordprocessingml.document" },
 		{ "xls", "application/vnd.ms-excel" },
 		{ "xlsx", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet" },
 	};
@@ -569,7 +570,8 @@ attachment_type(const char *name, const guint8 *data, gsize len, const char *cod
 		/* A legacy user's text file is in the postoffice's codepage,
 		 * unless it is plain ASCII or already UTF-8. */
 		type = g_mime_content_type_new("text", "plain");
-		g_mime_content_type_set_parameter(type, "charset", mi_all_ascii((const char *)data, len) ?
+		g_mime_content_type_set_parameter(type, "charset",
+		    mi_all_ascii((const char *)data, len) ?
 		    "us-ascii" : g_utf8_validate((const char *)data, (gssize)len, NULL) ?
 		    "utf-8" : iana_charset(codepage));
 		return type;

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "mime/mime_int.h"
+#include "pg_log.h"
 
 /* Longest charset name (with an RFC 2231 language) an encoded-word may give. */
 #define RFC2047_MAX_CHARSET 64
@@ -240,8 +241,9 @@ mi_rfc2047_decode(MiCtx *c, const char *what, const char *text)
 				while (i + n < len && !mi_is_lwsp(text[i + n]))
 					n++;
 				w = g_strndup(text + i, n);
-				sw = mi_shown(w);
-				mi_note(c, "%s: a malformed RFC 2047 encoded-word kept as it is: \"%s\"",
+				sw = pg_shown(w, -1, MI_NOTE_QUOTE_MAX, FALSE);
+				mi_note(c,
+				    "%s: a malformed RFC 2047 encoded-word kept as it is: \"%s\"",
 				    what, sw);
 				g_free(sw);
 				g_free(w);
