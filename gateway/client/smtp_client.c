@@ -13,6 +13,7 @@
 #include <openssl/x509v3.h>
 #include <gmime/gmime.h>
 
+#include "pg_log.h"
 #include "queue/queue.h"
 #include "client/smtp_client.h"
 #include "smtpd/smtp_cmd.h"
@@ -98,6 +99,18 @@ static void on_read(struct bufferevent *bev, void *arg);
 static void on_write(struct bufferevent *bev, void *arg);
 static void on_event(struct bufferevent *bev, short what, void *arg);
 static void next_tx(SmtpSession *s);
+
+/* ------------------------------------------------------------ state */
+
+/* Every change of state goes through here: --debug logs it. */
+static void
+enter_state(SmtpSession *s, State to)
+{
+	if (s->state != to)
+		pg_debug(NULL, "session with %s: %s -> %s", s->peer, state_names[s->state],
+		    state_names[to]);
+	s->state = to;
+}
 
 const char *
 smtp_session_peer(const SmtpSession *s)
@@ -195,7 +208,7 @@ session_end(SmtpSession *s, SmtpEnd how, const char *why)
 	if (s->ending)
 		return;
 	s->ending = TRUE;
-	s->state = ST_DONE;
+	enter_state(s, ST_DONE);
 	drop_bev(s);
 	s->end_how = how;
 	s->end_why = g_strdup(why);
@@ -316,6 +329,7 @@ try_address(SmtpSession *s)
 		return;
 	}
 	a = s->addrs->pdata[s->addr_i];
+	enter_state(s, ST_CONNECT);   /* logged with the server it leaves */
 	if (a->sa.ss_family == AF_INET6)
 		g_snprintf(s->peer, sizeof s->peer, "%s[%s]:%u", a->host, a->text,
 		    ntohs(((const struct sockaddr_in6 *)&a->sa)->sin6_port));
@@ -324,7 +338,6 @@ try_address(SmtpSession *s)
 		    ntohs(((const struct sockaddr_in *)&a->sa)->sin_port));
 	memset(&s->offer, 0, sizeof s->offer);
 	s->reader = smtp_reply_reader_new();
-	s->state = ST_CONNECT;
 	s->bev = bufferevent_socket_new(s->cfg->base, -1, BEV_OPT_CLOSE_ON_FREE);
 	bufferevent_setcb(s->bev, on_read, on_write, on_event, s);
 	bufferevent_setwatermark(s->bev, EV_WRITE, SMTP_CLIENT_PUMP_LOW, 0);
@@ -439,7 +452,7 @@ start_tls(SmtpSession *s)
 	s->gen++;
 	smtp_reply_reader_free(s->reader);
 	s->reader = smtp_reply_reader_new();
-	s->state = ST_HANDSHAKE;
+	enter_state(s, ST_HANDSHAKE);
 	bufferevent_setcb(s->bev, on_read, on_write, on_event, s);
 	bufferevent_setwatermark(s->bev, EV_WRITE, SMTP_CLIENT_PUMP_LOW, 0);
 	set_timeout(s, s->cfg->timeout);
@@ -455,7 +468,7 @@ after_hello(SmtpSession *s)
 	if (!s->tls_active && mode != SMTP_TLS_NONE && !s->no_tls) {
 		if (s->offer.starttls) {
 			send_line(s, "STARTTLS");
-			s->state = ST_STARTTLS;
+			enter_state(s, ST_STARTTLS);
 			return;
 		}
 		if (mode >= SMTP_TLS_ENCRYPT) {
@@ -479,12 +492,12 @@ after_hello(SmtpSession *s)
 			send_b64(s, "AUTH PLAIN ", p->str, p->len);
 			memset(p->str, 0, p->len);
 			g_string_free(p, TRUE);
-			s->state = ST_AUTH;
+			enter_state(s, ST_AUTH);
 			return;
 		}
 		if (s->offer.auth_login) {
 			send_line(s, "AUTH LOGIN");
-			s->state = ST_AUTH_USER;
+			enter_state(s, ST_AUTH_USER);
 			return;
 		}
 		fail(s, "the server offers neither AUTH PLAIN nor AUTH LOGIN");
@@ -875,7 +888,7 @@ start_tx(SmtpSession *s)
 	}
 	send_line(s, "%s", cmd->str);
 	g_string_free(cmd, TRUE);
-	s->state = ST_TX;
+	enter_state(s, ST_TX);
 	s->step = TX_MAIL;
 	s->rcpt_i = s->rcpt_sent = 0;
 	s->mail_ok = s->abandon = FALSE;
@@ -894,7 +907,7 @@ next_tx(SmtpSession *s)
 	s->tx = s->ops->next(s->data, s);
 	if (!s->tx) {
 		send_line(s, "QUIT");
-		s->state = ST_QUIT;
+		enter_state(s, ST_QUIT);
 		set_timeout(s, SMTP_CLIENT_QUIT_WAIT);
 		return;
 	}
@@ -907,7 +920,7 @@ static void
 tx_over_rset(SmtpSession *s)
 {
 	send_line(s, "RSET");
-	s->state = ST_RSET;
+	enter_state(s, ST_RSET);
 }
 
 static gboolean
@@ -1044,7 +1057,7 @@ abandoned:
 	if (tx->result == SMTP_TX_AGAIN) {
 		tx_finish(s);
 		send_line(s, "QUIT");
-		s->state = ST_QUIT;
+		enter_state(s, ST_QUIT);
 		set_timeout(s, SMTP_CLIENT_QUIT_WAIT);
 		return;
 	}
@@ -1067,7 +1080,7 @@ on_reply(SmtpSession *s, const SmtpReply *rp)
 			fail(s, "greeting: %s", line);
 		else {
 			send_line(s, "EHLO %s", s->cfg->helo_name);
-			s->state = ST_EHLO;
+			enter_state(s, ST_EHLO);
 		}
 		break;
 	case ST_EHLO:
@@ -1076,7 +1089,7 @@ on_reply(SmtpSession *s, const SmtpReply *rp)
 			after_hello(s);
 		} else if (cls == 5 && !s->tls_active) {
 			send_line(s, "HELO %s", s->cfg->helo_name);
-			s->state = ST_HELO;
+			enter_state(s, ST_HELO);
 		} else {
 			fail(s, "EHLO: %s", line);
 		}
@@ -1102,7 +1115,7 @@ on_reply(SmtpSession *s, const SmtpReply *rp)
 			fail(s, "AUTH LOGIN: %s", line);
 		else {
 			send_b64(s, "", s->cfg->auth_user, strlen(s->cfg->auth_user));
-			s->state = ST_AUTH_PASS;
+			enter_state(s, ST_AUTH_PASS);
 		}
 		break;
 	case ST_AUTH_PASS:
@@ -1110,7 +1123,7 @@ on_reply(SmtpSession *s, const SmtpReply *rp)
 			fail(s, "AUTH LOGIN: %s", line);
 		else {
 			send_b64(s, "", s->cfg->auth_password, strlen(s->cfg->auth_password));
-			s->state = ST_AUTH;
+			enter_state(s, ST_AUTH);
 		}
 		break;
 	case ST_AUTH:
@@ -1154,7 +1167,7 @@ on_read(struct bufferevent *bev, void *arg)
 	if (s->state == ST_CONNECT) {
 		/* The greeting may be read before the connect is reported. */
 		g_strlcpy(s->answered, s->peer, sizeof s->answered);
-		s->state = ST_GREETING;
+		enter_state(s, ST_GREETING);
 		set_timeout(s, s->cfg->timeout);
 	}
 	while (!s->ending && s->gen == gen && evbuffer_get_length(in) > 0) {
@@ -1189,14 +1202,14 @@ on_event(struct bufferevent *bev, short what, void *arg)
 	if (what & BEV_EVENT_CONNECTED) {
 		if (s->state == ST_CONNECT) {
 			g_strlcpy(s->answered, s->peer, sizeof s->answered);
-			s->state = ST_GREETING;
+			enter_state(s, ST_GREETING);
 			set_timeout(s, s->cfg->timeout);
 		} else if (s->state == ST_HANDSHAKE) {
 			s->tls_active = TRUE;
 			/* RFC 3207 4.2: forget what was offered in plaintext. */
 			memset(&s->offer, 0, sizeof s->offer);
 			send_line(s, "EHLO %s", s->cfg->helo_name);
-			s->state = ST_EHLO;
+			enter_state(s, ST_EHLO);
 		}
 		return;
 	}
