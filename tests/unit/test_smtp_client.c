@@ -1,4 +1,4 @@
-/* test_smtp_client.c - unit tests of gateway/client/smtp_client.c.
+/* test_smtp_client.c - unit tests of gateway/client/smtp_client*.c.
  *
  * Every case runs one session (smtp_session_start) against a scripted SMTP
  * server in this process, on 127.0.0.1 and the same event loop.  The server
