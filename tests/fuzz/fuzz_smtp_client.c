@@ -1,5 +1,5 @@
 /* fuzz_smtp_client.c - libFuzzer target for the SMTP client's session
- * (gateway/client/smtp_client.c) driven by a hostile server.
+ * (gateway/client/smtp_client*.c) driven by a hostile server.
  *
  * The first byte chooses the client's settings: bit 0 tls = may (a STARTTLS
  * the server answers 220 to meets garbage: the handshake fails and the client

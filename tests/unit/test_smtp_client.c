@@ -1,4 +1,4 @@
-/* test_smtp_client.c - unit tests of gateway/client/smtp_client.c.
+/* test_smtp_client.c - unit tests of gateway/client/smtp_client*.c.
  *
  * Every case runs one session (smtp_session_start) against a scripted SMTP
  * server in this process, on 127.0.0.1 and the same event loop.  The server
@@ -36,6 +36,7 @@
 #include <gmime/gmime.h>
 
 #include "cu_run.h"
+#include "pg_log.h"
 #include "queue/queue.h"
 #include "client/smtp_client.h"
 
@@ -879,6 +880,52 @@ test_pipelined_one_message(void)
 	EXPECT(r->nexts == 2, "next() asked twice: the message, then nothing (got %u)", r->nexts);
 	EXPECT(r->peer_at_done && strstr(r->peer_at_done, "127.0.0.1"), "the peer names the "
 	    "address: %s", r->peer_at_done ? r->peer_at_done : "(none)");
+	run_free(r);
+}
+
+/* At debug level every change of the session's state is logged, as the
+ * listener's are: "session with PEER: OLD -> NEW", from the connect to done. */
+static void
+test_transitions_logged(void)
+{
+	static const char *const script[] = { GREET, EHLO_PIPE, OK_MAIL, OK_RCPT, GO_DATA,
+		OK_QUEUED, BYE, NULL };
+	static const char *const steps[] = { "connect -> greeting", "greeting -> EHLO",
+		"EHLO -> transaction", "transaction -> QUIT", "QUIT -> done" };
+	Run *r = run_new();
+	FILE *log = tmpfile();
+	int saved = dup(STDERR_FILENO);
+	char text[4096];
+	size_t n;
+	const char *at;
+
+	run_scripts(r, script, NULL);
+	g_ptr_array_add(r->addrs, addr_local(r->srv->port));
+	run_add(r, tx_new("a@x.test", BODY1, "b@y.test", NULL));
+	fflush(stderr);
+	dup2(fileno(log), STDERR_FILENO);
+	pg_log_set_threshold(PG_LOG_DEBUG);
+	run_go(r);
+	pg_log_set_threshold(PG_LOG_INFO);
+	fflush(stderr);
+	dup2(saved, STDERR_FILENO);
+	close(saved);
+	rewind(log);
+	n = fread(text, 1, sizeof text - 1, log);
+	text[n] = '\0';
+	fclose(log);
+	at = text;
+	for (gsize i = 0; i < G_N_ELEMENTS(steps); i++) {
+		char *want = g_strdup_printf("debug: session with localhost[127.0.0.1]:%u: %s\n",
+		    r->srv->port, steps[i]);
+		const char *found = strstr(at, want);
+
+		EXPECT(found != NULL, "logged, in order: %s (the log: %s)", want, text);
+		if (found)
+			at = found + strlen(want);
+		g_free(want);
+	}
+	EXPECT_END(r, SMTP_END_QUIT);
 	run_free(r);
 }
 
@@ -2256,6 +2303,7 @@ main(void)
 	static const CuTest tests[] = {
 		{ "PIPELINING: MAIL, RCPT x2, DATA in one go; 250 after the data",
 		    test_pipelined_one_message },
+		{ "--debug: each state change logged, connect to done", test_transitions_logged },
 		{ "no PIPELINING: one command per reply", test_lockstep_one_message },
 		{ "EHLO answered by a bare 250: no keywords", test_ehlo_bare_250 },
 		{ "greeting, EHLO and 354 replies cut into pieces with pauses",
