@@ -37,17 +37,8 @@ HOST = "127.0.0.1"
 top = pg.scratch()
 
 
-def free_port():
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.settimeout(5)
-    s.bind((HOST, 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-PORT = free_port()
-LINK_PORT = free_port()         # nobody listens there: B is never reached
+PORT = pg.free_port(HOST)
+LINK_PORT = pg.free_port(HOST)         # nobody listens there: B is never reached
 podir, _ = pg.make_po(top, "CORP", "HQ", gateway="CORP/GW",
                       users=[("ALICE", "Alice Smith"), ("BOB", "Bob Jones")])
 CONF = os.path.join(top, "postgate.conf")

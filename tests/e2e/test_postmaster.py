@@ -40,22 +40,13 @@ DOMAINS = ["example.com", "corp.example"]
 top = pg.scratch()
 
 
-def free_port():
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.settimeout(5)
-    s.bind((HOST, 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 class Site:
     """One gateway with postoffice CORP/HQ (JSMITH, ADMIN, and POSTMASTER)."""
 
     def __init__(self, name, postmaster=None):
         self.top = os.path.join(top, name)
         os.makedirs(self.top)
-        self.port = free_port()
+        self.port = pg.free_port(HOST)
         self.podir, _ = pg.make_po(self.top, "CORP", "HQ", gateway="CORP/GW",
                                    users=[("JSMITH", "Jane Smith"), ("ADMIN", "The Admin")])
         self.conf = os.path.join(self.top, "postgate.conf")

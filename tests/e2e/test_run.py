@@ -75,22 +75,13 @@ LISTS_XML = (
     '  </list>\n')
 
 
-def free_port():
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.settimeout(5)
-    s.bind((HOST, 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 class Site:
     """One gateway: config, state dir, three postoffices, a listener."""
 
     def __init__(self, name):
         self.top = os.path.join(top, name)
         os.makedirs(self.top)
-        self.port = free_port()
+        self.port = pg.free_port(HOST)
         self.state = os.path.join(self.top, "state")
         self.conf = os.path.join(self.top, "postgate.conf")
         self.po_dir, self.key_file, self.key = {}, {}, {}

@@ -61,16 +61,7 @@ HOP_LIMIT = 5
 top = pg.scratch()
 
 
-def free_port():
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.settimeout(5)
-    s.bind((HOST, 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-PORT = free_port()
+PORT = pg.free_port(HOST)
 USERS = [("JSMITH", "Jane Smith"), ("BOB", "Bob Jones")] + \
     [("R%d" % i, "Recipient %d" % i) for i in range(1, MAX_RCPT + 2)]
 podir, _ = pg.make_po(top, "CORP", "HQ", users=USERS)

@@ -47,15 +47,6 @@ KILLS = 15
 top = pg.scratch()
 
 
-def free_port():
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.settimeout(5)
-    s.bind((HOST, 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 podir, _ = pg.make_po(top, "CORP", "HQ", users=[("JSMITH", "Jane Smith"), ("BOB", "Bob")])
 pg.run("-d", podir, "export-dir", "-o", os.path.join(top, "hq.xml"))
 
@@ -64,7 +55,7 @@ def make_site(name):
     """A config and a state directory of its own, the directory imported."""
     d = os.path.join(top, name)
     os.makedirs(d)
-    port = free_port()
+    port = pg.free_port(HOST)
     conf = os.path.join(d, "postgate.conf")
     with open(conf, "w") as f:
         f.write("\n".join([
