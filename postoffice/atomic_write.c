@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <gio/gio.h>
@@ -28,6 +29,57 @@ atomic_read_upto(int fd, void *buf, size_t cap)
 		len += (size_t)n;
 	}
 	return (gssize)len;
+}
+
+static guint8 *
+read_failed(AtomicReadInfo *info, AtomicReadStatus status, int fd, guint8 *data)
+{
+	info->status = status;
+	info->err = errno;
+	if (fd >= 0)
+		close(fd);
+	g_free(data);
+	return NULL;
+}
+
+guint8 *
+atomic_read_file(const char *path, int flags, size_t max, size_t *len, AtomicReadInfo *info)
+{
+	struct stat st;
+	guint8 *data = NULL;
+	size_t have = 0, cap;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY | flags);
+
+	*info = (AtomicReadInfo){ .status = ATOMIC_READ_OK };
+	if (fd < 0 || fstat(fd, &st) != 0)
+		return read_failed(info, ATOMIC_READ_OPEN, fd, NULL);
+	info->mode = st.st_mode;
+	info->size = st.st_size;
+	if (!S_ISREG(st.st_mode))
+		return read_failed(info, ATOMIC_READ_NOT_REGULAR, fd, NULL);
+	if ((guint64)st.st_size > max)
+		return read_failed(info, ATOMIC_READ_TOO_BIG, fd, NULL);
+	/* What fstat saw and one byte more, to see EOF (or a file still
+	 * growing) without a second read; grown only if it did grow. */
+	cap = (size_t)st.st_size + 1;
+	data = g_malloc(cap + 1);
+	for (;;) {
+		gssize n = atomic_read_upto(fd, data + have, cap - have);
+
+		if (n < 0)
+			return read_failed(info, ATOMIC_READ_READ, fd, data);
+		have += (size_t)n;
+		if (have > max)
+			return read_failed(info, ATOMIC_READ_TOO_BIG, fd, data);
+		if (have < cap)
+			break;
+		cap = MIN(cap * 2, max + 1);
+		data = g_realloc(data, cap + 1);
+	}
+	close(fd);
+	data[have] = '\0';
+	*len = have;
+	return data;
 }
 
 gboolean

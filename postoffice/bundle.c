@@ -511,42 +511,26 @@ bundle_decode(const guint8 *data, size_t len, GBytes *key, GError **error)
 Bundle *
 bundle_read_file(const char *path, GBytes *key, GError **error)
 {
-	struct stat st;
-	guint8 *data;
-	size_t len;
-	gssize n;
+	AtomicReadInfo info;
+	size_t len = 0;
 	Bundle *b;
-	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	guint8 *data = atomic_read_file(path, O_NOFOLLOW, BUNDLE_MAX_FILE_SIZE, &len, &info);
 
-	if (fd < 0 || fstat(fd, &st) != 0) {
-		set_error(error, BUNDLE_ERROR_IO, "%s: %s", path, g_strerror(errno));
-		if (fd >= 0)
-			close(fd);
-		return NULL;
-	}
-	if (!S_ISREG(st.st_mode)) {
+	if (data == NULL && info.status == ATOMIC_READ_NOT_REGULAR) {
 		set_error(error, BUNDLE_ERROR_IO, "%s is not a regular file", path);
-		close(fd);
 		return NULL;
 	}
-	if ((guint64)st.st_size > BUNDLE_MAX_FILE_SIZE) {
+	if (data == NULL && info.status == ATOMIC_READ_TOO_BIG &&
+	    (guint64)info.size > BUNDLE_MAX_FILE_SIZE) {
 		set_error(error, BUNDLE_ERROR_LIMIT, "%s is %lld bytes, over the limit of %u",
-		    path, (long long)st.st_size, BUNDLE_MAX_FILE_SIZE);
-		close(fd);
+		    path, (long long)info.size, BUNDLE_MAX_FILE_SIZE);
 		return NULL;
 	}
-	/* Read what fstat saw, and one byte more to notice a file still growing. */
-	data = g_malloc((size_t)st.st_size + 1);
-	n = atomic_read_upto(fd, data, (size_t)st.st_size + 1);
-	if (n < 0) {
-		set_error(error, BUNDLE_ERROR_IO, "%s: %s", path, g_strerror(errno));
-		close(fd);
-		g_free(data);
+	if (data == NULL && info.status != ATOMIC_READ_TOO_BIG) {
+		set_error(error, BUNDLE_ERROR_IO, "%s: %s", path, g_strerror(info.err));
 		return NULL;
 	}
-	len = (size_t)n;
-	close(fd);
-	if (len > (size_t)st.st_size) {
+	if (data == NULL || len > (size_t)info.size) {
 		set_error(error, BUNDLE_ERROR_IO, "%s grew while it was read", path);
 		g_free(data);
 		return NULL;

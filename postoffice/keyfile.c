@@ -18,43 +18,29 @@ G_DEFINE_QUARK(postgate-keyfile-error-quark, keyfile_error)
 GBytes *
 keyfile_load(const char *path, GError **error)
 {
-	char *data;
-	size_t len;
-	gssize n;
-	struct stat st = { 0 };
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	AtomicReadInfo info;
+	size_t len = 0;
+	/* Never read more than a key can be (and its newline), whatever the
+	 * file claims. */
+	char *data = (char *)atomic_read_file(path, 0, KEY_MAX_LEN + 1, &len, &info);
 
-	if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-		const char *why = fd >= 0 && st.st_mode && !S_ISREG(st.st_mode) ?
-		    "not a regular file" : g_strerror(errno);
+	if (data == NULL && info.status != ATOMIC_READ_TOO_BIG) {
 		g_set_error(error, KEYFILE_ERROR, KEYFILE_ERROR_UNREADABLE,
-		    "key file %s is unreadable: %s", path, why);
-		if (fd >= 0)
-			close(fd);
+		    "key file %s is unreadable: %s", path,
+		    info.status == ATOMIC_READ_NOT_REGULAR ? "not a regular file" :
+		    g_strerror(info.err));
 		return NULL;
 	}
-	/* Never read more than a key can be, whatever the file claims. */
-	data = g_malloc(KEY_MAX_LEN + 2);
-	n = atomic_read_upto(fd, data, KEY_MAX_LEN + 2);
-	if (n < 0) {
-		g_set_error(error, KEYFILE_ERROR, KEYFILE_ERROR_UNREADABLE,
-		    "key file %s is unreadable: %s", path, g_strerror(errno));
-		close(fd);
-		g_free(data);
-		return NULL;
-	}
-	len = (size_t)n;
-	close(fd);
-	if (len > 0 && data[len - 1] == '\n')
+	if (data != NULL && len > 0 && data[len - 1] == '\n')
 		len--;
-	if (len < KEY_MIN_LEN) {
+	if (data != NULL && len < KEY_MIN_LEN) {
 		g_set_error(error, KEYFILE_ERROR, KEYFILE_ERROR_TOO_SHORT,
 		    "key file %s is too short: %zu bytes, at least %u needed",
 		    path, len, KEY_MIN_LEN);
 		g_free(data);
 		return NULL;
 	}
-	if (len > KEY_MAX_LEN) {
+	if (data == NULL || len > KEY_MAX_LEN) {
 		g_set_error(error, KEYFILE_ERROR, KEYFILE_ERROR_TOO_LONG,
 		    "key file %s is too long: more than %u bytes", path, KEY_MAX_LEN);
 		g_free(data);

@@ -42,4 +42,7 @@
 #define KEY_MIN_LEN            32u
 #define KEY_MAX_LEN            1024u
 
+/* The SMTP AUTH password file ([delivery] auth_password_file), whole. */
+#define DELIVERY_PASSWORD_FILE_MAX 4096u
+
 #endif

@@ -7,6 +7,8 @@
 #include <event2/event.h>
 #include <gmime/gmime.h>
 
+#include "atomic_write.h"
+#include "pg_limits.h"
 #include "client/delivery.h"
 #include "client/mx.h"
 #include "pg_log.h"
@@ -602,10 +604,16 @@ setup(Delivery *d, GError **error)
 	d->relay = d->plain;
 	if (*user) {
 		const char *pf = config_string(cfg, CONFIG_DELIVERY_AUTH_PASSWORD_FILE);
-		char *text = NULL;
+		AtomicReadInfo info;
+		size_t len;
+		char *text = (char *)atomic_read_file(pf, 0, DELIVERY_PASSWORD_FILE_MAX, &len,
+		    &info);
 
-		if (!g_file_get_contents(pf, &text, NULL, error)) {
-			g_prefix_error(error, "[delivery] auth_password_file: ");
+		if (text == NULL) {
+			g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_FAILED,
+			    "[delivery] auth_password_file: %s: %s", pf,
+			    info.status == ATOMIC_READ_NOT_REGULAR ? "not a regular file" :
+			    info.status == ATOMIC_READ_TOO_BIG ? "too long" : g_strerror(info.err));
 			return FALSE;
 		}
 		text[strcspn(text, "\r\n")] = '\0';

@@ -159,7 +159,7 @@ const CfgKeyInfo cfg_keys[CONFIG_KEY_COUNT] = {
 	    "auth_password_file." },
 	[CONFIG_DELIVERY_AUTH_PASSWORD_FILE] = { CONFIG_GROUP_DELIVERY,
 	    "auth_password_file", T_PATH, "", 0, 0, NULL, 0, 0,
-	    "File whose first line is the SMTP AUTH password." },
+	    "File whose first line is the SMTP AUTH password; at most 4096 bytes." },
 	[CONFIG_DELIVERY_MIN_BACKOFF] = { CONFIG_GROUP_DELIVERY, "min_backoff",
 	    T_DURATION, "300s", 1 * SECOND, 1 * DAY, NULL, 0, 0,
 	    "Shortest wait before a deferred delivery is tried again." },

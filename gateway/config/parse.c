@@ -21,6 +21,7 @@
 #include "config/config_int.h"
 
 #include "address.h"
+#include "atomic_write.h"
 
 void
 cfg_diag(CfgParser *P, unsigned line, ConfigError code, const char *fmt, ...)
@@ -398,66 +399,31 @@ config_load_file(const char *path, GError **error)
 PgConfig *
 config_load_file_flags(const char *path, ConfigFlags flags, GError **error)
 {
-	GByteArray *data;
+	AtomicReadInfo info;
 	PgConfig *cfg;
-	struct stat st;
-	int fd, e;
+	size_t len = 0;
+	/* atomic_read_file opens with O_NONBLOCK: a FIFO must not hang us
+	 * waiting for a writer. */
+	char *data = (char *)atomic_read_file(path, 0, CONFIG_FILE_MAX, &len, &info);
 
-	/* O_NONBLOCK: a FIFO must not hang us waiting for a writer. */
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
-	if (fd < 0) {
-		e = errno;
+	if (data == NULL && info.status == ATOMIC_READ_OPEN)
 		g_set_error(error, CONFIG_ERROR, CONFIG_ERROR_IO, "%s: cannot open: %s",
-		    path, g_strerror(e));
-		return NULL;
-	}
-	if (fstat(fd, &st) != 0) {
-		e = errno;
-		close(fd);
-		g_set_error(error, CONFIG_ERROR, CONFIG_ERROR_IO, "%s: cannot open: %s",
-		    path, g_strerror(e));
-		return NULL;
-	}
-	if (S_ISDIR(st.st_mode)) {
-		close(fd);
+		    path, g_strerror(info.err));
+	else if (data == NULL && info.status == ATOMIC_READ_NOT_REGULAR && S_ISDIR(info.mode))
 		g_set_error(error, CONFIG_ERROR, CONFIG_ERROR_IO, "%s: is a directory",
 		    path);
-		return NULL;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		close(fd);
+	else if (data == NULL && info.status == ATOMIC_READ_NOT_REGULAR)
 		g_set_error(error, CONFIG_ERROR, CONFIG_ERROR_IO, "%s: is not a regular "
-		    "file (%s)", path, cfg_file_kind(st.st_mode));
+		    "file (%s)", path, cfg_file_kind(info.mode));
+	else if (data == NULL && info.status == ATOMIC_READ_READ)
+		g_set_error(error, CONFIG_ERROR, CONFIG_ERROR_IO, "%s: cannot "
+		    "read: %s", path, g_strerror(info.err));
+	else if (data == NULL)
+		g_set_error(error, CONFIG_ERROR, CONFIG_ERROR_LIMIT, "%s: the file "
+		    "is larger than %u bytes", path, CONFIG_FILE_MAX);
+	if (data == NULL)
 		return NULL;
-	}
-	data = g_byte_array_new();
-	for (;;) {
-		guint8 chunk[65536];
-		ssize_t n = read(fd, chunk, sizeof chunk);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			e = errno;
-			close(fd);
-			g_byte_array_free(data, TRUE);
-			g_set_error(error, CONFIG_ERROR, CONFIG_ERROR_IO, "%s: cannot "
-			    "read: %s", path, g_strerror(e));
-			return NULL;
-		}
-		if (n == 0)
-			break;
-		g_byte_array_append(data, chunk, (guint)n);
-		if (data->len > CONFIG_FILE_MAX) {
-			close(fd);
-			g_byte_array_free(data, TRUE);
-			g_set_error(error, CONFIG_ERROR, CONFIG_ERROR_LIMIT, "%s: the file "
-			    "is larger than %u bytes", path, CONFIG_FILE_MAX);
-			return NULL;
-		}
-	}
-	close(fd);
-	cfg = config_parse(path, (const char *)data->data, data->len, flags,
-	    error);
-	g_byte_array_free(data, TRUE);
+	cfg = config_parse(path, data, len, flags, error);
+	g_free(data);
 	return cfg;
 }
