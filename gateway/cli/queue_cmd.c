@@ -69,38 +69,6 @@ json_string(GString *out, const char *s)
 	g_string_append_c(out, '"');
 }
 
-static const char *
-ret_name(int ret)
-{
-	return ret == QUEUE_RET_FULL ? "FULL" : ret == QUEUE_RET_HDRS ? "HDRS" : NULL;
-}
-
-static const char *
-body_name(int body)
-{
-	return body == QUEUE_BODY_8BITMIME ? "8BITMIME" : body == QUEUE_BODY_7BIT ? "7BIT" : NULL;
-}
-
-static char *
-notify_text(guint n)
-{
-	GString *s;
-
-	if (n == 0)
-		return NULL;
-	if (n & QUEUE_NOTIFY_NEVER)
-		return g_strdup("NEVER");
-	s = g_string_new(NULL);
-	if (n & QUEUE_NOTIFY_SUCCESS)
-		g_string_append(s, ",SUCCESS");
-	if (n & QUEUE_NOTIFY_FAILURE)
-		g_string_append(s, ",FAILURE");
-	if (n & QUEUE_NOTIFY_DELAY)
-		g_string_append(s, ",DELAY");
-	g_string_erase(s, 0, 1);
-	return g_string_free(s, FALSE);
-}
-
 /* One message as one line of JSON (like postqueue -j). */
 static void
 json_message(GString *out, const QueueEnvelope *env)
@@ -119,13 +87,13 @@ json_message(GString *out, const QueueEnvelope *env)
 	g_string_append_printf(out, ",\"hops\":%u,\"envid\":", env->hops);
 	json_string(out, env->envid);
 	g_string_append(out, ",\"ret\":");
-	json_string(out, ret_name(env->ret));
+	json_string(out, mail_ret_name(env->ret));
 	g_string_append(out, ",\"body\":");
-	json_string(out, body_name(env->body));
+	json_string(out, mail_body_name(env->body));
 	g_string_append(out, ",\"recipients\":[");
 	for (guint i = 0; i < env->rcpts->len; i++) {
 		const QueueRcpt *r = env->rcpts->pdata[i];
-		char *notify = notify_text(r->notify);
+		char *notify = mail_notify_text(r->notify);
 
 		g_string_append(out, i ? ",{\"address\":" : "{\"address\":");
 		json_string(out, r->address);
@@ -243,12 +211,12 @@ do_show(Queue *q, const char *qid)
 	    env->qid, when, env->size, env->sender, env->client, env->helo ? env->helo : "",
 	    env->protocol, env->hops, env->message_id ? env->message_id : "");
 	g_string_append_printf(out, "envid: %s\nret: %s\nbody: %s\n", env->envid ? env->envid : "",
-	    ret_name(env->ret) ? ret_name(env->ret) : "", body_name(env->body) ?
-	    body_name(env->body) : "");
+	    mail_ret_name(env->ret) ? mail_ret_name(env->ret) : "", mail_body_name(env->body) ?
+	    mail_body_name(env->body) : "");
 	g_free(when);
 	for (guint i = 0; i < env->rcpts->len; i++) {
 		const QueueRcpt *r = env->rcpts->pdata[i];
-		char *notify = notify_text(r->notify);
+		char *notify = mail_notify_text(r->notify);
 
 		g_string_append_printf(out, "recipient: <%s> state=%s", r->address,
 		    queue_state_name(r->state));

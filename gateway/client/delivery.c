@@ -562,7 +562,7 @@ plan_message(Delivery *d, QueueEnvelope *env, gboolean force)
 			job->tx.sender = env->sender;
 			job->tx.envid = env->envid;
 			job->tx.ret = env->ret;
-			job->tx.eightbit = env->body == QUEUE_BODY_8BITMIME;
+			job->tx.eightbit = env->body == MAIL_BODY_8BITMIME;
 			job->tx.rcpts = g_ptr_array_new_with_free_func((GDestroyNotify)smtp_rcpt_free);
 			job->tx.owner = job;
 			g_hash_table_insert(open, dst, job);

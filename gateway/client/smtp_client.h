@@ -32,6 +32,7 @@
 #include <openssl/ssl.h>
 
 #include "client/mx.h"
+#include "mail_params.h"
 
 /* Named limits. */
 #define SMTP_CLIENT_QUIT_WAIT   5      /* seconds to wait for the reply to QUIT */
@@ -59,7 +60,7 @@ typedef struct {
 
 typedef struct {
 	const char *address;       /* for RCPT TO */
-	guint notify;              /* QUEUE_NOTIFY_* bits, 0: none given */
+	guint notify;              /* MAIL_NOTIFY_* bits, 0: none given */
 	const char *orcpt;         /* "type;address" decoded, or NULL */
 	int code;                  /* the verdict: 0 none yet, else a reply code */
 	char *reply;               /* the verdict's reply, one line (smtp_reply_format) */
@@ -73,7 +74,7 @@ typedef enum {
 typedef struct {
 	const char *sender;        /* "" for <> */
 	const char *envid;         /* DSN ENVID or NULL */
-	int ret;                   /* QUEUE_RET_* */
+	MailRet ret;               /* RET= (mail_params.h) */
 	gboolean eightbit;         /* BODY=8BITMIME */
 	GBytes *data;              /* the message; LF or CR LF line ends */
 	GPtrArray *rcpts;          /* SmtpRcpt * */

@@ -146,23 +146,10 @@ send_rcpt(SmtpSession *s)
 
 	g_string_printf(cmd, "RCPT TO:<%s>", r->address);
 	if (s->offer.dsn && r->notify) {
-		g_string_append(cmd, " NOTIFY=");
-		if (r->notify & QUEUE_NOTIFY_NEVER)
-			g_string_append(cmd, "NEVER");
-		else {
-			const char *sep = "";
+		char *notify = mail_notify_text(r->notify);
 
-			if (r->notify & QUEUE_NOTIFY_SUCCESS) {
-				g_string_append(cmd, "SUCCESS");
-				sep = ",";
-			}
-			if (r->notify & QUEUE_NOTIFY_FAILURE) {
-				g_string_append_printf(cmd, "%sFAILURE", sep);
-				sep = ",";
-			}
-			if (r->notify & QUEUE_NOTIFY_DELAY)
-				g_string_append_printf(cmd, "%sDELAY", sep);
-		}
+		g_string_append_printf(cmd, " NOTIFY=%s", notify);
+		g_free(notify);
 	}
 	if (s->offer.dsn && r->orcpt) {
 		const char *semi = strchr(r->orcpt, ';');
@@ -238,10 +225,8 @@ start_tx(SmtpSession *s)
 	if (tx->eightbit && s->offer.eightbit)
 		g_string_append(cmd, " BODY=8BITMIME");
 	if (s->offer.dsn) {
-		if (tx->ret == QUEUE_RET_FULL)
-			g_string_append(cmd, " RET=FULL");
-		else if (tx->ret == QUEUE_RET_HDRS)
-			g_string_append(cmd, " RET=HDRS");
+		if (mail_ret_name(tx->ret))
+			g_string_append_printf(cmd, " RET=%s", mail_ret_name(tx->ret));
 		if (tx->envid) {
 			char *x = smtp_xtext_encode(tx->envid);
 

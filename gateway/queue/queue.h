@@ -22,6 +22,7 @@
 
 #include <glib.h>
 
+#include "mail_params.h"
 #include "queue/queue_state.h"
 
 #define QUEUE_ERROR (queue_error_quark())
@@ -44,16 +45,9 @@ typedef enum {
 #define QUEUE_INGEST_STEP_MESSAGES 500u           /* messages of a bundle in one commit */
 #define QUEUE_INGEST_STEP_BYTES (4u * 1024 * 1024) /* their bodies, at most (or one message) */
 
-/* DSN RET= and BODY= as stored. */
-enum { QUEUE_RET_NONE, QUEUE_RET_FULL, QUEUE_RET_HDRS };
-enum { QUEUE_BODY_NONE, QUEUE_BODY_7BIT, QUEUE_BODY_8BITMIME };
-/* DSN NOTIFY= bits as stored (RFC 3461 4.1); 0: not given. */
-enum { QUEUE_NOTIFY_NEVER = 1, QUEUE_NOTIFY_SUCCESS = 2, QUEUE_NOTIFY_FAILURE = 4,
-	QUEUE_NOTIFY_DELAY = 8 };
-
 typedef struct {
 	char *address;          /* local@domain, as accepted */
-	guint notify;           /* QUEUE_NOTIFY_* bits */
+	guint notify;           /* NOTIFY= MAIL_NOTIFY_* bits (mail_params.h), 0: not given */
 	char *orcpt;            /* ORCPT: "type;address" decoded, or NULL */
 	QueueState state;       /* queue_state.h: change it with queue_rcpt_enter */
 	QueueState logged;      /* the state last logged (as loaded, or accepted) */
@@ -98,8 +92,8 @@ typedef struct {
 	gint64 size;            /* body bytes */
 	char *sender;           /* "" for the null sender <> */
 	char *envid;            /* DSN ENVID, decoded, or NULL */
-	int ret;                /* QUEUE_RET_* */
-	int body;               /* QUEUE_BODY_* */
+	MailRet ret;            /* RET= (mail_params.h) */
+	MailBody body;          /* BODY= */
 	char *client;           /* client IP address, or "local" for submit */
 	char *helo;             /* what it said in HELO/EHLO, or NULL */
 	char *protocol;         /* "SMTP", "ESMTP", "ESMTPS", "local" */

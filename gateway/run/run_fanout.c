@@ -164,8 +164,8 @@ legacy_copy(Run *run, const QueueEnvelope *env, const LegacyMessage *content,
 		const QueueRcpt *r = rows->pdata[i];
 
 		msg_add_recipient(m, r->legacy, "", TRUE);
-		receipt |= (r->notify & QUEUE_NOTIFY_SUCCESS) != 0;
-		never &= (r->notify & QUEUE_NOTIFY_NEVER) != 0;
+		receipt |= (r->notify & MAIL_NOTIFY_SUCCESS) != 0;
+		never &= (r->notify & MAIL_NOTIFY_NEVER) != 0;
 	}
 	if (!legacy)
 		m->requests = (receipt ? MSG_REQ_RECEIPT : 0) | (never ? MSG_REQ_NO_NDR : 0);

@@ -119,8 +119,8 @@ legacy_envelope(const LegacyMessage *m, const char *origin, const char *po)
 	env->message_id = g_strdup(m->id);
 	for (guint i = 0; i < m->recipients->len; i++) {
 		const MsgRecipient *r = m->recipients->pdata[i];
-		guint notify = (m->requests & MSG_REQ_RECEIPT ? QUEUE_NOTIFY_SUCCESS : 0) |
-		    (m->requests & MSG_REQ_NO_NDR ? QUEUE_NOTIFY_NEVER : QUEUE_NOTIFY_FAILURE);
+		guint notify = (m->requests & MSG_REQ_RECEIPT ? MAIL_NOTIFY_SUCCESS : 0) |
+		    (m->requests & MSG_REQ_NO_NDR ? MAIL_NOTIFY_NEVER : MAIL_NOTIFY_FAILURE);
 		QueueRcpt *q;
 
 		queue_envelope_add_rcpt(env, r->addr, notify, NULL);

@@ -125,8 +125,8 @@ rn_translate_out(Run *run, QueueEnvelope *env, const LegacyMessage *content)
 	out->hops = content->hops->len + 1;
 	out->message_id = mime_out_message_id(env->client, content->id, run->hostname);
 	out->envid = g_strdup(content->id);
-	out->ret = QUEUE_RET_HDRS;
-	out->body = QUEUE_BODY_7BIT;
+	out->ret = MAIL_RET_HDRS;
+	out->body = MAIL_BODY_7BIT;
 	out->size = (gint64)g_bytes_get_size(mime);
 	for (guint i = 0; i < rows->len; i++) {
 		QueueRcpt *r = rows->pdata[i], *n;

@@ -375,30 +375,14 @@ size_value(Slice v)
 static gboolean
 param_notify(Slice v, SmtpCmd *out)
 {
-	guint bits = 0;
-	size_t start = 0;
-
-	for (size_t i = 0; i <= v.n; i++) {
-		Slice w;
-		if (i < v.n && v.p[i] != ',')
-			continue;
-		w = (Slice){ v.p + start, i - start };
-		start = i + 1;
-		if (slice_is(w, "NEVER"))
-			bits |= SMTP_NOTIFY_NEVER;
-		else if (slice_is(w, "SUCCESS"))
-			bits |= SMTP_NOTIFY_SUCCESS;
-		else if (slice_is(w, "FAILURE"))
-			bits |= SMTP_NOTIFY_FAILURE;
-		else if (slice_is(w, "DELAY"))
-			bits |= SMTP_NOTIFY_DELAY;
-		else
-			return refuse(out, "501 5.5.4 Bad NOTIFY parameter syntax");
-	}
-	if ((bits & SMTP_NOTIFY_NEVER) && bits != SMTP_NOTIFY_NEVER)
+	switch (mail_notify_parse(v.p, v.n, &out->notify)) {
+	case MAIL_NOTIFY_OK:
+		return TRUE;
+	case MAIL_NOTIFY_NEVER_MIXED:
 		return refuse(out, "501 5.5.4 Bad NOTIFY parameter syntax: NEVER stands alone");
-	out->notify = bits;
-	return TRUE;
+	default:
+		return refuse(out, "501 5.5.4 Bad NOTIFY parameter syntax");
+	}
 }
 
 static gboolean
@@ -436,19 +420,11 @@ param_value(guint bit, Slice v, SmtpCmd *out)
 			return refuse(out, "501 5.5.4 Bad SIZE parameter syntax");
 		return TRUE;
 	case P_BODY:
-		if (slice_is(v, "7BIT"))
-			out->body = SMTP_BODY_7BIT;
-		else if (slice_is(v, "8BITMIME"))
-			out->body = SMTP_BODY_8BITMIME;
-		else
+		if (!mail_body_parse(v.p, v.n, &out->body))
 			return refuse(out, "501 5.5.4 Bad BODY parameter value: 7BIT or 8BITMIME, please");
 		return TRUE;
 	case P_RET:
-		if (slice_is(v, "FULL"))
-			out->ret = SMTP_RET_FULL;
-		else if (slice_is(v, "HDRS"))
-			out->ret = SMTP_RET_HDRS;
-		else
+		if (!mail_ret_parse(v.p, v.n, &out->ret))
 			return refuse(out, "501 5.5.4 Bad RET parameter syntax");
 		return TRUE;
 	case P_ENVID:

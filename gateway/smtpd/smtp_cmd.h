@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <glib.h>
 
+#include "mail_params.h"
 #include "pg_limits.h"
 
 /* One command line, CRLF removed (RFC 5321 4.5.3.1.4 allows 512 with the CRLF;
@@ -50,28 +51,6 @@ typedef enum {
 	SMTP_VERB_UNKNOWN,
 } SmtpVerb;
 
-/* RCPT NOTIFY= (RFC 3461 4.1): bits of SmtpCmd.notify. */
-enum {
-	SMTP_NOTIFY_NEVER = 1,
-	SMTP_NOTIFY_SUCCESS = 2,
-	SMTP_NOTIFY_FAILURE = 4,
-	SMTP_NOTIFY_DELAY = 8,
-};
-
-/* MAIL BODY= (RFC 6152 2). */
-typedef enum {
-	SMTP_BODY_NONE,
-	SMTP_BODY_7BIT,
-	SMTP_BODY_8BITMIME,
-} SmtpBody;
-
-/* MAIL RET= (RFC 3461 4.3). */
-typedef enum {
-	SMTP_RET_NONE,
-	SMTP_RET_FULL,
-	SMTP_RET_HDRS,
-} SmtpRet;
-
 typedef struct {
 	SmtpVerb verb;      /* SMTP_VERB_UNKNOWN also for lines refused before the verb */
 	char *arg;          /* HELO/EHLO domain or address literal, VRFY/EXPN/HELP/NOOP
@@ -85,10 +64,10 @@ typedef struct {
 	                     * TO:<postmaster>; NULL for <> */
 	gint64 size;        /* MAIL SIZE=, BDAT chunk size; -1 when not given */
 	gboolean last;      /* BDAT ... LAST (RFC 3030 2) */
-	SmtpBody body;      /* MAIL BODY= */
-	SmtpRet ret;        /* MAIL RET= */
+	MailBody body;      /* MAIL BODY= */
+	MailRet ret;        /* MAIL RET= */
 	char *envid;        /* MAIL ENVID=, xtext-decoded; NULL when not given */
-	guint notify;       /* RCPT NOTIFY= bits, 0 when not given */
+	guint notify;       /* RCPT NOTIFY= MAIL_NOTIFY_* bits, 0 when not given */
 	char *orcpt_type;   /* RCPT ORCPT= address type, lower case ("rfc822"); NULL
 	                     * when not given */
 	char *orcpt;        /* RCPT ORCPT= address, xtext-decoded */

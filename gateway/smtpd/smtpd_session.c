@@ -249,8 +249,8 @@ do_mail(SmtpdSession *s, const SmtpCmd *c)
 		reply_error(s, "503 5.5.1 Error: nested MAIL command");
 		return;
 	}
-	if (!s->esmtp && (c->size >= 0 || c->body != SMTP_BODY_NONE ||
-	    c->ret != SMTP_RET_NONE || c->envid)) {
+	if (!s->esmtp && (c->size >= 0 || c->body != MAIL_BODY_NONE ||
+	    c->ret != MAIL_RET_NONE || c->envid)) {
 		reply_error(s, "555 5.5.4 Error: MAIL parameters need EHLO");
 		return;
 	}
@@ -268,10 +268,8 @@ do_mail(SmtpdSession *s, const SmtpCmd *c)
 	g_free(s->env->sender);
 	s->env->sender = g_strdup(c->null_path ? "" : c->path);
 	s->env->envid = g_strdup(c->envid);
-	s->env->ret = c->ret == SMTP_RET_FULL ? QUEUE_RET_FULL :
-	    c->ret == SMTP_RET_HDRS ? QUEUE_RET_HDRS : QUEUE_RET_NONE;
-	s->env->body = c->body == SMTP_BODY_8BITMIME ? QUEUE_BODY_8BITMIME :
-	    c->body == SMTP_BODY_7BIT ? QUEUE_BODY_7BIT : QUEUE_BODY_NONE;
+	s->env->ret = c->ret;
+	s->env->body = c->body;
 	g_free(s->env->client);
 	s->env->client = g_strdup(s->addr);
 	s->env->helo = g_strdup(s->helo);
@@ -282,25 +280,6 @@ do_mail(SmtpdSession *s, const SmtpCmd *c)
 	    s->env->sender);
 	set_state(s, ST_MAIL);
 	reply(s, "250 2.1.0 Ok");
-}
-
-/* RCPT NOTIFY= as the queue stores it: the two enums are mapped, never
- * assumed equal. */
-static guint
-notify_bits(guint cmd)
-{
-	static const struct { guint cmd, queue; } map[] = {
-		{ SMTP_NOTIFY_NEVER, QUEUE_NOTIFY_NEVER },
-		{ SMTP_NOTIFY_SUCCESS, QUEUE_NOTIFY_SUCCESS },
-		{ SMTP_NOTIFY_FAILURE, QUEUE_NOTIFY_FAILURE },
-		{ SMTP_NOTIFY_DELAY, QUEUE_NOTIFY_DELAY },
-	};
-	guint bits = 0;
-
-	for (guint i = 0; i < G_N_ELEMENTS(map); i++)
-		if (cmd & map[i].cmd)
-			bits |= map[i].queue;
-	return bits;
 }
 
 static void
@@ -344,7 +323,7 @@ do_rcpt(SmtpdSession *s, const SmtpCmd *c)
 		}
 	if (c->orcpt)
 		g_snprintf(orcpt, sizeof orcpt, "%s;%s", c->orcpt_type, c->orcpt);
-	queue_envelope_add_rcpt(s->env, path, notify_bits(c->notify), c->orcpt ? orcpt : NULL);
+	queue_envelope_add_rcpt(s->env, path, c->notify, c->orcpt ? orcpt : NULL);
 	g_free(path);
 	set_state(s, ST_RCPT);
 	reply(s, "250 2.1.5 Ok");
