@@ -130,7 +130,7 @@ one_command(const char *text, size_t len)
 			check_printable(c.orcpt, TRUE);
 			check_xtext(c.orcpt);
 		}
-		if ((c.notify & SMTP_NOTIFY_NEVER) && c.notify != SMTP_NOTIFY_NEVER)
+		if ((c.notify & MAIL_NOTIFY_NEVER) && c.notify != MAIL_NOTIFY_NEVER)
 			abort();
 	}
 	smtp_cmd_clear(&c);

@@ -202,7 +202,7 @@ tx_new(gboolean eightbit, gboolean two)
 
 	tx->sender = "a@x.test";
 	tx->envid = "env+id";
-	tx->ret = QUEUE_RET_HDRS;
+	tx->ret = MAIL_RET_HDRS;
 	tx->eightbit = eightbit;
 	tx->data = g_bytes_new_static(body, sizeof body - 1);
 	tx->rcpts = g_ptr_array_new();
@@ -210,7 +210,7 @@ tx_new(gboolean eightbit, gboolean two)
 		SmtpRcpt *r = g_new0(SmtpRcpt, 1);
 
 		r->address = i ? "c@y.test" : "b@y.test";
-		r->notify = QUEUE_NOTIFY_FAILURE;
+		r->notify = MAIL_NOTIFY_FAILURE;
 		r->orcpt = "rfc822;b@y.test";
 		g_ptr_array_add(tx->rcpts, r);
 	}

@@ -49,9 +49,9 @@ envelope(const char *sender, const char *rcpt)
 	env->hops = 2;
 	env->message_id = g_strdup("<m@x>");
 	env->envid = g_strdup("env+1");
-	env->ret = QUEUE_RET_HDRS;
-	env->body = QUEUE_BODY_8BITMIME;
-	queue_envelope_add_rcpt(env, rcpt, QUEUE_NOTIFY_SUCCESS | QUEUE_NOTIFY_FAILURE,
+	env->ret = MAIL_RET_HDRS;
+	env->body = MAIL_BODY_8BITMIME;
+	queue_envelope_add_rcpt(env, rcpt, MAIL_NOTIFY_SUCCESS | MAIL_NOTIFY_FAILURE,
 	    "rfc822;orig@example.com");
 	return env;
 }
@@ -140,14 +140,14 @@ test_commit_roundtrip(void)
 	CU_ASSERT_EQUAL(got->arrival, 1700000000);
 	CU_ASSERT_EQUAL(got->hops, 2);
 	CU_ASSERT_STRING_EQUAL(got->envid, "env+1");
-	CU_ASSERT_EQUAL(got->ret, QUEUE_RET_HDRS);
-	CU_ASSERT_EQUAL(got->body, QUEUE_BODY_8BITMIME);
+	CU_ASSERT_EQUAL(got->ret, MAIL_RET_HDRS);
+	CU_ASSERT_EQUAL(got->body, MAIL_BODY_8BITMIME);
 	CU_ASSERT_STRING_EQUAL(got->message_id, "<m@x>");
 	CU_ASSERT_EQUAL_FATAL(got->rcpts->len, 1);
 	r = got->rcpts->pdata[0];
 	CU_ASSERT_STRING_EQUAL(r->address, "bob@example.com");
 	CU_ASSERT_EQUAL(r->state, QUEUE_ST_ACCEPTED);
-	CU_ASSERT_EQUAL(r->notify, QUEUE_NOTIFY_SUCCESS | QUEUE_NOTIFY_FAILURE);
+	CU_ASSERT_EQUAL(r->notify, MAIL_NOTIFY_SUCCESS | MAIL_NOTIFY_FAILURE);
 	CU_ASSERT_STRING_EQUAL(r->orcpt, "rfc822;orig@example.com");
 	queue_envelope_free(got);
 

@@ -1819,8 +1819,8 @@ test_starttls_forgets_plaintext_offer(void)
 
 	r = run_new();
 	tx = tx_new("a@x.test", BODY1, "b@y.test", NULL);
-	tx->ret = QUEUE_RET_FULL;
-	((SmtpRcpt *)tx->rcpts->pdata[0])->notify = QUEUE_NOTIFY_FAILURE;
+	tx->ret = MAIL_RET_FULL;
+	((SmtpRcpt *)tx->rcpts->pdata[0])->notify = MAIL_NOTIFY_FAILURE;
 	r->srv->tls_ctx = server_tls_ctx();
 	r->cfg.tls = SMTP_TLS_ENCRYPT;
 	r->cfg.ssl = smtp_client_tls_new(SMTP_TLS_ENCRYPT, NULL, NULL);
@@ -2135,11 +2135,11 @@ test_dsn_parameters(void)
 		SmtpRcpt *b = tx->rcpts->pdata[0], *c = tx->rcpts->pdata[1], *e = tx->rcpts->pdata[2];
 
 		tx->envid = "env+id=1 x";
-		tx->ret = QUEUE_RET_HDRS;
-		b->notify = QUEUE_NOTIFY_SUCCESS | QUEUE_NOTIFY_FAILURE;
+		tx->ret = MAIL_RET_HDRS;
+		b->notify = MAIL_NOTIFY_SUCCESS | MAIL_NOTIFY_FAILURE;
 		b->orcpt = "rfc822;o+1=x@y.test";
-		c->notify = QUEUE_NOTIFY_NEVER;
-		e->notify = QUEUE_NOTIFY_FAILURE | QUEUE_NOTIFY_DELAY;
+		c->notify = MAIL_NOTIFY_NEVER;
+		e->notify = MAIL_NOTIFY_FAILURE | MAIL_NOTIFY_DELAY;
 		e->orcpt = "rfc822;plain@y.test";
 		run_scripts(r, scripts[k], NULL);
 		g_ptr_array_add(r->addrs, addr_local(r->srv->port));
@@ -2172,7 +2172,7 @@ test_ret_full_8bitmime(void)
 	Run *r = run_new();
 	SmtpTx *tx = tx_new("a@x.test", BODY1, "b@y.test", NULL);
 
-	tx->ret = QUEUE_RET_FULL;
+	tx->ret = MAIL_RET_FULL;
 	tx->eightbit = TRUE;
 	run_scripts(r, script, NULL);
 	g_ptr_array_add(r->addrs, addr_local(r->srv->port));

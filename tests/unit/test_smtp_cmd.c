@@ -228,8 +228,8 @@ test_null_sender(void)
 	SmtpCmd c;
 
 	if (ACCEPTED("MAIL FROM:<>", SMTP_VERB_MAIL, &c))
-		EXPECT(c.null_path && c.path == NULL && c.size == -1 && c.body == SMTP_BODY_NONE &&
-		    c.ret == SMTP_RET_NONE && c.envid == NULL, "MAIL FROM:<> is the null path");
+		EXPECT(c.null_path && c.path == NULL && c.size == -1 && c.body == MAIL_BODY_NONE &&
+		    c.ret == MAIL_RET_NONE && c.envid == NULL, "MAIL FROM:<> is the null path");
 	smtp_cmd_clear(&c);
 	if (ACCEPTED("MAIL FROM: <> SIZE=2048", SMTP_VERB_MAIL, &c))
 		EXPECT(c.null_path && c.path == NULL && c.size == 2048,
@@ -433,10 +433,10 @@ test_body_parameter(void)
 	SmtpCmd c;
 
 	WITH("MAIL FROM:<a@b.example> BODY=7BIT", SMTP_VERB_MAIL, &c)
-		EXPECT(c.body == SMTP_BODY_7BIT, "BODY=7BIT");
+		EXPECT(c.body == MAIL_BODY_7BIT, "BODY=7BIT");
 	smtp_cmd_clear(&c);
 	WITH("MAIL FROM:<a@b.example> body=8bitmime", SMTP_VERB_MAIL, &c)
-		EXPECT(c.body == SMTP_BODY_8BITMIME, "body=8bitmime");
+		EXPECT(c.body == MAIL_BODY_8BITMIME, "body=8bitmime");
 	smtp_cmd_clear(&c);
 	REFUSED("MAIL FROM:<a@b.example> BODY=BINARYMIME", "501 5.5.4 Bad BODY parameter value");
 	REFUSED("MAIL FROM:<a@b.example> BODY=8BIT", "501 5.5.4 Bad BODY parameter value");
@@ -448,10 +448,10 @@ test_ret_parameter(void)
 	SmtpCmd c;
 
 	WITH("MAIL FROM:<a@b.example> RET=FULL", SMTP_VERB_MAIL, &c)
-		EXPECT(c.ret == SMTP_RET_FULL, "RET=FULL");
+		EXPECT(c.ret == MAIL_RET_FULL, "RET=FULL");
 	smtp_cmd_clear(&c);
 	WITH("MAIL FROM:<a@b.example> ret=hdrs", SMTP_VERB_MAIL, &c)
-		EXPECT(c.ret == SMTP_RET_HDRS, "ret=hdrs");
+		EXPECT(c.ret == MAIL_RET_HDRS, "ret=hdrs");
 	smtp_cmd_clear(&c);
 	REFUSED("MAIL FROM:<a@b.example> RET=HEADERS", "501 5.5.4 Bad RET parameter syntax");
 }
@@ -494,14 +494,14 @@ test_notify_parameter(void)
 	SmtpCmd c;
 
 	WITH("RCPT TO:<a@b.example> NOTIFY=NEVER", SMTP_VERB_RCPT, &c)
-		EXPECT(c.notify == SMTP_NOTIFY_NEVER, "NOTIFY=NEVER");
+		EXPECT(c.notify == MAIL_NOTIFY_NEVER, "NOTIFY=NEVER");
 	smtp_cmd_clear(&c);
 	WITH("RCPT TO:<a@b.example> NOTIFY=SUCCESS,FAILURE,DELAY", SMTP_VERB_RCPT, &c)
-		EXPECT(c.notify == (SMTP_NOTIFY_SUCCESS | SMTP_NOTIFY_FAILURE | SMTP_NOTIFY_DELAY),
+		EXPECT(c.notify == (MAIL_NOTIFY_SUCCESS | MAIL_NOTIFY_FAILURE | MAIL_NOTIFY_DELAY),
 		    "NOTIFY=SUCCESS,FAILURE,DELAY");
 	smtp_cmd_clear(&c);
 	WITH("RCPT TO:<a@b.example> notify=delay,failure", SMTP_VERB_RCPT, &c)
-		EXPECT(c.notify == (SMTP_NOTIFY_FAILURE | SMTP_NOTIFY_DELAY), "notify=delay,failure");
+		EXPECT(c.notify == (MAIL_NOTIFY_FAILURE | MAIL_NOTIFY_DELAY), "notify=delay,failure");
 	smtp_cmd_clear(&c);
 	WITH("RCPT TO:<a@b.example>", SMTP_VERB_RCPT, &c)
 		EXPECT(c.notify == 0, "no NOTIFY: 0");
@@ -531,7 +531,7 @@ test_orcpt_parameter(void)
 	smtp_cmd_clear(&c);
 	WITH("RCPT TO:<a@b.example> NOTIFY=FAILURE ORCPT=rfc822;+22j+20d+22@x", SMTP_VERB_RCPT,
 	    &c)
-		EXPECT(c.notify == SMTP_NOTIFY_FAILURE && c.orcpt &&
+		EXPECT(c.notify == MAIL_NOTIFY_FAILURE && c.orcpt &&
 		    strcmp(c.orcpt, "\"j d\"@x") == 0, "NOTIFY and ORCPT together");
 	smtp_cmd_clear(&c);
 	REFUSED("RCPT TO:<a@b.example> ORCPT=a@b.example", "501 5.5.4 Bad ORCPT parameter syntax");
@@ -549,7 +549,7 @@ test_many_parameters_and_blanks_between(void)
 
 	WITH("MAIL FROM:<a@b.example>  SIZE=1000   BODY=8BITMIME RET=HDRS ENVID=id1  ",
 	    SMTP_VERB_MAIL, &c)
-		EXPECT(c.size == 1000 && c.body == SMTP_BODY_8BITMIME && c.ret == SMTP_RET_HDRS &&
+		EXPECT(c.size == 1000 && c.body == MAIL_BODY_8BITMIME && c.ret == MAIL_RET_HDRS &&
 		    c.envid && strcmp(c.envid, "id1") == 0, "four MAIL parameters");
 	smtp_cmd_clear(&c);
 }
