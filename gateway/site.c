@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <grp.h>
 #include <pwd.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sysexits.h>
@@ -172,6 +173,21 @@ site_check_private(const PgConfig *cfg)
 	return n;
 }
 
+Site *
+site_open_command(const char *config_file, SiteFlags flags, SiteBind bind, gpointer data,
+    int *rc)
+{
+	GError *e = NULL;
+	Site *site = site_open_flags(config_file, flags, bind, data, &e);
+
+	if (!site) {
+		fprintf(stderr, "%s\n", e->message);
+		*rc = site_exit_code(e);
+		g_error_free(e);
+	}
+	return site;
+}
+
 int
 site_exit_code(const GError *e)
 {
@@ -209,12 +225,6 @@ Site *
 site_open(const char *config_file, GError **error)
 {
 	return site_open_flags(config_file, 0, NULL, NULL, error);
-}
-
-Site *
-site_open_bound(const char *config_file, SiteBind bind, gpointer data, GError **error)
-{
-	return site_open_flags(config_file, 0, bind, data, error);
 }
 
 Site *

@@ -38,16 +38,14 @@ typedef struct {
 Site *site_open(const char *config_file, GError **error);
 /* Binds what needs root (the listener's sockets) before privileges go. */
 typedef gboolean (*SiteBind)(const PgConfig *cfg, gpointer data, GError **error);
-/* site_open_bound - site_open, calling bind between loading and dropping privileges */
-Site *site_open_bound(const char *config_file, SiteBind bind, gpointer data,
-    GError **error);
 
 typedef enum {
 	/* Leave postoffice dirs and key files alone: for a command that needs
 	 * none (queue), run by someone who may not read the keys. */
 	SITE_NO_POSTOFFICE_FILES = 1 << 0,
 } SiteFlags;
-/* site_open_flags - site_open_bound with flags; bind may be NULL */
+/* site_open_flags - site_open with flags, calling bind (if not NULL)
+ * between loading and dropping privileges */
 Site *site_open_flags(const char *config_file, SiteFlags flags, SiteBind bind,
     gpointer data, GError **error);
 /* site_check_private - warn about state, postoffice dirs and key files that
@@ -55,6 +53,11 @@ Site *site_open_flags(const char *config_file, SiteFlags flags, SiteBind bind,
 guint site_check_private(const PgConfig *cfg);
 /* site_close - close everything site_open opened */
 void site_close(Site *site);
+/* site_open_command - site_open_flags for a subcommand: on failure the
+ * error is printed on stderr, *rc is its exit code (site_exit_code), and
+ * NULL returned; bind may be NULL */
+Site *site_open_command(const char *config_file, SiteFlags flags, SiteBind bind,
+    gpointer data, int *rc);
 /* site_exit_code - the sysexits code for an error of site_open */
 int site_exit_code(const GError *error);
 /* site_become_user - become user when root (empty: stay, warn when root) */

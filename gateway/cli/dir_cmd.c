@@ -349,7 +349,6 @@ cmd_stats(Site *site, int argc)
 int
 dir_cmd_main(const char *config_file, int argc, char **argv)
 {
-	GError *e = NULL;
 	Site *site;
 	const char *sub;
 	int rc;
@@ -360,11 +359,9 @@ dir_cmd_main(const char *config_file, int argc, char **argv)
 	if (!g_strv_contains((const char *[]){ "import", "export", "lookup", "route", "list",
 	    "stats", NULL }, sub))
 		return usage("unknown dir command");
-	site = site_open(config_file, &e);
-	if (!site) {
-		rc = site_exit_code(e);
-		return fail(e, rc);
-	}
+	site = site_open_command(config_file, 0, NULL, NULL, &rc);
+	if (!site)
+		return rc;
 	argc--;
 	argv++;
 	if (strcmp(sub, "import") == 0)

@@ -394,13 +394,9 @@ queue_cmd_main(const char *config_file, int argc, char **argv)
 		return usage("show takes one queue id");
 	/* The queue needs no key file: an administrator who may not read
 	 * them still lists it. */
-	site = site_open_flags(config_file, SITE_NO_POSTOFFICE_FILES, NULL, NULL, &e);
-	if (!site) {
-		fprintf(stderr, "%s\n", e->message);
-		rc = site_exit_code(e);
-		g_error_free(e);
+	site = site_open_command(config_file, SITE_NO_POSTOFFICE_FILES, NULL, NULL, &rc);
+	if (!site)
 		return rc;
-	}
 	q = queue_open(config_string(site->cfg, CONFIG_SITE_STATE_DIR), &e);
 	if (!q) {
 		fprintf(stderr, "%s\n", e->message);

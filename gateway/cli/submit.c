@@ -188,12 +188,9 @@ submit_main(const char *config_file, int argc, char **argv)
 		g_free(sender);
 		return EX_USAGE;
 	}
-	site = site_open(config_file, &e);
-	if (!site) {
-		fprintf(stderr, "%s\n", e->message);
-		rc = site_exit_code(e);
+	site = site_open_command(config_file, 0, NULL, NULL, &rc);
+	if (!site)
 		goto out;
-	}
 	queue = queue_open(config_string(site->cfg, CONFIG_SITE_STATE_DIR), &e);
 	if (!queue) {
 		fprintf(stderr, "%s\n", e->message);

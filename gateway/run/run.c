@@ -294,13 +294,9 @@ run_main(const char *config_file, int argc, char **argv)
 		pg_log_init("postgate/run", TRUE);
 	run.dry_run = dry_run;
 	run.tty = isatty(STDOUT_FILENO);
-	run.site = site_open(config_file, &e);
-	if (!run.site) {
-		fprintf(stderr, "%s\n", e->message);
-		rc = site_exit_code(e);
-		g_error_free(e);
+	run.site = site_open_command(config_file, 0, NULL, NULL, &rc);
+	if (!run.site)
 		return rc;
-	}
 	rc = take_lock(config_string(run.site->cfg, CONFIG_SITE_STATE_DIR), &lock_fd);
 	if (rc != EX_OK)
 		goto out;
@@ -367,13 +363,9 @@ run_retry(const char *config_file, const char *qid)
 	GError *e = NULL;
 	int lock_fd = -1, rc;
 
-	site = site_open(config_file, &e);
-	if (!site) {
-		fprintf(stderr, "%s\n", e->message);
-		rc = site_exit_code(e);
-		g_error_free(e);
+	site = site_open_command(config_file, 0, NULL, NULL, &rc);
+	if (!site)
 		return rc;
-	}
 	rc = take_lock(config_string(site->cfg, CONFIG_SITE_STATE_DIR), &lock_fd);
 	if (rc != EX_OK)
 		goto out;

@@ -2,7 +2,7 @@
  *
  * Owns: `postgate smtpd` itself - its options, binding every [smtpd]
  * listen address and reading the TLS key while still root, dropping
- * privileges (site_open_bound), the queue and its group commit, the
+ * privileges (site_open_command with a bind), the queue and its group commit, the
  * listeners, the signals (SIGTERM and SIGINT stop, SIGHUP reloads the
  * configuration, the directory and changed TLS files) and the settings
  * each new session gets.
@@ -380,12 +380,9 @@ smtpd_main(const char *config_file, int argc, char **argv)
 	raise_fd_limit();
 	srv.config_file = config_file;
 	srv.fds = g_array_new(FALSE, FALSE, sizeof(int));
-	site = site_open_bound(config_file, bind_all, &srv, &e);
-	if (!site) {
-		fprintf(stderr, "%s\n", e->message);
-		rc = site_exit_code(e);
+	site = site_open_command(config_file, 0, bind_all, &srv, &rc);
+	if (!site)
 		goto out;
-	}
 	srv.cf = settings_new(site, srv.tls);
 	state_dir = config_string(site->cfg, CONFIG_SITE_STATE_DIR);
 	srv.queue = queue_open(state_dir, &e);
