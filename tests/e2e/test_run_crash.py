@@ -18,7 +18,8 @@ legacy messages are addressed to) in P3's out/.
 1. A clean run: the baseline, checked like every case below.
 2. Random kills: `postgate run` SIGKILLed after random delays
    (random.Random(seed), seed printed, PG_SEED=N repeats it; PG_RUN_CRASH_KILLS
-   kills in all, default 200), restarted until it exits 0 with nothing left
+   kills in all, default 200, or as many as 360 s of them make, at least a
+   quarter), restarted until it exits 0 with nothing left
    to do, over as many fresh copies of the initial state ("rounds") as the
    kills need; now and then every postoffice delivers between two runs, so a
    bundle rewritten by a restarted run may meet a postoffice that applied it.
@@ -59,6 +60,7 @@ t = pg.Tally("run-crash")
 POSTGATE = os.environ.get("POSTGATE") or os.path.join(os.getcwd(), "postgate")
 N = int(os.environ.get("PG_RUN_CRASH_MESSAGES", "1000"))
 KILLS = int(os.environ.get("PG_RUN_CRASH_KILLS", "200"))
+KILL_SECONDS = 360
 N_FAULT = int(os.environ.get("PG_RUN_FAULT_MESSAGES", "60"))
 SEED = int(os.environ.get("PG_SEED", random.randrange(1 << 30)))
 print("seed: %d (PG_SEED=%d repeats this run); %d messages, %d kills, %d for fault injection"
@@ -521,7 +523,7 @@ def ingest_left():
 # (start-up, recovery, the postoffices' bundles).
 kills, rounds, runs, odd_exits, t_kill = 0, 0, 0, [], time.time()
 where, R = collections.Counter(), D
-while kills < KILLS and rounds < 100 and time.time() - t_kill < 600:
+while kills < KILLS and rounds < 100 and time.time() - t_kill < KILL_SECONDS:
     rounds += 1
     restore(BIG)
     c = Case("random kills, round %d" % rounds, W)
@@ -565,8 +567,14 @@ while kills < KILLS and rounds < 100 and time.time() - t_kill < 600:
 print("     %d kills over %d rounds, %d runs, %.1f s (a resumed run: %.2f s); the kills "
       "found run at: %s" % (kills, rounds, runs, time.time() - t_kill, R,
          ", ".join("%s %d" % kv for kv in where.most_common())))
-t.check(kills >= KILLS, "random kills: %d SIGKILLs at random instants (wanted %d)"
-        % (kills, KILLS))
+# The kills stop after KILL_SECONDS of them whatever the count, so that a
+# slow machine (CI under load, a sanitizer build) keeps the suite's time: the
+# count then wanted is a quarter, still far from a test that killed nothing.
+cut_short = kills < KILLS and time.time() - t_kill >= KILL_SECONDS
+t.check(kills >= (KILLS // 4 if cut_short else KILLS),
+        "random kills: %d SIGKILLs at random instants (wanted %d%s)"
+        % (kills, KILLS, ", or %d after %d s of them on a slow machine" % (KILLS // 4, KILL_SECONDS)
+           if cut_short else ""))
 t.check(not odd_exits, "random kills: every run that was not killed exited 0: %s"
         % odd_exits[:3])
 sys.stdout.flush()
