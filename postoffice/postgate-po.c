@@ -36,7 +36,7 @@ static const char usage_text[] =
     "  deluser MAILBOX\n"
     "  users\n"
     "  send --from MAILBOX --to ADDR[,ADDR] [--cc ADDR,...] --subject S\n"
-    "       [--body-file F] [--attach F]... [--receipt]\n"
+    "       [--body-file F] [--attach F]... [--receipt] [--no-ndr]\n"
     "  deliver [--ignore-responsibility]\n"
     "  list\n"
     "  show MAILBOX [--extract DIR]\n"
@@ -296,7 +296,7 @@ cmd_send(PoStore *s, int argc, char **argv)
 {
 	char *from = NULL, *to = NULL, *cc = NULL, *subject = NULL, *body_file = NULL;
 	char **attach = NULL;
-	gboolean receipt = FALSE;
+	gboolean receipt = FALSE, no_ndr = FALSE;
 	GOptionEntry entries[] = {
 		{ "from", 0, 0, G_OPTION_ARG_FILENAME, &from, "sending mailbox", "MAILBOX" },
 		{ "to", 0, 0, G_OPTION_ARG_FILENAME, &to, "recipients", "ADDR[,ADDR]" },
@@ -305,6 +305,8 @@ cmd_send(PoStore *s, int argc, char **argv)
 		{ "body-file", 0, 0, G_OPTION_ARG_FILENAME, &body_file, "body text (UTF-8)", "F" },
 		{ "attach", 0, 0, G_OPTION_ARG_FILENAME_ARRAY, &attach, "attach a file", "F" },
 		{ "receipt", 0, 0, G_OPTION_ARG_NONE, &receipt, "ask for delivery receipts", NULL },
+		{ "no-ndr", 0, 0, G_OPTION_ARG_NONE, &no_ndr, "ask for no non-delivery report",
+		    NULL },
 		G_OPTION_ENTRY_NULL,
 	};
 	LegacyMessage *m = NULL;
@@ -332,7 +334,7 @@ cmd_send(PoStore *s, int argc, char **argv)
 	}
 	m->id = msg_new_id(po_name(s));
 	m->submit_time = m->date = now;
-	m->requests = receipt ? MSG_REQ_RECEIPT : 0;
+	m->requests = (receipt ? MSG_REQ_RECEIPT : 0) | (no_ndr ? MSG_REQ_NO_NDR : 0);
 	m->originator.addr = g_strdup_printf("%s/%s", po_name(s), mb);
 	m->originator.name = cp_from_utf8(po_codepage(s), fname, strlen(fname), NULL, NULL);
 	if (!m->originator.name)

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <sysexits.h>
 
+#include "message.h"
 #include "pg_log.h"
 #include "queue/queue.h"
 #include "cli/queue_cmd.h"
@@ -90,6 +91,12 @@ json_message(GString *out, const QueueEnvelope *env)
 	json_string(out, mail_ret_name(env->ret));
 	g_string_append(out, ",\"body\":");
 	json_string(out, mail_body_name(env->body));
+	g_string_append(out, ",\"class\":");
+	json_string(out, env->report_class ? msg_class_name(env->report_class) : "message");
+	g_string_append(out, ",\"about\":");
+	json_string(out, env->about);
+	g_string_append(out, ",\"report_to\":");
+	json_string(out, env->report_to);
 	g_string_append(out, ",\"recipients\":[");
 	for (guint i = 0; i < env->rcpts->len; i++) {
 		const QueueRcpt *r = env->rcpts->pdata[i];
@@ -108,6 +115,8 @@ json_message(GString *out, const QueueEnvelope *env)
 		json_string(out, notify);
 		g_string_append(out, ",\"orcpt\":");
 		json_string(out, r->orcpt);
+		g_string_append(out, ",\"report\":");
+		json_string(out, r->report);
 		g_string_append_c(out, '}');
 		g_free(notify);
 	}
@@ -213,6 +222,11 @@ do_show(Queue *q, const char *qid)
 	g_string_append_printf(out, "envid: %s\nret: %s\nbody: %s\n", env->envid ? env->envid : "",
 	    mail_ret_name(env->ret) ? mail_ret_name(env->ret) : "", mail_body_name(env->body) ?
 	    mail_body_name(env->body) : "");
+	if (env->report_class)
+		g_string_append_printf(out, "class: %s about %s\n", msg_class_name(env->report_class),
+		    env->about ? env->about : "?");
+	if (env->report_to)
+		g_string_append_printf(out, "report_to: %s\n", env->report_to);
 	g_free(when);
 	for (guint i = 0; i < env->rcpts->len; i++) {
 		const QueueRcpt *r = env->rcpts->pdata[i];
@@ -236,6 +250,8 @@ do_show(Queue *q, const char *qid)
 		}
 		if (r->last_reply)
 			g_string_append_printf(out, " last_reply=\"%s\"", r->last_reply);
+		if (r->report)
+			g_string_append_printf(out, " report=%s", r->report);
 		g_string_append_c(out, '\n');
 		g_free(notify);
 	}

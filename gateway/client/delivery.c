@@ -125,7 +125,7 @@ backoff(Delivery *d, gint64 age)
 	return CLAMP(age, d->min_backoff, d->max_backoff);
 }
 
-/* The verdict code for one recipient row: 2 sent, 4 deferred, 5 held. */
+/* The verdict code for one recipient row: 2 sent, 4 deferred, 5 failed. */
 static void
 outcome(Delivery *d, const Job *job, const QueueRcpt *r, int code, const char *reply,
     const char *relay)
@@ -152,19 +152,20 @@ outcome(Delivery *d, const Job *job, const QueueRcpt *r, int code, const char *r
 		pg_info(env->qid, "to=<%s>, relay=%s, status=deferred (%s)", r->rcpt_to, relay,
 		    reply);
 	} else {
-		o.state = QUEUE_ST_HELD;
+		/* Failed for good: the report step makes the report it owes. */
+		o.state = QUEUE_ST_FAILED;
 		if (code / 100 == 4) {
 			char *life = pg_duration_text(d->lifetime);
 
-			reason = g_strdup_printf("delivery failed: in the queue longer than "
-			    "queue_lifetime (%s), expired; last reply: %s", life, reply);
+			reason = g_strdup_printf(QUEUE_EXPIRED_PREFIX "in the queue longer than "
+			    "queue_lifetime (%s); last reply: %s", life, reply);
 			g_free(life);
 		} else {
-			reason = g_strdup_printf("delivery failed: %s (reports are not yet "
-			    "supported: held until released or deleted)", reply);
+			reason = g_strdup_printf("delivery failed: %s", reply);
 		}
-		d->stats->held++;
-		pg_warn(env->qid, "to=<%s>, relay=%s, status=held (%s)", r->rcpt_to, relay, reason);
+		d->stats->failed++;
+		pg_warn(env->qid, "to=<%s>, relay=%s, status=failed (%s)", r->rcpt_to, relay,
+		    reason);
 	}
 	o.reason = keep(d, reason);
 	g_free(reason);

@@ -35,7 +35,7 @@
 typedef struct {
 	guint sent;             /* recipients the servers took */
 	guint deferred;         /* recipients to try again later */
-	guint held;             /* recipients held: refused for good, expired */
+	guint failed;           /* recipients refused for good or expired: reports owed */
 	guint finished;         /* messages that left the queue */
 	guint sessions;         /* SMTP sessions opened */
 	guint skipped;          /* recipients not yet due (backoff) */

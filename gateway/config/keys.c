@@ -146,7 +146,8 @@ const CfgKeyInfo cfg_keys[CONFIG_KEY_COUNT] = {
 	    "none|may|encrypt|verify", 0, 0,
 	    "STARTTLS towards SMTP servers: none never; may when offered, and in "
 	    "plaintext again on a new connection when the handshake fails; encrypt "
-	    "always (a server without it is not sent to, the mail is held); verify "
+	    "always (a server without it is not sent to: the recipients fail and are "
+	    "reported); verify "
 	    "as encrypt, and the server's certificate must verify against "
 	    "tls_ca_file and name the host connected to." },
 	[CONFIG_DELIVERY_TLS_CA_FILE] = { CONFIG_GROUP_DELIVERY, "tls_ca_file", T_PATH,

@@ -20,7 +20,7 @@
 
 G_DEFINE_QUARK(postgate-queue-error-quark, queue_error)
 
-#define QUEUE_SCHEMA_VERSION 5
+#define QUEUE_SCHEMA_VERSION 6
 
 static const char *const migrations[] = {
 	/* 0 -> 1 */
@@ -116,6 +116,17 @@ static const char *const migrations[] = {
 	"DROP TABLE recipients;"
 	"ALTER TABLE recipients_v5 RENAME TO recipients;"
 	"CREATE INDEX recipients_state ON recipients(state, qid);",
+	/* 5 -> 6: reports.  A message says what it is (class: 0 a message,
+	 * else message.h's MsgClass of the report) and, for a report, the
+	 * queue id of what it reports on (about); a copy of a legacy message
+	 * for SMTP says where a non-delivery report goes (report_to, the
+	 * legacy originator) and what that originator asked (requests,
+	 * MSG_REQ_*); a reported recipient names its report. */
+	"ALTER TABLE messages ADD COLUMN class INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE messages ADD COLUMN about TEXT;"
+	"ALTER TABLE messages ADD COLUMN report_to TEXT;"
+	"ALTER TABLE messages ADD COLUMN requests INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE recipients ADD COLUMN report TEXT;",
 };
 
 G_STATIC_ASSERT(G_N_ELEMENTS(migrations) == QUEUE_SCHEMA_VERSION);
@@ -262,6 +273,7 @@ rcpt_free(QueueRcpt *r)
 	g_free(r->legacy);
 	g_free(r->via);
 	g_free(r->rcpt_to);
+	g_free(r->report);
 	g_free(r->address);
 	g_free(r->orcpt);
 	g_free(r->reason);
@@ -283,6 +295,8 @@ queue_envelope_free(QueueEnvelope *env)
 	g_free(env->message_id);
 	g_free(env->format);
 	g_free(env->origin);
+	g_free(env->about);
+	g_free(env->report_to);
 	g_ptr_array_foreach(env->rcpts, (GFunc)(void (*)(void))rcpt_free, NULL);
 	g_ptr_array_unref(env->rcpts);
 	g_free(env);

@@ -45,6 +45,10 @@ typedef enum {
 #define QUEUE_INGEST_STEP_MESSAGES 500u           /* messages of a bundle in one commit */
 #define QUEUE_INGEST_STEP_BYTES (4u * 1024 * 1024) /* their bodies, at most (or one message) */
 
+/* The reason of a recipient failed because its queue_lifetime ran out
+ * starts with this (the SMTP client writes it, the report step reads it). */
+#define QUEUE_EXPIRED_PREFIX "expired: "
+
 typedef struct {
 	char *address;          /* local@domain, as accepted */
 	guint notify;           /* NOTIFY= MAIL_NOTIFY_* bits (mail_params.h), 0: not given */
@@ -57,12 +61,15 @@ typedef struct {
 	/* The batch run's. */
 	guint idx;              /* its row within the message */
 	char *po;               /* routed or bundled to this NET/PO, or NULL */
-	char *legacy;           /* its legacy address NET/PO/MAILBOX there, or NULL */
+	char *legacy;           /* its legacy address NET/PO/MAILBOX there, or NULL;
+	                         * a legacy message's copy for SMTP: the address
+	                         * its sender wrote, for a report */
 	int parent;             /* the list row it was expanded from, or -1 */
 	gboolean bcc;           /* in no To: or Cc: field: a copy of its own */
 	gint64 bundle_seq;      /* the bundle it went out in, 0: none yet */
 	char *via;              /* smtp-pending: "smtp" or "site-link NAME" */
 	char *rcpt_to;          /* smtp-pending: the address to send to */
+	char *report;           /* reported: the queue id of the report about it */
 } QueueRcpt;
 
 /* queue_rcpt_enter - move r to state to with a reason (NULL: none), when
@@ -101,6 +108,11 @@ typedef struct {
 	char *message_id;       /* the Message-ID field, or NULL */
 	char *format;           /* "mime" (RFC 5322 bytes) or "legacy" (a message entry) */
 	char *origin;           /* NET/PO#SEQ for a message from a postoffice, else NULL */
+	int report_class;       /* 0: a message; a report: its MsgClass (message.h) */
+	char *about;            /* a report: the queue id of the message it is about */
+	char *report_to;        /* a legacy message's copy for SMTP: its originator
+	                         * NET/PO/MAILBOX, where a non-delivery report goes */
+	guint requests;         /* what that originator asked: MSG_REQ_* (message.h) */
 	GPtrArray *rcpts;       /* QueueRcpt * */
 } QueueEnvelope;
 
@@ -174,7 +186,8 @@ gboolean queue_set_routes(Queue *q, QueueEnvelope *env, GError **error);
 /* queue_set_routes_many - queue_set_routes of every envelope in envs, in one commit */
 gboolean queue_set_routes_many(Queue *q, GPtrArray *envs, GError **error);
 /* queue_translated - in one commit: the new message env (body, recipients
- * with their states) and the changed recipient rows of orig it came from */
+ * with their states) and the changed recipient rows of orig it came from:
+ * a legacy message's translation, or a report and the rows it reports on */
 gboolean queue_translated(Queue *q, QueueEnvelope *orig, QueueEnvelope *env,
     GBytes *body, GError **error);
 /* queue_bundle_seq_next - the sequence number the next bundle to po gets */
@@ -236,6 +249,8 @@ typedef struct {
  * whose next attempt is not after due (due <= 0: all of them), only qid's
  * when qid is not NULL, oldest first */
 GPtrArray *queue_smtp_waiting(Queue *q, const char *qid, gint64 due, GError **error);
+/* queue_failed - messages with recipients failed (a report owed), oldest first */
+GPtrArray *queue_failed(Queue *q, GError **error);
 /* queue_smtp_later - recipients waiting for SMTP whose next attempt is after due; -1 on error */
 gint64 queue_smtp_later(Queue *q, gint64 due, GError **error);
 /* queue_smtp_outcomes - in one commit: n outcomes (rows no longer waiting

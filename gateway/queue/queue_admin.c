@@ -60,7 +60,7 @@ queue_cleanup(Queue *q, GError **error)
 /* -------------------------------------------------------------- reading */
 
 #define MSG_COLS "qid, arrival, size, sender, envid, ret, body, client, helo, protocol, " \
-	"hops, message_id, format, origin"
+	"hops, message_id, format, origin, class, about, report_to, requests"
 
 static QueueEnvelope *
 row_envelope(sqlite3_stmt *st)
@@ -81,6 +81,10 @@ row_envelope(sqlite3_stmt *st)
 	env->message_id = pg_db_col_dup(st, 11);
 	env->format = pg_db_col_dup(st, 12);
 	env->origin = pg_db_col_dup(st, 13);
+	env->report_class = sqlite3_column_int(st, 14);
+	env->about = pg_db_col_dup(st, 15);
+	env->report_to = pg_db_col_dup(st, 16);
+	env->requests = (guint)sqlite3_column_int(st, 17);
 	env->rcpts = g_ptr_array_new();
 	return env;
 }
@@ -118,6 +122,7 @@ load_rcpts(Queue *q, sqlite3_stmt *st, QueueEnvelope *env, GError **error)
 		r->bundle_seq = sqlite3_column_int64(st, 12);
 		r->via = pg_db_col_dup(st, 13);
 		r->rcpt_to = pg_db_col_dup(st, 14);
+		r->report = pg_db_col_dup(st, 15);
 		g_ptr_array_add(env->rcpts, r);
 	}
 	return rc == SQLITE_DONE || pg_db_fail(q->pg, error, "cannot read recipients");
@@ -127,7 +132,7 @@ static sqlite3_stmt *
 rcpt_stmt(Queue *q, GError **error)
 {
 	return pg_db_prepare(q->pg, "SELECT address, notify, orcpt, state, reason, next_attempt, "
-	    "last_reply, idx, po, legacy, parent, bcc, bundle_seq, via, rcpt_to "
+	    "last_reply, idx, po, legacy, parent, bcc, bundle_seq, via, rcpt_to, report "
 	    "FROM recipients WHERE qid = ? ORDER BY idx", error);
 }
 
@@ -368,10 +373,12 @@ queue_release(Queue *q, const char *qid, GError **error)
 gboolean
 queue_delete(Queue *q, const char *qid, GError **error)
 {
+	GPtrArray *gone = g_ptr_array_new_with_free_func(g_free);
 	gboolean inline_body;
 	gint64 length;
 	sqlite3_stmt *st;
 	char *path;
+	int n;
 
 	if (!pg_db_begin(q->pg, TRUE, error))
 		return FALSE;
@@ -393,9 +400,15 @@ queue_delete(Queue *q, const char *qid, GError **error)
 		goto fail;
 	}
 	sqlite3_finalize(st);
+	/* A report deleted: what it reported on is done (and may leave). */
+	n = qi_reports_gone(q, gone, error);
+	if (n < 0 || (n > 0 && !qi_delete_finished(q, gone, error)))
+		goto fail;
 	if (!pg_db_exec(q->pg, "COMMIT", error))
 		goto fail;
 	fault_step("queue delete");
+	qi_finished_gone(q, gone);
+	g_ptr_array_unref(gone);
 	if (!inline_body) {
 		/* After the commit: a crash in between leaves an orphan, never a
 		 * row without its body. */
@@ -406,6 +419,7 @@ queue_delete(Queue *q, const char *qid, GError **error)
 	}
 	return TRUE;
 fail:
+	g_ptr_array_unref(gone);
 	pg_db_rollback(q->pg);
 	return FALSE;
 }

@@ -146,15 +146,23 @@ queue_bundle_free(QueueBundle *b)
 	g_free(b);
 }
 
-/* After the commit that removed the rows of gone ('f' or 'i' + qid, as
- * finish_messages makes them): the bodies of their own go too (a crash in
- * between leaves an orphan at worst, which queue_cleanup removes). */
+/* After the commit that removed the rows of gone: the bodies of their own
+ * go too (a crash in between leaves an orphan at worst, which
+ * queue_cleanup removes). */
 void
 qi_finished_gone(Queue *q, GPtrArray *gone)
 {
 	for (guint i = 0; i < gone->len; i++) {
 		const char *g = gone->pdata[i];
 
+		if (g[0] == 'r') {
+			char **f = g_strsplit(g + 1, "\t", 3);
+
+			pg_info(f[0], "to=<%s>, %s -> %s (its report %s has left the queue)", f[1],
+			    queue_state_name(QUEUE_ST_REPORTED), queue_state_name(QUEUE_ST_DONE), f[2]);
+			g_strfreev(f);
+			continue;
+		}
 		if (g[0] == 'f') {
 			char *path = qi_body_path(q, g + 1);
 
@@ -166,10 +174,21 @@ qi_finished_gone(Queue *q, GPtrArray *gone)
 	}
 }
 
-/* Messages all of whose recipients are finished leave the queue. */
-static gboolean
-finish_messages(Queue *q, GPtrArray *gone, GError **error)
+guint
+qi_gone_messages(const GPtrArray *gone)
 {
+	guint n = 0;
+
+	for (guint i = 0; i < gone->len; i++)
+		n += ((const char *)gone->pdata[i])[0] != 'r';
+	return n;
+}
+
+/* Messages all of whose recipients are finished leave the queue. */
+gboolean
+qi_delete_finished(Queue *q, GPtrArray *gone, GError **error)
+{
+	guint from = gone->len;
 	sqlite3_stmt *st;
 	int rc;
 
@@ -184,7 +203,7 @@ finish_messages(Queue *q, GPtrArray *gone, GError **error)
 	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE)
 		return pg_db_fail(q->pg, error, "cannot find finished messages");
-	for (guint i = 0; i < gone->len; i++) {
+	for (guint i = from; i < gone->len; i++) {
 		const char *qid = (const char *)gone->pdata[i] + 1;
 
 		st = pg_db_prepare(q->pg, "DELETE FROM recipients WHERE qid = ?", error);
@@ -204,6 +223,44 @@ finish_messages(Queue *q, GPtrArray *gone, GError **error)
 		sqlite3_finalize(st);
 	}
 	return TRUE;
+}
+
+int
+qi_reports_gone(Queue *q, GPtrArray *gone, GError **error)
+{
+	sqlite3_stmt *st = pg_db_prepare(q->pg, "UPDATE recipients SET state = "
+	    QUEUE_SQL(QUEUE_STATE_NAME_DONE) ", reason = 'its report ' || report || "
+	    "' has left the queue' WHERE state = " QUEUE_SQL(QUEUE_STATE_NAME_REPORTED)
+	    " AND report IS NOT NULL AND report NOT IN (SELECT qid FROM messages) "
+	    "RETURNING qid, address, report", error);
+	int rc, n = 0;
+
+	if (!st)
+		return -1;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		g_ptr_array_add(gone, g_strdup_printf("r%s\t%s\t%s", sqlite3_column_text(st, 0),
+		    sqlite3_column_text(st, 1), sqlite3_column_text(st, 2)));
+		n++;
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		pg_db_fail(q->pg, error, "cannot mark reported recipients done");
+		return -1;
+	}
+	return n;
+}
+
+/* Finished messages leave; then recipients whose report left with them are
+ * done, and the messages that finishes leave too. */
+static gboolean
+finish_messages(Queue *q, GPtrArray *gone, GError **error)
+{
+	int n;
+
+	if (!qi_delete_finished(q, gone, error))
+		return FALSE;
+	n = qi_reports_gone(q, gone, error);
+	return n == 0 || (n > 0 && qi_delete_finished(q, gone, error));
 }
 
 gboolean
@@ -245,7 +302,7 @@ queue_bundle_written(Queue *q, const char *po, guint64 seq, guint *finished, GEr
 	fault_step("queue bundle written");
 	qi_finished_gone(q, gone);
 	if (finished)
-		*finished = gone->len;
+		*finished = qi_gone_messages(gone);
 	g_ptr_array_unref(gone);
 	g_free(reason);
 	return TRUE;
@@ -273,7 +330,7 @@ queue_finish(Queue *q, guint *finished, GError **error)
 	if (ok)
 		qi_finished_gone(q, gone);
 	if (ok && finished)
-		*finished = gone->len;
+		*finished = qi_gone_messages(gone);
 	g_ptr_array_unref(gone);
 	return ok;
 }

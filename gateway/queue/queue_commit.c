@@ -26,8 +26,8 @@ gboolean
 qi_insert_rows(Queue *q, const QueueEnvelope *env, const QueueBody *body, GError **error)
 {
 	static const char msg_sql[] = "INSERT INTO messages(qid, arrival, size, sender, envid, "
-	    "ret, body, client, helo, protocol, hops, message_id, data, format, origin) "
-	    "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
+	    "ret, body, client, helo, protocol, hops, message_id, data, format, origin, class, "
+	    "about, report_to, requests) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
 	static const char rcpt_sql[] = "INSERT INTO recipients(qid, idx, address, notify, "
 	    "orcpt, state) VALUES(?,?,?,?,?," QUEUE_SQL(QUEUE_STATE_NAME_ACCEPTED) ")";
 	sqlite3_stmt *st;
@@ -52,6 +52,10 @@ qi_insert_rows(Queue *q, const QueueEnvelope *env, const QueueBody *body, GError
 		sqlite3_bind_blob64(st, 13, body->mem->data, body->mem->len, SQLITE_STATIC);
 	pg_db_bind_copy(st, 14, env->format ? env->format : "mime");
 	pg_db_bind_copy(st, 15, env->origin);
+	sqlite3_bind_int(st, 16, env->report_class);
+	pg_db_bind_copy(st, 17, env->about);
+	pg_db_bind_copy(st, 18, env->report_to);
+	sqlite3_bind_int(st, 19, (int)env->requests);
 	rc = sqlite3_step(st);
 	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE)

@@ -61,6 +61,16 @@ QueueBody *qi_body_file(Queue *q, const char *qid, const void *p, gsize n, GErro
 GPtrArray *qi_list_where(Queue *q, const char *where, const char *arg, GError **error);
 
 /* queue_bundle.c */
+/* After the commit: log and remove what gone names ('f'/'i' + qid: a
+ * message removed, with or without a body file of its own; 'r' +
+ * "QID\tADDRESS\tREPORT": a reported recipient made done) */
 void qi_finished_gone(Queue *q, GPtrArray *gone);
+/* How many messages gone names (its 'r' lines are no messages) */
+guint qi_gone_messages(const GPtrArray *gone);
+/* Delete every message whose recipients are all finished, into gone */
+gboolean qi_delete_finished(Queue *q, GPtrArray *gone, GError **error);
+/* Reported recipients whose report has left the queue made done, into
+ * gone; how many, -1 on error */
+int qi_reports_gone(Queue *q, GPtrArray *gone, GError **error);
 
 #endif

@@ -121,11 +121,11 @@ static gboolean
 upsert_rcpts(Queue *q, const QueueEnvelope *env, GError **error)
 {
 	static const char sql[] = "INSERT INTO recipients(qid, idx, address, notify, orcpt, "
-	    "state, reason, po, legacy, parent, bcc, via, rcpt_to) "
-	    "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(qid, idx) DO UPDATE SET "
+	    "state, reason, po, legacy, parent, bcc, via, rcpt_to, report) "
+	    "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(qid, idx) DO UPDATE SET "
 	    "state = excluded.state, reason = excluded.reason, po = excluded.po, "
 	    "legacy = excluded.legacy, parent = excluded.parent, bcc = excluded.bcc, "
-	    "via = excluded.via, rcpt_to = excluded.rcpt_to";
+	    "via = excluded.via, rcpt_to = excluded.rcpt_to, report = excluded.report";
 	sqlite3_stmt *st = q->upsert;
 
 	if (!st && sqlite3_prepare_v3(q->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &q->upsert,
@@ -153,6 +153,7 @@ upsert_rcpts(Queue *q, const QueueEnvelope *env, GError **error)
 		sqlite3_bind_int(st, 11, r->bcc ? 1 : 0);
 		pg_db_bind_copy(st, 12, r->via);
 		pg_db_bind_copy(st, 13, r->rcpt_to);
+		pg_db_bind_copy(st, 14, r->report);
 		if (sqlite3_step(st) != SQLITE_DONE) {
 			sqlite3_reset(st);
 			return pg_db_fail(q->pg, error, "cannot record routes");

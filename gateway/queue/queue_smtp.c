@@ -36,6 +36,13 @@ queue_smtp_waiting(Queue *q, const char *qid, gint64 due, GError **error)
 	return out;
 }
 
+GPtrArray *
+queue_failed(Queue *q, GError **error)
+{
+	return qi_list_where(q, "WHERE m.qid IN (SELECT qid FROM recipients WHERE state = "
+	    QUEUE_SQL(QUEUE_STATE_NAME_FAILED) ")", NULL, error);
+}
+
 gint64
 queue_smtp_later(Queue *q, gint64 due, GError **error)
 {
@@ -91,6 +98,16 @@ finish_these(Queue *q, GHashTable *qids, GPtrArray *gone, GError **error)
 		}
 		g_ptr_array_add(gone, g_strdup_printf("%c%s", file ? 'f' : 'i', (char *)key));
 	}
+	/* A report that left makes what it reported on done. */
+	switch (qi_reports_gone(q, gone, error)) {
+	case -1:
+		goto out;
+	case 0:
+		break;
+	default:
+		if (!qi_delete_finished(q, gone, error))
+			goto out;
+	}
 	ok = TRUE;
 out:
 	sqlite3_finalize(open_st);
@@ -143,7 +160,7 @@ queue_smtp_outcomes(Queue *q, const QueueOutcome *o, guint n, guint *finished,
 	fault_step("queue smtp outcomes");
 	qi_finished_gone(q, gone);
 	if (finished)
-		*finished = gone->len;
+		*finished = qi_gone_messages(gone);
 	ok = TRUE;
 	goto out;
 fail:

@@ -40,7 +40,8 @@ static const guint next[QUEUE_ST_COUNT] = {
 	    BIT(QUEUE_ST_FAILED),
 	/* sent: the 250 came while an administrator held it (a fact) */
 	[QUEUE_ST_HELD] = BIT(QUEUE_ST_SENT),
-	[QUEUE_ST_FAILED] = BIT(QUEUE_ST_REPORTED) | BIT(QUEUE_ST_HELD),
+	/* done: the sender asked for no report */
+	[QUEUE_ST_FAILED] = BIT(QUEUE_ST_REPORTED) | BIT(QUEUE_ST_HELD) | BIT(QUEUE_ST_DONE),
 	[QUEUE_ST_REPORTED] = BIT(QUEUE_ST_DONE),
 };
 

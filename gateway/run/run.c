@@ -125,12 +125,36 @@ recover(Run *run)
 static void
 print_smtp(const DeliveryStats *st)
 {
-	if (st->sent + st->deferred + st->held + st->skipped == 0)
+	if (st->sent + st->deferred + st->failed + st->skipped == 0)
 		return;
-	printf("  SMTP: %u recipient%s sent, %u deferred, %u held, %u not yet due; %u "
+	printf("  SMTP: %u recipient%s sent, %u deferred, %u failed, %u not yet due; %u "
 	    "session%s, %u message%s finished\n", st->sent, st->sent == 1 ? "" : "s",
-	    st->deferred, st->held, st->skipped, st->sessions, st->sessions == 1 ? "" : "s",
+	    st->deferred, st->failed, st->skipped, st->sessions, st->sessions == 1 ? "" : "s",
 	    st->finished, st->finished == 1 ? "" : "s");
+}
+
+static void
+print_reports(const ReportStats *st)
+{
+	if (st->ndrs + st->unreported + st->held == 0)
+		return;
+	printf("  reports: %u non-delivery report%s queued about %u recipient%s, %u with none "
+	    "asked for, %u held: report could not be made\n", st->ndrs, st->ndrs == 1 ? "" : "s",
+	    st->reported, st->reported == 1 ? "" : "s", st->unreported, st->held);
+}
+
+/* The report step: the reports owed for what failed, queued (and a run then
+ * bundles them like any message). */
+static void
+make_reports(Site *site, Queue *q, ReportStats *st)
+{
+	GError *e = NULL;
+
+	if (!report_failed(site, q, st, &e)) {
+		pg_error(NULL, "reports: %s", e->message);
+		g_error_free(e);
+		st->errors++;
+	}
 }
 
 static void
@@ -152,6 +176,7 @@ summary(Run *run, guint messages)
 		    run->outbound, run->outbound == 1 ? "" : "s");
 	if (run->delivered)
 		print_smtp(&run->smtp);
+	print_reports(&run->reports);
 	for (GList *l = pos; l; l = l->next) {
 		PoCount *c = g_hash_table_lookup(run->counts, l->data);
 
@@ -264,6 +289,26 @@ fan_out_all(Run *run, GPtrArray *all)
 	}
 }
 
+/* The reports this run's delivery made, bundled in this run. */
+static void
+fan_out_reports(Run *run)
+{
+	GError *e = NULL;
+	GPtrArray *all = queue_list(run->q, &e);
+
+	if (!all || !dir_read_begin(run->site->dir, &e)) {
+		pg_error(NULL, "run: reports: %s", e->message);
+		g_clear_error(&e);
+		run->errors++;
+		if (all)
+			g_ptr_array_unref(all);
+		return;
+	}
+	fan_out_all(run, all);
+	dir_read_end(run->site->dir);
+	g_ptr_array_unref(all);
+}
+
 int
 run_main(const char *config_file, int argc, char **argv)
 {
@@ -310,6 +355,8 @@ run_main(const char *config_file, int argc, char **argv)
 	if (!run.dry_run) {
 		recover(&run);
 		rn_ingest(&run);
+		/* What failed since the last run (queue retry, a crash). */
+		make_reports(run.site, run.q, &run.reports);
 	}
 	all = queue_list(run.q, &e);
 	if (!all) {
@@ -338,7 +385,13 @@ run_main(const char *config_file, int argc, char **argv)
 		}
 		run.finished += run.smtp.finished - finished;
 		run.errors += run.smtp.errors;
+		if (run.smtp.failed) {
+			/* This run's failures reported, and the reports bundled now. */
+			make_reports(run.site, run.q, &run.reports);
+			fan_out_reports(&run);
+		}
 	}
+	run.errors += run.reports.errors;
 	summary(&run, all->len);
 	if (run.errors)
 		rc = EX_TEMPFAIL;
@@ -360,6 +413,7 @@ run_retry(const char *config_file, const char *qid)
 	Site *site;
 	Queue *q = NULL;
 	DeliveryStats st;
+	ReportStats reports = { 0 };
 	GError *e = NULL;
 	int lock_fd = -1, rc;
 
@@ -390,14 +444,18 @@ run_retry(const char *config_file, const char *qid)
 		rc = EX_TEMPFAIL;
 		goto out;
 	}
-	if (st.errors)
+	/* Reports are queued at once; the next run bundles them. */
+	if (st.failed)
+		make_reports(site, q, &reports);
+	if (st.errors || reports.errors)
 		rc = EX_TEMPFAIL;
-	if (st.sent + st.deferred + st.held == 0)
+	if (st.sent + st.deferred + st.failed == 0)
 		printf("postgate queue retry: nothing waits for SMTP delivery%s%s\n",
 		    qid ? " in " : "", qid ? qid : "");
 	else {
 		printf("postgate queue retry:\n");
 		print_smtp(&st);
+		print_reports(&reports);
 	}
 out:
 	g_clear_error(&e);

@@ -17,6 +17,7 @@
 #include "message.h"
 #include "queue/queue.h"
 #include "run/run.h"
+#include "report/report.h"
 #include "site.h"
 
 /* What one destination postoffice got in this run. */
@@ -48,6 +49,7 @@ typedef struct {
 	guint routed, held, pending_smtp, errors, finished;
 	gboolean delivered;     /* the SMTP client ran */
 	DeliveryStats smtp;
+	ReportStats reports;
 	guint ingested, refused, dir_imports, outbound;
 	const char *hostname;
 	GPtrArray *to_store;    /* QueueEnvelope * routed, not yet stored */

@@ -125,6 +125,10 @@ rn_translate_out(Run *run, QueueEnvelope *env, const LegacyMessage *content)
 	out->hops = content->hops->len + 1;
 	out->message_id = mime_out_message_id(env->client, content->id, run->hostname);
 	out->envid = g_strdup(content->id);
+	/* Where a non-delivery report goes, unless none may be made about it. */
+	out->report_to = content->no_report ? NULL : g_strdup(content->originator.addr);
+	out->requests = content->requests;
+	out->report_class = content->class;
 	out->ret = MAIL_RET_HDRS;
 	out->body = MAIL_BODY_7BIT;
 	out->size = (gint64)g_bytes_get_size(mime);
@@ -138,6 +142,7 @@ rn_translate_out(Run *run, QueueEnvelope *env, const LegacyMessage *content)
 		queue_rcpt_enter(n, QUEUE_ST_SMTP_PENDING, NULL);
 		n->via = g_strdup(r->via);
 		n->rcpt_to = g_strdup(r->rcpt_to);
+		n->legacy = g_strdup(r->address);   /* as the sender wrote it, for a report */
 		why = g_strdup_printf("as SMTP message %s", out->qid);
 		queue_rcpt_enter(r, QUEUE_ST_DONE, why);
 		g_free(why);

@@ -1156,10 +1156,14 @@ test_schema_2_to_5(void)
 	qid = commit_n(q, 1700000000, 2, NULL);
 	set_state(q, qid, 0, QUEUE_ST_SMTP_PENDING);
 	queue_close(q);
-	/* Back to schema 2: what 2 -> 3, 3 -> 4 and 4 -> 5 added goes. */
+	/* Back to schema 2: what 2 -> 3, 3 -> 4, 4 -> 5 and 5 -> 6 added goes. */
 	path = g_build_filename(dir, "queue.db", NULL);
 	CU_ASSERT_EQUAL_FATAL(sqlite3_open(path, &db), SQLITE_OK);
 	CU_ASSERT_EQUAL(sqlite3_exec(db, "DROP TABLE destinations; DROP TABLE po_ingest; "
+	    "ALTER TABLE messages DROP COLUMN class; ALTER TABLE messages DROP COLUMN about; "
+	    "ALTER TABLE messages DROP COLUMN report_to; "
+	    "ALTER TABLE messages DROP COLUMN requests; "
+	    "ALTER TABLE recipients DROP COLUMN report; "
 	    "CREATE TABLE r4 AS SELECT * FROM recipients; DROP TABLE recipients; "
 	    "ALTER TABLE r4 RENAME TO recipients; "
 	    "UPDATE recipients SET state = 'bogus' WHERE idx = 1; "
@@ -1197,10 +1201,92 @@ test_schema_2_to_5(void)
 	EXPECT(sqlite3_exec(db, "UPDATE recipients SET state = 'nonsense'", NULL, NULL, NULL) ==
 	    SQLITE_CONSTRAINT, "since schema 5 SQLite refuses a state that is none");
 	sqlite3_close(db);
-	EXPECT(version == 5, "schema version 5 (got %d)", version);
+	EXPECT(version == 6, "schema version 6 (got %d)", version);
 	EXPECT(tables == 1, "one schema_version row (got %d)", tables);
 	g_free(path);
 	g_free(qid);
+	rm_rf(dir);
+	g_free(dir);
+}
+
+/* A report queued with queue_translated makes its rows reported, naming
+ * it; the rows become done (and their message leaves) when the report
+ * leaves the queue, by queue_finish or by queue_delete. */
+static void
+test_report_rows(void)
+{
+	char *dir = scratch();
+	Queue *q = queue_open(dir, NULL);
+	GBytes *body = body_bytes(100, 'R');
+	GError *e = NULL;
+	guint finished = 99;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(q);
+	for (int round = 0; round < 2; round++) {
+		char *qid = commit_n(q, 1700000000 + round, 2, NULL), *rqid = queue_id_new();
+		QueueEnvelope *orig, *rep = queue_envelope_new(rqid), *got;
+		QueueRcpt *r;
+		GPtrArray *failed;
+
+		set_state(q, qid, 0, QUEUE_ST_FAILED);
+		set_state(q, qid, 1, QUEUE_ST_SENT);
+		failed = queue_failed(q, NULL);
+		EXPECT(lists(failed, qid, NULL), "#%d: queue_failed lists the message with a failed "
+		    "row", round);
+		g_ptr_array_unref(failed);
+		orig = queue_get(q, qid, NULL);
+		CU_ASSERT_PTR_NOT_NULL_FATAL(orig);
+		rep->format = g_strdup("legacy");
+		rep->report_class = 1;
+		rep->about = g_strdup(qid);
+		g_free(rep->sender);
+		rep->sender = g_strdup("");
+		queue_envelope_add_rcpt(rep, "CORP/HQ/JSMITH", 0, NULL);
+		r = rep->rcpts->pdata[0];
+		r->po = g_strdup("CORP/HQ");
+		r->legacy = g_strdup("CORP/HQ/JSMITH");
+		queue_rcpt_enter(r, QUEUE_ST_ROUTED, NULL);
+		r = orig->rcpts->pdata[0];
+		EXPECT(queue_rcpt_enter(r, QUEUE_ST_REPORTED, "report"), "failed -> reported");
+		r->report = g_strdup(rqid);
+		EXPECT(queue_translated(q, orig, rep, body, &e), "#%d: report queued: %s", round,
+		    e ? e->message : "");
+		g_clear_error(&e);
+		failed = queue_failed(q, NULL);
+		EXPECT(failed && failed->len == 0, "#%d: then nothing is failed", round);
+		g_ptr_array_unref(failed);
+		got = queue_get(q, qid, NULL);
+		r = got ? got->rcpts->pdata[0] : NULL;
+		EXPECT(r && r->state == QUEUE_ST_REPORTED && g_strcmp0(r->report, rqid) == 0,
+		    "#%d: the row is reported, naming the report (%s)", round,
+		    r && r->report ? r->report : "NULL");
+		queue_envelope_free(got);
+		got = queue_get(q, rqid, NULL);
+		EXPECT(got && got->report_class == 1 && g_strcmp0(got->about, qid) == 0 &&
+		    g_strcmp0(got->sender, "") == 0 && g_strcmp0(got->format, "legacy") == 0,
+		    "#%d: the report is stored with its class and what it is about", round);
+		queue_envelope_free(got);
+		EXPECT(queue_finish(q, &finished, NULL) && finished == 0,
+		    "#%d: nothing finishes while the report waits (%u)", round, finished);
+		if (round == 0) {
+			set_state(q, rqid, 0, QUEUE_ST_BUNDLED);
+			EXPECT(queue_finish(q, &finished, &e) && finished == 2,
+			    "#0: the report bundled: it and the original leave (%u finished): %s",
+			    finished, e ? e->message : "");
+		} else {
+			EXPECT(queue_delete(q, rqid, &e), "#1: the report deleted: %s",
+			    e ? e->message : "");
+		}
+		g_clear_error(&e);
+		EXPECT(queue_get(q, qid, NULL) == NULL && queue_get(q, rqid, NULL) == NULL,
+		    "#%d: the original, reported -> done, has left with its report", round);
+		queue_envelope_free(orig);
+		queue_envelope_free(rep);
+		g_free(qid);
+		g_free(rqid);
+	}
+	queue_close(q);
+	g_bytes_unref(body);
 	rm_rf(dir);
 	g_free(dir);
 }
@@ -1279,7 +1365,9 @@ main(void)
 		{ "SMTP outcomes remove finished messages and their bodies",
 		    test_smtp_outcomes_finish },
 		{ "destinations: round trip, replace, list", test_dest_memory },
-		{ "schema 2 is migrated to 5", test_schema_2_to_5 },
+		{ "schema 2 is migrated to 6", test_schema_2_to_5 },
+		{ "reports: queued with reported rows; done when the report leaves",
+		  test_report_rows },
 		{ "the states: names, finished, transitions, the SQL sets", test_states },
 		{ NULL, NULL },
 	};

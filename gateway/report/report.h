@@ -1,0 +1,45 @@
+/* report.h - the reports the gateway owes for what failed (SPEC 2 "Reports",
+ * DESIGN "Exactly once at each boundary" -> Reports, docs/reports.md).
+ *
+ * Owns: the report step of `postgate run` and `postgate queue retry`: every
+ * recipient the SMTP client failed for good (a 5xx, queue_lifetime reached,
+ * a null MX, NXDOMAIN, TLS required and not offered) becomes, for a copy of
+ * a legacy message, one legacy non-delivery report per message and step to
+ * its originator: class NDR, about_id the original's legacy id, marked so
+ * that no report is ever made about it, the original's hop trace, one item
+ * per failed recipient (the address the sender wrote, a reason, the
+ * server's reply), subject "Undeliverable: SUBJECT" in the originator's
+ * codepage, the original text and attachments returned.  The report is
+ * queued already routed to the originator's postoffice in the one commit
+ * that moves the recipients failed -> reported (queue_translated), so a
+ * crash makes neither zero nor two; they become done when the report has
+ * left the queue.  An originator who asked for no NDR gets none (failed ->
+ * done).  What cannot be reported - about a report or a null-sender
+ * message, a sender that no longer routes to a postoffice of this site, a
+ * report that cannot be built - is held with "report could not be made:
+ * WHY", never lost.
+ * Never: delivery, fan-out (the report is bundled like any legacy copy),
+ * DSNs to SMTP senders (not yet: such failures are held, saying so).
+ */
+#ifndef PG_REPORT_H
+#define PG_REPORT_H
+
+#include <glib.h>
+
+#include "queue/queue.h"
+#include "site.h"
+
+/* What one report step did. */
+typedef struct {
+	guint ndrs;             /* non-delivery reports queued */
+	guint reported;         /* recipients they report on */
+	guint unreported;       /* recipients whose originator asked for no report */
+	guint held;             /* recipients held: no report could be made */
+	guint errors;           /* queue failures (see the log); tried again next time */
+} ReportStats;
+
+/* report_failed - a report for every failed recipient in q (see above);
+ * FALSE only when the failed recipients cannot even be listed */
+gboolean report_failed(Site *site, Queue *q, ReportStats *stats, GError **error);
+
+#endif

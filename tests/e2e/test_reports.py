@@ -1,0 +1,258 @@
+#!/usr/bin/python3
+"""Reports, SMTP failure -> legacy non-delivery report (issue 14 points 1, 5,
+8): a legacy message whose Internet recipients are refused for good comes
+back to its sender as one legacy NDR, exactly once, readable.
+
+A site with CORP/HQ (CP850: JSMITH "Jürgen Smith") and CORP/SALES
+(CP1252: ALICE); [delivery] relay_host is a scripted server
+(smtpscript.py) that refuses RCPT for bad*@ext.example with "550 5.1.1" and takes the
+rest.
+
+1. JSMITH sends to SMTP:good@, SMTP:bad1@, SMTP:bad2@ext.example and ALICE,
+   with a subject in umlauts and an attachment.  `run --no-delivery`, then
+   `queue retry`: good is sent, bad1 and bad2 are failed and reported: the
+   queue shows both "reported" naming one report, and the report itself (a
+   non-delivery report about the SMTP message, routed to CORP/HQ as
+   CORP/HQ/JSMITH); queue retry's summary counts it.  The next run bundles
+   it; HQ delivers it: JSMITH has exactly one new message, class
+   non-delivery report, about the original's legacy id, subject
+   "Undeliverable: " + the subject, one Report: line per refused recipient
+   (the address JSMITH wrote, unknown recipient, the server's 550 5.1.1
+   reply), the attachment returned with its SHA-256, the original text; no
+   report may be made about it.  Then the queue is empty.
+2. The same failing message sent twice gives two reports (SPEC 3.5), made
+   by `run` alone (delivery and the report's bundle in one run); the second
+   time the address has a trailing space, and the report names it without.
+3. --no-ndr: a refusal gives no report; the recipient is done and the queue
+   empties; JSMITH gets nothing.
+4. A report that cannot be made: the sender's postoffice has lost its
+   [postoffice] group before the failure: the recipient is held with
+   "report could not be made" and the server's reply (queue list -j, queue
+   show), the run's summary says so, nothing is lost.
+"""
+import hashlib
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import pgbundle as pg  # noqa: E402
+import smtpscript  # noqa: E402
+
+t = pg.Tally("reports")
+POSTGATE = pg.gw_binary()
+DOMAIN = "example.com"
+HQ, SALES = "CORP/HQ", "CORP/SALES"
+top = pg.scratch()
+
+
+class Refuser(smtpscript.Server):
+    async def on_rcpt(self, s, arg, addr):
+        if addr.startswith("bad"):
+            await s.reply("550 5.1.1 <%s>: Recipient address rejected: User unknown" % addr)
+            return False
+        await s.reply("250 2.1.5 Ok")
+        return True
+
+
+srv = Refuser(hostname="mx.ext.test")
+srv.start()
+
+po_dir, key_file = {}, {}
+for po, cp, users in ((HQ, "CP850", [("JSMITH", "Jürgen Smith")]),
+                      (SALES, "CP1252", [("ALICE", "Alice Ärgerlich")])):
+    short = po.split("/")[1]
+    po_dir[po], _ = pg.make_po(top, "CORP", short, codepage=cp, gateway="CORP/GW", users=users)
+    key_file[po] = os.path.join(top, short.lower() + ".key")
+
+
+def config(path, with_hq=True):
+    lines = ["[site]", "name = HQ", "domains = " + DOMAIN,
+             "state_dir = " + os.path.join(top, "state"), "gateway_po = CORP/GW", "user =",
+             "proxy_templates = SMTP:%m@" + DOMAIN, "postmaster = CORP/SALES/ALICE", "",
+             "[smtpd]", "hostname = gw." + DOMAIN, "",
+             "[delivery]", "relay_host = [127.0.0.1]:%d" % srv.port, "tls = none", ""]
+    for po in ((HQ, SALES) if with_hq else (SALES,)):
+        lines += ["[postoffice %s]" % po, "dir = " + po_dir[po], "key_file = " + key_file[po],
+                  "codepage = " + ("CP850" if po == HQ else "CP1252"), ""]
+    with open(path, "w") as f:
+        f.write("\n".join(lines))
+    return path
+
+
+CONF = config(os.path.join(top, "postgate.conf"))
+CONF_NO_HQ = config(os.path.join(top, "postgate-no-hq.conf"), with_hq=False)
+
+
+def gw(*args, conf=CONF, check=True):
+    return pg.run_cmd([POSTGATE, "-c", conf] + list(args), check=check)
+
+
+def queue(conf=CONF):
+    return [json.loads(line) for line in gw("queue", "list", "-j", conf=conf).out.splitlines()
+            if line.strip()]
+
+
+def send(*args):
+    p = pg.run("-d", po_dir[HQ], "send", "--from", "JSMITH", *args, check=False)
+    m = re.match(r"sent (\S+?)(?:;|$)", p.out.strip())
+    return p, (m.group(1) if m else None)
+
+
+def mailbox(po, mb):
+    """JSMITH's messages as postgate-po show prints them: [{field: [values], 'body'}]."""
+    out = pg.run("-d", po_dir[po], "show", mb).out
+    msgs = []
+    for block in re.split(r"^--- message \d+ ---$", out, flags=re.M)[1:]:
+        head, _, body = block.lstrip("\n").partition("\n\n")
+        m = {}
+        for line in head.splitlines():
+            k, _, v = line.partition(":")
+            m.setdefault(k.strip(), []).append(v.strip())
+        m["body"] = body
+        msgs.append(m)
+    return msgs
+
+
+def deliver(po):
+    return pg.run("-d", po_dir[po], "deliver", check=False)
+
+
+for po in (HQ, SALES):
+    xml = os.path.join(top, po.split("/")[1] + ".xml")
+    pg.run("-d", po_dir[po], "export-dir", "-o", xml)
+    gw("dir", "import", xml)
+
+# ---- 1. two refused, one sent, one legacy: one NDR ---------------------------------------
+SUBJECT = "Preise für Zürich"
+BODY = "Hallo,\r\nanbei die Preise für Zürich.\r\n\r\nGrüße, Jürgen\r\n"
+ATT = bytes((i * 13 + 5) % 256 for i in range(3000))
+with open(os.path.join(top, "body.txt"), "w", encoding="utf-8", newline="") as f:
+    f.write(BODY)
+with open(os.path.join(top, "preise.bin"), "wb") as f:
+    f.write(ATT)
+p, legacy_id = send("--to", "SMTP:good@ext.example,SMTP:bad1@ext.example,"
+                    "SMTP:bad2@ext.example,CORP/SALES/ALICE", "--subject", SUBJECT,
+                    "--body-file", os.path.join(top, "body.txt"),
+                    "--attach", os.path.join(top, "preise.bin"))
+t.check(p.returncode == 0 and legacy_id, "1: postgate-po send: %s %s" % (p.out, p.err))
+r = gw("run", "--no-delivery")
+q = queue()
+out = [m for m in q if m["sender"] == "jsmith@" + DOMAIN]
+t.check(len(out) == 1 and out[0].get("report_to") == "CORP/HQ/JSMITH",
+        "1: run --no-delivery queues one SMTP message, its report_to the sender "
+        "CORP/HQ/JSMITH: %s" % [(m["queue_id"], m.get("report_to")) for m in q])
+orig = out[0]["queue_id"] if out else "?"
+r = gw("queue", "retry", check=False)
+t.check(r.returncode == 0 and "1 recipient sent" in r.out and "2 failed" in r.out,
+        "1: queue retry: 1 sent, 2 failed: %d %s %s" % (r.returncode, r.out, r.err[-500:]))
+t.check("1 non-delivery report queued about 2 recipients" in r.out,
+        "1: queue retry's summary: one report about 2 recipients: %r" % r.out)
+q = queue()
+o = [m for m in q if m["queue_id"] == orig]
+rows = {x["address"]: x for x in (o[0]["recipients"] if o else [])}
+reps = [m for m in q if m.get("class") == "non-delivery report"]
+rep = reps[0] if len(reps) == 1 else {}
+t.check(len(reps) == 1 and rep.get("about") == orig and rep.get("sender") == "" and
+        [(x["address"], x["state"]) for x in rep.get("recipients", [])] ==
+        [("CORP/HQ/JSMITH", "routed")],
+        "1: one report in the queue: a non-delivery report about %s from <>, to "
+        "CORP/HQ/JSMITH, routed: %s" % (orig, [(m["queue_id"], m.get("class"), m.get("about"),
+                                                m["recipients"]) for m in reps]))
+t.check(all(rows.get(a, {}).get("state") == "reported" and
+            rows.get(a, {}).get("report") == rep.get("queue_id")
+            for a in ("bad1@ext.example", "bad2@ext.example")),
+        "1: bad1 and bad2 are reported, both naming that report: %s"
+        % [(a, x["state"], x.get("report"), x.get("reason")) for a, x in rows.items()])
+show = gw("queue", "show", orig, check=False).out
+t.check(re.search(r"<bad1@ext\.example> state=reported .*report=%s" % rep.get("queue_id", "?"),
+                  show) is not None,
+        "1: queue show names the report for bad1: %s" % show[:600])
+show = gw("queue", "show", rep.get("queue_id", "?"), check=False).out
+t.check(("class: non-delivery report about %s" % orig) in show,
+        "1: queue show of the report says what it reports on: %s" % show[:400])
+r = gw("run", "--no-delivery")
+t.check(re.search(r"^  CORP/HQ: 1 copy in 1 bundle$", r.out, flags=re.M) is not None,
+        "1: the next run bundles the report for CORP/HQ: %r" % r.out)
+t.check(queue() == [], "1: then the queue is empty (reported -> done, the original gone): %s"
+        % [(m["queue_id"], [(x["address"], x["state"]) for x in m["recipients"]])
+           for m in queue()])
+d = deliver(HQ)
+got = mailbox(HQ, "JSMITH")
+ndrs = [m for m in got if m.get("Class", [""])[0].startswith("non-delivery report")]
+t.check(d.returncode == 0 and len(got) == 1 and len(ndrs) == 1,
+        "1: HQ delivers it: JSMITH has exactly one message, a non-delivery report: %s"
+        % [(m.get("Class"), m.get("Subject")) for m in got])
+n = ndrs[0] if ndrs else {}
+t.check(n.get("About") == [legacy_id],
+        "1: About: the original's legacy id %s: %s" % (legacy_id, n.get("About")))
+t.check(n.get("Subject") == ["Undeliverable: " + SUBJECT],
+        "1: Subject: Undeliverable: %s (CP850 keeps the umlauts): %s" % (SUBJECT,
+                                                                          n.get("Subject")))
+t.check("no report may be made about it" in n.get("Class", [""])[0],
+        "1: no report may be made about it: %s" % n.get("Class"))
+items = sorted(n.get("Report", []))
+t.check(len(items) == 2 and all(
+    re.match(r"SMTP:bad%d@ext\.example: not delivered, unknown recipient: 550 5\.1\.1 "
+             r"<bad%d@ext\.example>: Recipient address rejected" % (i + 1, i + 1), items[i])
+    for i in range(min(2, len(items)))),
+    "1: one Report: line per refused recipient, as JSMITH wrote it, unknown recipient, "
+    "the server's reply: %s" % items)
+sha = hashlib.sha256(ATT).hexdigest()
+t.check(any(("sha256 %s" % sha) in a for a in n.get("Attachment", [])),
+        "1: the attachment is returned, SHA-256 intact: %s" % n.get("Attachment"))
+t.check("Preise für Zürich" in n.get("body", "") and "bad1@ext.example" in n.get("body", ""),
+        "1: the text names what failed and returns the original text: %r"
+        % n.get("body", "")[:400])
+t.check(len([m for m in srv.messages() if "good@ext.example" in m.rcpts]) == 1,
+        "1: good@ext.example got the message once")
+
+# ---- 2. the same failure twice: two reports, each from one run ----------------------------
+ids = []
+for i in range(2):
+    # the second with a stray trailing space (SPEC 3.5): the same address
+    p, lid = send("--to", "SMTP:bad3@ext.example" + (" " if i else ""), "--subject", "twice")
+    ids.append(lid)
+    r = gw("run", check=False)
+    t.check(r.returncode == 0 and "1 non-delivery report queued about 1 recipient" in r.out and
+            re.search(r"^  CORP/HQ: 1 copy in 1 bundle$", r.out, flags=re.M),
+            "2: send #%d to a refused address: run delivers, reports and bundles the report "
+            "in one go: %s %s" % (i + 1, r.out, r.err[-300:]))
+deliver(HQ)
+abouts = sorted(m.get("About", [""])[0] for m in mailbox(HQ, "JSMITH")
+                if m.get("Subject") == ["Undeliverable: twice"])
+t.check(abouts == sorted(ids), "2: two reports, one about each message: %s (sent %s)"
+        % (abouts, ids))
+items = [m.get("Report") for m in mailbox(HQ, "JSMITH") if m.get("Subject") == ["Undeliverable: twice"]]
+t.check(len(items) == 2 and all(i and i[0].startswith("SMTP:bad3@ext.example: not delivered")
+                                for i in items),
+        "2: both name SMTP:bad3@ext.example, the trailing space gone: %s" % items)
+
+# ---- 3. --no-ndr: none ----------------------------------------------------------------------
+before = len(mailbox(HQ, "JSMITH"))
+p, lid = send("--to", "SMTP:bad4@ext.example", "--subject", "quiet", "--no-ndr")
+r = gw("run", check=False)
+t.check(r.returncode == 0 and "1 with none asked for" in r.out and queue() == [],
+        "3: --no-ndr: refused, no report, the queue empties: %s %s" % (r.out, queue()))
+deliver(HQ)
+t.check(len(mailbox(HQ, "JSMITH")) == before, "3: JSMITH got nothing")
+
+# ---- 4. no report can be made: held, visible, not lost ----------------------------------
+p, lid = send("--to", "SMTP:bad5@ext.example", "--subject", "lost?")
+gw("run", "--no-delivery")
+r = gw("queue", "retry", conf=CONF_NO_HQ, check=False)
+q = queue()
+rows = [x for m in q for x in m["recipients"] if x["address"] == "bad5@ext.example"]
+t.check(len(rows) == 1 and rows[0]["state"] == "held" and
+        "report could not be made" in (rows[0].get("reason") or "") and
+        "550 5.1.1" in (rows[0].get("reason") or "") and "CORP/HQ" in rows[0]["reason"],
+        "4: the sender's postoffice without [postoffice]: held, saying no report could be "
+        "made, why, and the server's reply: %s" % rows)
+t.check("1 held: report could not be made" in r.out,
+        "4: queue retry's summary says so: %r" % r.out)
+
+srv.stop()
+t.done()
