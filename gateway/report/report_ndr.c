@@ -156,15 +156,13 @@ ndr_build(Site *site, const QueueEnvelope *env, GPtrArray *rows, const char *to,
 	msg_add_recipient(m, to, "", TRUE);
 	msg_add_party(m->to, to, "");
 	m->codepage = g_strdup(codepage);
-	/* A report carries the hops of what it reports on (SPEC 3.2), and one
-	 * of its own while there is room. */
+	/* A report carries the hops of what it reports on (SPEC 3.2); the
+	 * gateway's own is added when it is bundled, as for any legacy copy. */
 	for (guint i = 0; orig && i < orig->hops->len; i++) {
 		const MsgHop *h = orig->hops->pdata[i];
 
 		msg_add_hop(m, h->node, h->time);
 	}
-	if (m->hops->len < MSG_MAX_HOPS)
-		msg_add_hop(m, gw, now);
 	m->subject = g_strconcat(prefix, orig && orig->subject ? orig->subject : "", NULL);
 	if (strlen(m->subject) > MSG_MAX_SUBJECT_LEN)
 		m->subject[MSG_MAX_SUBJECT_LEN] = '\0';

@@ -201,6 +201,9 @@ t.check(len(items) == 2 and all(
     for i in range(min(2, len(items)))),
     "1: one Report: line per refused recipient, as JSMITH wrote it, unknown recipient, "
     "the server's reply: %s" % items)
+t.check(len(n.get("Hop", [])) == 3,
+        "1: the report carries the original's hop trace (CORP/HQ, the gateway's crossing to "
+        "SMTP) and one hop of its own back (SPEC 3.2): %s" % n.get("Hop"))
 sha = hashlib.sha256(ATT).hexdigest()
 t.check(any(("sha256 %s" % sha) in a for a in n.get("Attachment", [])),
         "1: the attachment is returned, SHA-256 intact: %s" % n.get("Attachment"))
