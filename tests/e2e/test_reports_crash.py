@@ -1,0 +1,171 @@
+#!/usr/bin/python3
+"""Reports survive crashes (issue 14 point 5): a run killed after any
+durable step, or by SIGKILL at a random instant, and then run again until it
+has nothing left to do, makes neither none nor two non-delivery reports.
+
+A site with CORP/HQ (JSMITH) whose relay_host (smtpscript.py) refuses
+every RCPT with 550 5.1.1 and takes nothing.  M legacy messages
+(PG_REPORTS_CRASH_MESSAGES, default 20), each to two refused addresses,
+are made into SMTP messages by `run --no-delivery` and saved; then, on a
+fresh copy of that state each time:
+
+1. Fault injection: `run` with POSTGATE_FAULT_AFTER=k dies right after its
+   k-th durable step (k = 1, 2, ... until a run finishes without dying);
+   then HQ delivers and `run` is repeated until it exits 0 and the queue is
+   empty.
+2. Random kills: `run` SIGKILLed after a random delay (random.Random(seed),
+   PG_SEED repeats it), restarted, PG_REPORTS_CRASH_KILLS times in all.
+
+After each case: every message gave JSMITH exactly one report, about its
+legacy id, naming both refused addresses; no other message; the queue is
+empty; nothing is held.
+"""
+import collections
+import os
+import random
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import pgbundle as pg  # noqa: E402
+import smtpscript  # noqa: E402
+
+t = pg.Tally("reports-crash")
+POSTGATE = pg.gw_binary()
+M = int(os.environ.get("PG_REPORTS_CRASH_MESSAGES", "20"))
+KILLS = int(os.environ.get("PG_REPORTS_CRASH_KILLS", "16"))
+SEED = int(os.environ.get("PG_SEED", random.randrange(1 << 30)))
+print("seed: %d (PG_SEED=%d repeats this run); %d messages, %d kills" % (SEED, SEED, M, KILLS))
+rnd = random.Random(SEED)
+top = pg.scratch()
+
+
+class RefusesAll(smtpscript.Server):
+    async def on_rcpt(self, s, arg, addr):
+        await s.reply("550 5.1.1 <%s>: Recipient address rejected: User unknown" % addr)
+        return False
+
+
+srv = RefusesAll(hostname="mx.ext.test")
+srv.start()
+site = os.path.join(top, "site")
+os.makedirs(site)
+po_dir, _ = pg.make_po(site, "CORP", "HQ", gateway="CORP/GW", users=[("JSMITH", "J. Smith")])
+CONF = os.path.join(site, "postgate.conf")
+with open(CONF, "w") as f:
+    f.write("\n".join([
+        "[site]", "name = HQ", "domains = example.com", "state_dir = " + os.path.join(site, "state"),
+        "gateway_po = CORP/GW", "user =", "proxy_templates = SMTP:%m@example.com", "",
+        "[smtpd]", "hostname = gw.example.com", "",
+        "[delivery]", "relay_host = [127.0.0.1]:%d" % srv.port, "tls = none", "",
+        "[postoffice CORP/HQ]", "dir = " + po_dir, "key_file = " + os.path.join(site, "hq.key"),
+        "codepage = CP850", ""]))
+
+
+def gw(*args, env=None, timeout=120):
+    return pg.run_cmd([POSTGATE, "-c", CONF] + list(args), check=False, env=env,
+                      timeout=timeout)
+
+
+xml = os.path.join(site, "hq.xml")
+pg.run("-d", po_dir, "export-dir", "-o", xml)
+gw("dir", "import", xml)
+ids = []
+for i in range(M):
+    p = pg.run("-d", po_dir, "send", "--from", "JSMITH", "--to",
+               "SMTP:bad%da@ext.example,SMTP:bad%db@ext.example" % (i, i),
+               "--subject", "m%d" % i, check=False)
+    m = re.match(r"sent (\S+?)(?:;|$)", p.out.strip())
+    ids.append(m.group(1) if m else None)
+p = gw("run", "--no-delivery")
+t.check(p.returncode == 0 and all(ids), "setup: %d messages sent and queued for SMTP: %s %s"
+        % (M, p.out.strip(), p.err[-300:]))
+saved = os.path.join(top, "saved")
+shutil.copytree(site, saved, symlinks=True)
+
+
+def restore():
+    shutil.rmtree(site)
+    shutil.copytree(saved, site, symlinks=True)
+
+
+def settle(name):
+    """HQ delivers, run repeats until the queue is empty; then the checks."""
+    for _ in range(10):
+        pg.run("-d", po_dir, "deliver", check=False)
+        p = gw("run")
+        q = gw("queue", "list").out
+        if p.returncode == 0 and "Queue is empty" in q:
+            break
+    pg.run("-d", po_dir, "deliver", check=False)
+    t.check("Queue is empty" in gw("queue", "list").out,
+            "%s: run again until done: the queue is empty: %s" % (name, gw("queue", "list").out))
+    out = pg.run("-d", po_dir, "show", "JSMITH", check=False).out
+    blocks = re.split(r"^--- message \d+ ---$", out, flags=re.M)[1:]
+    about = collections.Counter()
+    bad = []
+    for b in blocks:
+        a = re.search(r"^About:\s+(\S+)$", b, flags=re.M)
+        items = sorted(re.findall(r"^Report:\s+(SMTP:\S+): not delivered", b, flags=re.M))
+        if not a or "non-delivery report" not in b:
+            bad.append(b[:200])
+            continue
+        about[a.group(1)] += 1
+        i = ids.index(a.group(1)) if a.group(1) in ids else -1
+        if items != ["SMTP:bad%da@ext.example" % i, "SMTP:bad%db@ext.example" % i]:
+            bad.append(items)
+    twice = [k for k, n in about.items() if n > 1]
+    missing = [k for k in ids if about[k] == 0]
+    t.check(not twice and not missing and not bad,
+            "%s: each message gave exactly one report naming both refused addresses: "
+            "%d twice %s, %d missing %s, other %s" % (name, len(twice), twice[:2], len(missing),
+                                                      missing[:2], bad[:2]))
+
+
+# ---- 1. fault injection after every durable step -----------------------------------------
+steps, finished = collections.Counter(), False
+for k in range(1, 500):
+    restore()
+    p = gw("run", env=dict(os.environ, POSTGATE_FAULT_AFTER=str(k)))
+    if p.returncode == 0:
+        finished = True
+        print("     POSTGATE_FAULT_AFTER=%d: the run finished without dying" % k)
+        settle("fault %d (no such step)" % k)
+        break
+    m = re.search(r"fault injection: killed after durable step %d \(([^)]*)\)" % k, p.err)
+    steps[m.group(1) if m else None] += 1
+    if not t.check(p.returncode == -signal.SIGKILL and m,
+                   "fault %d: the run died by SIGKILL right after durable step %d: exit %s %s"
+                   % (k, k, p.returncode, p.err.strip()[-300:])):
+        break
+    settle("fault %d (%s)" % (k, m.group(1)))
+t.check(finished, "fault injection: some k lets the run finish")
+print("     durable steps: %s" % ", ".join("%s %d" % kv for kv in sorted(steps.items())))
+
+# ---- 2. random kills ---------------------------------------------------------------------
+restore()
+t0 = time.time()
+p = gw("run")
+D = max(time.time() - t0, 0.05)
+kills = 0
+for rnd_round in range(KILLS):
+    restore()
+    pr = subprocess.Popen([POSTGATE, "-c", CONF, "run"], stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL)
+    try:
+        pr.wait(rnd.uniform(0, 1.1 * D))
+    except subprocess.TimeoutExpired:
+        pr.send_signal(signal.SIGKILL)
+        kills += 1
+    pr.wait()
+    settle("kill round %d" % (rnd_round + 1))
+t.check(kills >= KILLS // 4, "random kills: %d of %d runs killed mid-way (a run takes %.2f s)"
+        % (kills, KILLS, D))
+
+srv.stop()
+shutil.rmtree(top)
+t.done()
