@@ -289,7 +289,7 @@ clean_text(const char *s, gsize max)
 }
 
 /* Clean UTF-8 text in US-ASCII: each other character \x{HHHH} (RFC 6533 3,
- * embedded-unicode-char). */
+ * embedded-unicode-char), and a backslash that would read as one \x{005C}. */
 static char *
 ascii_text(const char *clean)
 {
@@ -298,7 +298,9 @@ ascii_text(const char *clean)
 	for (const char *p = clean; *p; p = g_utf8_next_char(p)) {
 		gunichar c = g_utf8_get_char(p);
 
-		if (c < 0x80)
+		if (c == '\\' && p[1] == 'x' && p[2] == '{')
+			g_string_append(out, "\\x{005C}");
+		else if (c < 0x80)
 			g_string_append_c(out, (char)c);
 		else
 			g_string_append_printf(out, "\\x{%04" G_GINT32_MODIFIER "X}", (guint32)c);

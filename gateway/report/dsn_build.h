@@ -30,7 +30,8 @@
  * be printable US-ASCII (postgate speaks no SMTPUTF8; a value that is not is
  * refused).  A diagnostic may be any UTF-8 text: the readable part shows it as
  * it is, the delivery-status part writes each non-ASCII character as
- * \x{HHHH}, the embedded-unicode-char of RFC 6533 3, so that part stays 7-bit.
+ * \x{HHHH}, the embedded-unicode-char of RFC 6533 3, so that part stays 7-bit
+ * (a backslash that would read as such an escape is written \x{005C}).
  * Refused (DSN_ERROR_INVALID, naming the field): no recipient, a required
  * field missing, a CR or LF in any value, a value over its limit, an action
  * that is none of RFC 3464 2.3.3's, a status that is not RFC 3463 syntax or

@@ -104,7 +104,8 @@ BUILT = {
              "Diagnostic-Code":
                  "X-Postgate; Bob is not known at CORP/HQ (the legacy postoffice)"},
             {"Final-Recipient": "rfc822; carol@example.org", "Status": "5.3.4",
-             "Diagnostic-Code": "X-Postgate; Nachricht zu gro\\x{00DF} f\\x{00FC}r das Postamt"},
+             "Diagnostic-Code": "X-Postgate; Nachricht zu gro\\x{00DF} f\\x{00FC}r das Postamt "
+                 "\\x{005C}x{41} \\y"},
             {"Final-Recipient": "rfc822; dave@example.org", "Action": "delivered",
              "Status": "2.0.0", "Original-Recipient": "rfc822; dave@example.org"}],
         "returned": "message/rfc822",

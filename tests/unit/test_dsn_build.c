@@ -346,7 +346,7 @@ test_several_recipients_full(void)
 		{ .final_recipient = "bob@example.org", .action = "failed", .status = "5.1.1",
 		  .diagnostic = "Bob is not known at CORP/HQ (the legacy postoffice)" },
 		{ .final_recipient = "carol@example.org", .action = "failed", .status = "5.3.4",
-		  .diagnostic = "Nachricht zu gro\xc3\x9f f\xc3\xbcr das Postamt" },
+		  .diagnostic = "Nachricht zu gro\xc3\x9f f\xc3\xbcr das Postamt \\x{41} \\y" },
 		{ .final_recipient = "dave@example.org", .action = "delivered", .status = "2.0.0",
 		  .original_recipient = "rfc822;dave@example.org" },
 	};
@@ -382,7 +382,8 @@ test_several_recipients_full(void)
 		FIELD_IS(&p, 2, "final-recipient", "rfc822; carol@example.org");
 		FIELD_IS(&p, 2, "status", "5.3.4");
 		FIELD_IS(&p, 2, "diagnostic-code",
-		    "X-Postgate; Nachricht zu gro\\x{00DF} f\\x{00FC}r das Postamt");
+		    "X-Postgate; Nachricht zu gro\\x{00DF} f\\x{00FC}r das Postamt "
+		    "\\x{005C}x{41} \\y");
 		FIELD_IS(&p, 3, "final-recipient", "rfc822; dave@example.org");
 		FIELD_IS(&p, 3, "original-recipient", "rfc822; dave@example.org");
 		FIELD_IS(&p, 3, "action", "delivered");
@@ -581,6 +582,46 @@ test_subject_and_folding(void)
 	g_string_free(diag, TRUE);
 }
 
+/* Only successes: delivered, relayed, expanded - the subject and the text say so. */
+static void
+test_successes(void)
+{
+	DsnRcpt rc[3] = {
+		{ .final_recipient = "bob@example.org", .action = "delivered", .status = "2.0.0" },
+		{ .final_recipient = "carol@example.org", .action = "relayed", .status = "2.0.0",
+		  .remote_mta = "[192.0.2.7]" },
+		{ .final_recipient = "staff@example.org", .action = "expanded", .status = "2.1.5" },
+	};
+	DsnReport r = report_base();
+	GBytes *b;
+	Parsed p;
+
+	r.rcpts = rc;
+	r.n_rcpts = 3;
+	r.original = original_bytes();
+	b = dsn_build(&r, NULL);
+	EXPECT(b != NULL, "built");
+	if (b && parse_report(b, &p, 3, __LINE__)) {
+		char *text = readable(&p);
+
+		EXPECT(g_strcmp0(g_mime_message_get_subject(p.message),
+		    "Successful Mail Delivery Report") == 0, "subject: %s",
+		    g_mime_message_get_subject(p.message));
+		FIELD_IS(&p, 2, "action", "relayed");
+		FIELD_IS(&p, 2, "remote-mta", "dns; [192.0.2.7]");
+		FIELD_IS(&p, 3, "action", "expanded");
+		FIELD_IS(&p, 3, "status", "2.1.5");
+		EXPECT(strstr(text, "was delivered to the following recipients") &&
+		    strstr(text, "send no delivery reports") && strstr(text, "mailing lists") &&
+		    !strstr(text, "Why:"), "the text names each success, no reasons:\n%s", text);
+		g_free(text);
+		parsed_clear(&p);
+	}
+	if (b)
+		g_bytes_unref(b);
+	g_bytes_unref(r.original);
+}
+
 /* ---- refusals ---------------------------------------------------------------------- */
 
 static void
@@ -617,6 +658,8 @@ test_refusals(void)
 
 	r.n_rcpts = 0;
 	REFUSED(&r, "no recipient", "no recipient");
+	r.n_rcpts = DSN_RCPTS_MAX + 1;
+	REFUSED(&r, "too many recipients", "more than the limit");
 	r.n_rcpts = 1;
 	r.rcpts = NULL;
 	REFUSED(&r, "no recipient array", "no recipient");
@@ -683,6 +726,7 @@ main(void)
 		{ "RET=FULL of an unsendable original: its headers, and why", test_full_falls_back },
 		{ "an 8-bit original with LF line ends: 8bit, CRLF", test_eight_bit_and_lf },
 		{ "a UTF-8 subject encoded, a long diagnostic folded", test_subject_and_folding },
+		{ "only successes: delivered, relayed, expanded", test_successes },
 		{ "unusable fields are refused, saying which", test_refusals },
 		{ NULL, NULL },
 	};
