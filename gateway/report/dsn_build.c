@@ -22,6 +22,8 @@ G_DEFINE_QUARK(postgate-dsn-build-error-quark, dsn_error)
 
 /* Hex digits of SHA-256 in a made Message-ID, and in the boundary. */
 #define DSN_HASH_HEX 24
+/* Bytes of the original hashed for them. */
+#define DSN_HASH_INPUT_MAX (64u * 1024)
 
 static void
 gmime_init_once(void)
@@ -447,31 +449,38 @@ typedef struct {
 	const char *why;        /* RETURN_HEADERS when the whole was asked for: why not */
 } Returned;
 
-/* The original with its bare LFs made CRLF; what it holds that a
- * message/rfc822 part cannot, in *why. */
+/* The original, or with headers_only its header section (RFC 5322 2.1: up
+ * to the first empty line, without it), with bare LFs made CRLF; what it
+ * holds that a message/rfc822 part cannot in *why, and whether it has 8-bit
+ * bytes in *eight_bit (both looked for only in a whole copy). */
 static GString *
-crlf_copy(const guint8 *d, gsize len, gboolean *eight_bit, const char **why)
+crlf_copy(const guint8 *d, gsize len, gboolean headers_only, gboolean *eight_bit,
+    const char **why)
 {
-	GString *out = g_string_sized_new(len + len / 32 + 2);
-	gsize line = 0;
+	GString *out = g_string_sized_new(headers_only ? MIN(len, 65536) + 2 : len + len / 32 + 2);
+	gsize i = 0;
 
 	*eight_bit = FALSE;
 	*why = NULL;
-	for (gsize i = 0; i < len; i++) {
-		if (d[i] == '\n' || (d[i] == '\r' && i + 1 < len && d[i + 1] == '\n')) {
-			i += d[i] == '\r';
-			g_string_append(out, "\r\n");
-			line = 0;
-			continue;
+	while (i < len) {
+		const guint8 *nl = memchr(d + i, '\n', len - i);
+		gsize end = nl ? (gsize)(nl - d) : len;
+		gsize text_end = nl && end > i && d[end - 1] == '\r' ? end - 1 : end;
+
+		if (headers_only && nl && text_end == i)
+			break;                      /* the empty line: the body follows */
+		for (gsize k = i; !headers_only && k < text_end; k++) {
+			if (d[k] == 0 && !*why)
+				*why = "it holds a NUL byte";
+			else if (d[k] == '\r' && !*why)
+				*why = "it holds a CR that ends no line";
+			*eight_bit |= d[k] > 0x7f;
 		}
-		if (d[i] == 0 && !*why)
-			*why = "it holds a NUL byte";
-		else if (d[i] == '\r' && !*why)
-			*why = "it holds a CR that ends no line";
-		else if (++line > DSN_LINE_MAX && !*why)
+		if (!headers_only && text_end - i > DSN_LINE_MAX && !*why)
 			*why = "it has a line longer than 998 bytes";
-		*eight_bit |= d[i] > 0x7f;
-		g_string_append_c(out, (char)d[i]);
+		g_string_append_len(out, (const char *)d + i, (gssize)(text_end - i));
+		g_string_append(out, "\r\n");     /* a last line without LF ends too */
+		i = end + 1;
 	}
 	return out;
 }
@@ -482,31 +491,23 @@ returned_of(const DsnReport *r)
 	Returned ret = { RETURN_NONE, NULL, FALSE, NULL };
 	gsize len = 0;
 	const guint8 *d = r->original ? g_bytes_get_data(r->original, &len) : NULL;
-	const char *why;
-	gssize end;
+	const char *why = NULL;
+	gboolean eight_bit;
 
 	if (!d || len == 0)
 		return ret;
-	ret.content = crlf_copy(d, len, &ret.eight_bit, &why);
-	if (r->return_full && !why) {
-		ret.kind = RETURN_FULL;
-		if (ret.content->str[ret.content->len - 1] != '\n')
-			g_string_append(ret.content, "\r\n");
-		return ret;
+	if (r->return_full) {
+		ret.content = crlf_copy(d, len, FALSE, &ret.eight_bit, &why);
+		if (!why) {
+			ret.kind = RETURN_FULL;
+			return ret;
+		}
+		g_string_free(ret.content, TRUE);
 	}
 	ret.kind = RETURN_HEADERS;
-	ret.why = r->return_full ? why : NULL;
-	/* The header section ends before the first empty line (RFC 5322 2.1). */
-	if (ret.content->len >= 2 && memcmp(ret.content->str, "\r\n", 2) == 0) {
-		g_string_truncate(ret.content, 0);
-	} else {
-		end = find(ret.content->str, ret.content->len, "\r\n\r\n");
-		if (end >= 0)
-			g_string_truncate(ret.content, (gsize)end + 2);
-		else if (ret.content->str[ret.content->len - 1] != '\n')
-			g_string_append(ret.content, "\r\n");
-	}
+	ret.why = why;
 	ret.eight_bit = FALSE;
+	ret.content = crlf_copy(d, len, TRUE, &eight_bit, &why);
 	return ret;
 }
 
@@ -748,8 +749,8 @@ report_hash(const DsnReport *r, const GString *fields, guint round)
 	g_checksum_update(sum, (const guchar *)head, (gssize)strlen(head));
 	g_checksum_update(sum, (const guchar *)r->to, (gssize)strlen(r->to) + 1);
 	g_checksum_update(sum, (const guchar *)fields->str, (gssize)fields->len);
-	if (d)
-		g_checksum_update(sum, d, (gssize)len);
+	if (d)      /* its header section is in there: what makes it this message */
+		g_checksum_update(sum, d, (gssize)MIN(len, DSN_HASH_INPUT_MAX));
 	hex = g_strndup(g_checksum_get_string(sum), DSN_HASH_HEX);
 	g_checksum_free(sum);
 	return hex;

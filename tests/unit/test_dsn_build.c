@@ -582,6 +582,71 @@ test_subject_and_folding(void)
 	g_string_free(diag, TRUE);
 }
 
+/* Originals at the edges: no body and no last LF, no header, a NUL byte. */
+static void
+test_edge_originals(void)
+{
+#define B(s) (s), sizeof (s) - 1
+	static const struct {
+		const char *bytes;
+		gsize len;
+		gboolean full;
+		const char *type;       /* of the third part */
+		const char *content;    /* its decoded content */
+		const char *why;        /* in the readable text, or NULL */
+	} cases[] = {
+		{ B("Subject: x\r\nFrom: a@example.net"), FALSE, "text/rfc822-headers",
+		  "Subject: x\r\nFrom: a@example.net\r\n", NULL },
+		{ B("Subject: x\r\nFrom: a@example.net"), TRUE, "message/rfc822", NULL, NULL },
+		{ B("\r\nbody only\r\n"), FALSE, "text/rfc822-headers", "", NULL },
+		{ B("Subject: x\nFrom: a@example.net\n\nbody\n"), FALSE, "text/rfc822-headers",
+		  "Subject: x\r\nFrom: a@example.net\r\n", NULL },
+		{ B("Subject: x\r\n\r\nbo\0dy\r\n"), TRUE, "text/rfc822-headers",
+		  "Subject: x\r\n", "NUL byte" },
+		{ B("Subject: x\r\n\r\nbo\rdy\r\n"), TRUE, "text/rfc822-headers",
+		  "Subject: x\r\n", "a CR that ends no line" },
+	};
+#undef B
+	DsnRcpt rc = { .final_recipient = "bob@example.org", .action = "failed",
+	    .status = "5.1.1" };
+
+	for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+		DsnReport r = report_base();
+		GBytes *b;
+		Parsed p;
+
+		r.rcpts = &rc;
+		r.n_rcpts = 1;
+		r.original = g_bytes_new_static(cases[i].bytes, cases[i].len);
+		r.return_full = cases[i].full;
+		b = dsn_build(&r, NULL);
+		EXPECT(b != NULL, "case %zu built", i);
+		if (b && parse_report(b, &p, 3, __LINE__)) {
+			GMimeObject *third = g_mime_multipart_get_part(p.report, 2);
+			char *type = g_mime_content_type_get_mime_type(
+			    g_mime_object_get_content_type(third));
+			char *text = readable(&p);
+
+			EXPECT(strcmp(type, cases[i].type) == 0, "case %zu: %s, wanted %s", i, type,
+			    cases[i].type);
+			if (cases[i].content) {
+				GByteArray *c = part_bytes(third);
+				EXPECT(c->len == strlen(cases[i].content) && (c->len == 0 ||
+				    memcmp(c->data, cases[i].content, c->len) == 0),
+				    "case %zu: the returned headers (%u bytes)", i, c->len);
+				g_byte_array_unref(c);
+			}
+			EXPECT(!cases[i].why || strstr(text, cases[i].why), "case %zu: says why", i);
+			g_free(type);
+			g_free(text);
+			parsed_clear(&p);
+		}
+		if (b)
+			g_bytes_unref(b);
+		g_bytes_unref(r.original);
+	}
+}
+
 /* Only successes: delivered, relayed, expanded - the subject and the text say so. */
 static void
 test_successes(void)
@@ -727,6 +792,7 @@ main(void)
 		{ "an 8-bit original with LF line ends: 8bit, CRLF", test_eight_bit_and_lf },
 		{ "a UTF-8 subject encoded, a long diagnostic folded", test_subject_and_folding },
 		{ "only successes: delivered, relayed, expanded", test_successes },
+		{ "originals at the edges: no body, no header, NUL, bare CR", test_edge_originals },
 		{ "unusable fields are refused, saying which", test_refusals },
 		{ NULL, NULL },
 	};
