@@ -11,6 +11,7 @@
 #include "pg_limits.h"
 #include "pg_log.h"
 #include "report/report.h"
+#include "report/report_status.h"
 
 /* Who signs the gateway's reports: the postmaster of its own postoffice. */
 #define NDR_SENDER_MAILBOX "POSTMASTER"
@@ -57,25 +58,17 @@ hold(Queue *q, QueueEnvelope *env, GPtrArray *rows, const char *why, ReportStats
 	}
 }
 
-/* The legacy reason of a failure: its enhanced status code (RFC 3463) when
- * the reply has one, the expiry the client wrote, else "transfer failed". */
+/* The legacy reason of a failure: the expiry the client wrote, else what
+ * the status of the server's reply says (report_status.h, the one table). */
 static guint16
 failure_reason(const QueueRcpt *r)
 {
-	const char *reply = r->last_reply ? r->last_reply : "";
-	const char *p = strchr(reply, ' ');
+	char status[REPORT_STATUS_SIZE];
 
 	if (r->reason && g_str_has_prefix(r->reason, QUEUE_EXPIRED_PREFIX))
 		return MSG_REASON_EXPIRED;
-	if (p && (p[1] == '5' || p[1] == '4') && p[2] == '.') {
-		if (g_str_has_prefix(p + 3, "1.1 ") || g_str_has_prefix(p + 3, "1.2 ") ||
-		    g_str_has_prefix(p + 3, "1.3 "))
-			return MSG_REASON_UNKNOWN_RECIPIENT;
-		if (g_str_has_prefix(p + 3, "3.4 ") || g_str_has_prefix(p + 3, "2.3 "))
-			return MSG_REASON_TOO_BIG;
-		if (g_str_has_prefix(p + 3, "4.6 "))
-			return MSG_REASON_LOOP;
-	}
+	if (r->last_reply && report_status_of_reply(r->last_reply, strlen(r->last_reply), status))
+		return report_reason_of_status(status, strlen(status));
 	return MSG_REASON_TRANSFER_FAILED;
 }
 
