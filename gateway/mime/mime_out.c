@@ -25,8 +25,8 @@ G_DEFINE_QUARK(postgate-mime-out-error-quark, mime_out_error)
 /* What a character that cannot be shown becomes in text: U+FFFD. */
 #define REPLACEMENT_UTF8 "\xef\xbf\xbd"
 
-static void
-gmime_init_once(void)
+void
+mime_out_gmime_init(void)
 {
 	static gsize done = 0;
 
@@ -412,9 +412,8 @@ parties_field(const MimeOutContext *ctx, const char *codepage, const GPtrArray *
 
 /* ---- header fields --------------------------------------------------------- */
 
-/* An RFC 5322 3.3 date-time in UTC, English names whatever the locale. */
-static char *
-date_text(gint64 t)
+char *
+mime_out_date(gint64 t)
 {
 	/* 0001-01-01 .. 9999-12-31: what GDateTime and a 4-digit year hold. */
 	GDateTime *dt = g_date_time_new_from_unix_utc(CLAMP(t, 0, G_GINT64_CONSTANT(253402300799)));
@@ -430,7 +429,7 @@ add_trace(GMimeObject *obj, const LegacyMessage *msg, const MimeOutContext *ctx,
 {
 	char *from = mime_out_node_domain(ctx->source_po);
 	char *id = word_token(msg->id, MIME_OUT_ID_PART_MAX, "unknown");
-	char *date = date_text(ctx->now);
+	char *date = mime_out_date(ctx->now);
 	char *value;
 
 	/* The gateway's own, on top (RFC 5321 4.4). */
@@ -447,7 +446,7 @@ add_trace(GMimeObject *obj, const LegacyMessage *msg, const MimeOutContext *ctx,
 		char *node = mime_out_node_domain(hop->node);
 		char *comment = comment_text(hop->node);
 
-		date = date_text(hop->time);
+		date = mime_out_date(hop->time);
 		value = g_strdup_printf("by %s (legacy postoffice %s); %s", node, comment, date);
 		g_mime_object_append_header(obj, "Received", value, NULL);
 		g_free(value);
@@ -771,7 +770,7 @@ add_headers(GMimeMessage *message, const LegacyMessage *msg, const MimeOutContex
 	g_free(text);
 
 	when = msg->date > 0 ? msg->date : msg->submit_time > 0 ? msg->submit_time : ctx->now;
-	text = date_text(when);
+	text = mime_out_date(when);
 	g_mime_object_append_header(obj, "Date", text, NULL);
 	g_free(text);
 	g_mime_object_append_header(obj, "Message-ID", msgid, NULL);
@@ -831,18 +830,15 @@ GBytes *
 mime_out_build(const LegacyMessage *msg, const MimeOutContext *ctx, GError **error)
 {
 	char from[ADDR_SMTP_MAX + 1];
-	GMimeFormatOptions *options;
 	GMimeMessage *message;
 	GMimeObject *body;
-	GMimeStream *out;
-	GByteArray *bytes;
+	GBytes *bytes;
 	char *host, *msgid;
-	ssize_t written;
 
 	g_return_val_if_fail(msg != NULL && ctx != NULL, NULL);
 	if (!check_input(msg, ctx, from, error))
 		return NULL;
-	gmime_init_once();
+	mime_out_gmime_init();
 
 	host = host_token(ctx->hostname);
 	msgid = mime_out_message_id(ctx->source_po, msg->id, ctx->hostname);
@@ -852,24 +848,34 @@ mime_out_build(const LegacyMessage *msg, const MimeOutContext *ctx, GError **err
 	g_mime_message_set_mime_part(message, body);
 	g_object_unref(body);
 
-	options = g_mime_format_options_new();
-	g_mime_format_options_set_newline_format(options, GMIME_NEWLINE_FORMAT_DOS);
-	g_mime_format_options_set_param_encoding_method(options,
-	    GMIME_PARAM_ENCODING_METHOD_RFC2231);
-	out = g_mime_stream_mem_new();
-	written = g_mime_object_write_to_stream(GMIME_OBJECT(message), options, out);
-	g_mime_format_options_free(options);
+	bytes = mime_out_bytes(message);
 	g_object_unref(message);
 	g_free(host);
-	if (written < 0) {
+	if (!bytes)
 		g_set_error(error, MIME_OUT_ERROR, MIME_OUT_ERROR_WRITE,
 		    "legacy message %s: GMime could not write the message %s (out of memory?)",
 		    msg->id, msgid);
-		g_free(msgid);
+	g_free(msgid);
+	return bytes;
+}
+
+GBytes *
+mime_out_bytes(GMimeMessage *message)
+{
+	GMimeFormatOptions *options = g_mime_format_options_new();
+	GMimeStream *out = g_mime_stream_mem_new();
+	GByteArray *bytes;
+	ssize_t written;
+
+	g_mime_format_options_set_newline_format(options, GMIME_NEWLINE_FORMAT_DOS);
+	g_mime_format_options_set_param_encoding_method(options,
+	    GMIME_PARAM_ENCODING_METHOD_RFC2231);
+	written = g_mime_object_write_to_stream(GMIME_OBJECT(message), options, out);
+	g_mime_format_options_free(options);
+	if (written < 0) {
 		g_object_unref(out);
 		return NULL;
 	}
-	g_free(msgid);
 	g_mime_stream_mem_set_owner(GMIME_STREAM_MEM(out), FALSE);
 	bytes = g_mime_stream_mem_get_byte_array(GMIME_STREAM_MEM(out));
 	g_object_unref(out);

@@ -47,6 +47,7 @@
 #define PG_MIME_OUT_H
 
 #include <glib.h>
+#include <gmime/gmime.h>
 
 #include "message.h"
 
@@ -105,6 +106,14 @@ GBytes *mime_out_build(const LegacyMessage *msg, const MimeOutContext *ctx,
  * host name as a dot-atom.  Always a valid msg-id (RFC 5322 3.6.4); g_free it. */
 char *mime_out_message_id(const char *source_po, const char *legacy_id,
     const char *hostname);
+
+/* mime_out_bytes - message written as RFC 5322 bytes, CRLF line ends,
+ * RFC 2231 parameters; NULL when GMime cannot write it (out of memory) */
+GBytes *mime_out_bytes(GMimeMessage *message);
+/* mime_out_gmime_init - g_mime_init once in the process, from any thread */
+void mime_out_gmime_init(void);
+/* mime_out_date - an RFC 5322 3.3 date-time in UTC, English names whatever the locale; g_free it */
+char *mime_out_date(gint64 t);
 
 /* mime_out_node_domain - a legacy node name (NET/PO, or a gateway's name) as a domain-safe token: "CORP/HQ" is "hq.corp.legacy"; g_free it */
 char *mime_out_node_domain(const char *node);

@@ -366,7 +366,9 @@ queue_hold(Queue *q, const char *qid, const char *reason, GError **error)
 gboolean
 queue_release(Queue *q, const char *qid, GError **error)
 {
-	return change(q, qid, "UPDATE recipients SET state = held_from, held_from = NULL, "
+	/* A row held as it was queued has no state before: it is routed anew. */
+	return change(q, qid, "UPDATE recipients SET state = coalesce(held_from, "
+	    QUEUE_SQL(QUEUE_STATE_NAME_ACCEPTED) "), held_from = NULL, "
 	    "reason = NULL WHERE qid = ?1 AND state = " QUEUE_SQL(QUEUE_STATE_NAME_HELD), NULL, "is not held", error);
 }
 

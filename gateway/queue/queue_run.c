@@ -125,7 +125,11 @@ upsert_rcpts(Queue *q, const QueueEnvelope *env, GError **error)
 	    "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(qid, idx) DO UPDATE SET "
 	    "state = excluded.state, reason = excluded.reason, po = excluded.po, "
 	    "legacy = excluded.legacy, parent = excluded.parent, bcc = excluded.bcc, "
-	    "via = excluded.via, rcpt_to = excluded.rcpt_to, report = excluded.report";
+	    "via = excluded.via, rcpt_to = excluded.rcpt_to, report = excluded.report, "
+	    /* A row the run holds keeps the state it had, for queue release. */
+	    "held_from = CASE WHEN excluded.state <> " QUEUE_SQL(QUEUE_STATE_NAME_HELD) " THEN NULL "
+	    "WHEN recipients.state <> " QUEUE_SQL(QUEUE_STATE_NAME_HELD) " THEN recipients.state "
+	    "ELSE recipients.held_from END";
 	sqlite3_stmt *st = q->upsert;
 
 	if (!st && sqlite3_prepare_v3(q->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &q->upsert,

@@ -14,6 +14,7 @@
 
 #include <gmime/gmime.h>
 
+#include "mime/mime_out.h"
 #include "report/dsn_build.h"
 #include "report/report_status.h"
 #include "smtpd/smtp_cmd.h"
@@ -24,17 +25,6 @@ G_DEFINE_QUARK(postgate-dsn-build-error-quark, dsn_error)
 #define DSN_HASH_HEX 24
 /* Bytes of the original hashed for them. */
 #define DSN_HASH_INPUT_MAX (64u * 1024)
-
-static void
-gmime_init_once(void)
-{
-	static gsize done = 0;
-
-	if (g_once_init_enter(&done)) {
-		g_mime_init();
-		g_once_init_leave(&done, 1);
-	}
-}
 
 /* ---- checks ------------------------------------------------------------------ */
 
@@ -254,18 +244,6 @@ check_report(const DsnReport *r, GError **error)
 
 /* ---- text ------------------------------------------------------------------- */
 
-/* An RFC 5322 3.3 date-time in UTC, English names whatever the locale. */
-static char *
-date_text(gint64 t)
-{
-	/* 0001-01-01 .. 9999-12-31: what GDateTime and a 4-digit year hold. */
-	GDateTime *dt = g_date_time_new_from_unix_utc(CLAMP(t, 0, G_GINT64_CONSTANT(253402300799)));
-	char *s = g_mime_utils_header_format_date(dt);
-
-	g_date_time_unref(dt);
-	return s;
-}
-
 /* UTF-8 text fit to show: invalid bytes U+FFFD, controls (C0, DEL, C1) a
  * space, at most max bytes of whole characters, "..." when cut. */
 static char *
@@ -353,7 +331,7 @@ append_field(GString *out, const char *name, const char *value)
 static void
 append_date_field(GString *out, const char *name, gint64 t)
 {
-	char *date = date_text(t);
+	char *date = mime_out_date(t);
 
 	append_field(out, name, date);
 	g_free(date);
@@ -548,12 +526,12 @@ append_rcpt_text(GString *out, const DsnRcpt *rc)
 		g_free(text);
 	}
 	if (rc->last_attempt) {
-		text = date_text(rc->last_attempt);
+		text = mime_out_date(rc->last_attempt);
 		g_string_append_printf(out, "    Last attempt: %s\r\n", text);
 		g_free(text);
 	}
 	if (rc->will_retry_until) {
-		text = date_text(rc->will_retry_until);
+		text = mime_out_date(rc->will_retry_until);
 		g_string_append_printf(out, "    The mail system will keep trying until %s.\r\n",
 		    text);
 		g_free(text);
@@ -576,7 +554,7 @@ readable_text(const DsnReport *r, const Returned *ret)
 		g_string_append(out, "\r\nThis report is about a message you sent");
 	}
 	if (r->arrival) {
-		text = date_text(r->arrival);
+		text = mime_out_date(r->arrival);
 		g_string_append_printf(out, ",\r\nwhich reached the mail system on %s", text);
 		g_free(text);
 	}
@@ -870,7 +848,7 @@ add_headers(GMimeMessage *message, const DsnReport *r, const char *msgid, gint64
 	raw = subject_raw(r);
 	set_raw_header(obj, "Subject", raw);
 	g_string_free(raw, TRUE);
-	text = date_text(date);
+	text = mime_out_date(date);
 	g_mime_object_append_header(obj, "Date", text, NULL);
 	g_free(text);
 	text = g_strdup_printf("<%s>", msgid);
@@ -885,19 +863,16 @@ GBytes *
 dsn_build(const DsnReport *r, GError **error)
 {
 	DsnReport rr;
-	GMimeFormatOptions *options;
 	GMimeMessage *message;
 	GMimeMultipart *mp;
-	GMimeStream *out;
-	GByteArray *bytes;
+	GBytes *bytes;
 	GString *fields;
 	char *msgid;
-	ssize_t written;
 
 	g_return_val_if_fail(r != NULL, NULL);
 	if (!check_report(r, error))
 		return NULL;
-	gmime_init_once();
+	mime_out_gmime_init();
 	rr = *r;
 	if (rr.date == 0)
 		rr.date = g_get_real_time() / G_USEC_PER_SEC;
@@ -916,22 +891,11 @@ dsn_build(const DsnReport *r, GError **error)
 	g_object_unref(mp);
 	g_string_free(fields, TRUE);
 
-	options = g_mime_format_options_new();
-	g_mime_format_options_set_newline_format(options, GMIME_NEWLINE_FORMAT_DOS);
-	out = g_mime_stream_mem_new();
-	written = g_mime_object_write_to_stream(GMIME_OBJECT(message), options, out);
-	g_mime_format_options_free(options);
+	bytes = mime_out_bytes(message);
 	g_object_unref(message);
-	if (written < 0) {
+	if (!bytes)
 		g_set_error(error, DSN_ERROR, DSN_ERROR_WRITE,
 		    "delivery report %s: GMime could not write it (out of memory?)", msgid);
-		g_free(msgid);
-		g_object_unref(out);
-		return NULL;
-	}
 	g_free(msgid);
-	g_mime_stream_mem_set_owner(GMIME_STREAM_MEM(out), FALSE);
-	bytes = g_mime_stream_mem_get_byte_array(GMIME_STREAM_MEM(out));
-	g_object_unref(out);
-	return g_byte_array_free_to_bytes(bytes);
+	return bytes;
 }

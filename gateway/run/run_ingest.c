@@ -117,6 +117,7 @@ legacy_envelope(const LegacyMessage *m, const char *origin, const char *po)
 	env->arrival = g_get_real_time() / G_USEC_PER_SEC;
 	env->hops = m->hops->len;
 	env->message_id = g_strdup(m->id);
+	env->report_class = m->class;
 	for (guint i = 0; i < m->recipients->len; i++) {
 		const MsgRecipient *r = m->recipients->pdata[i];
 		guint notify = (m->requests & MSG_REQ_RECEIPT ? MAIL_NOTIFY_SUCCESS : 0) |
@@ -264,9 +265,6 @@ ingest_bundle(Run *run, const PgConfigPostoffice *pc, GBytes *key, const char *n
 			why = g_strdup_printf("entry %u: %s", i + 1, e->message);
 			goto set_aside;
 		}
-		if (m->class != MSG_CLASS_NORMAL)
-			pg_info(NULL, "run: %s entry %u is a %s: held until reports are "
-			    "translated", origin, i + 1, msg_class_name(m->class));
 		g_ptr_array_add(envs, legacy_envelope(m, origin, pc->name));
 		g_ptr_array_add(bodies, g_bytes_ref(en->data));
 		msg_free(m);

@@ -158,12 +158,22 @@ rn_route_message(Run *run, QueueEnvelope *env)
 			continue;
 		g_array_index(fresh, gboolean, i) = TRUE;
 		any = TRUE;
-		if (!*env->sender) {
-			/* Reports come with the null sender (issue: reports). */
+		if (!*env->sender && env->report_class == 0) {
+			/* A report from the Internet (the null sender) waits for
+			 * its translation into a legacy report. */
 			queue_rcpt_enter(r, QUEUE_ST_HELD, "report translation not yet supported");
 			continue;
 		}
 		ok = route_one(run, env, r, seen, 0);
+		if (ok && env->report_class != 0 && r->state == QUEUE_ST_SMTP_PENDING) {
+			/* A legacy report passes through to a postoffice as it is;
+			 * for SMTP it would become a DSN, which is not made yet. */
+			g_free(r->via);
+			g_free(r->rcpt_to);
+			r->via = r->rcpt_to = NULL;
+			queue_rcpt_enter(r, QUEUE_ST_HELD, "a legacy report for an SMTP address waits "
+			    "for its translation into a DSN (not yet made)");
+		}
 	}
 	g_hash_table_unref(seen);
 	if (!any || !ok) {
