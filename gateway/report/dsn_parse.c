@@ -21,8 +21,6 @@
 
 /* Bytes of untrusted text quoted in a reason. */
 #define DSN_QUOTE_MAX           60u
-/* Fields in one group of a delivery-status part (RFC 3464 defines 14). */
-#define DSN_MAX_GROUP_FIELDS    100u
 
 /* ---- small helpers ------------------------------------------------------------ */
 
@@ -275,9 +273,12 @@ field_free(gpointer data)
 	g_free(f);
 }
 
+/* A field name (RFC 5322 3.6.8), blanks before the colon allowed (RFC 822). */
 static gboolean
 name_ok(const char *s, gsize n)
 {
+	while (n && dsn_is_wsp(s[n - 1]))
+		n--;
 	for (gsize i = 0; i < n; i++)
 		if ((guchar)s[i] <= 0x20 || (guchar)s[i] >= 0x7f)
 			return FALSE;

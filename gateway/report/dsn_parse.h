@@ -33,6 +33,8 @@
 #define DSN_MAX_RCPTS           1000u
 /* One field of a delivery-status part, unfolded (name, colon and value). */
 #define DSN_MAX_FIELD_LEN       8192u
+/* Fields in one group of a delivery-status part (RFC 3464 defines 14). */
+#define DSN_MAX_GROUP_FIELDS    100u
 /* The message/delivery-status part, decoded. */
 #define DSN_MAX_STATUS_LEN      (1024u * 1024)
 /* Levels of multipart walked to find the report or the bounce text. */
@@ -78,7 +80,10 @@ typedef struct {
 	char *reporting_mta;       /* Reporting-MTA without its type, or NULL */
 	char *orig_message_id;     /* Message-ID of the returned message or headers, without
 	                            * its angle brackets, or NULL */
-	char *orig_subject;        /* its Subject, decoded to UTF-8, or NULL */
+	char *orig_subject;        /* its Subject, decoded to UTF-8 by GMime, or NULL (GMime
+	                            * 3.2.13 may keep only the first of several base64
+	                            * words: GMime issue #133; for the log and the NDR's
+	                            * text only) */
 	char *heuristic;           /* HEURISTIC: which text was read ("qmail", "postfix",
 	                            * "exchange", "notes", "exim"); NULL for RFC3464 */
 	GPtrArray *rcpts;          /* DsnParsedRcpt *, at least one, in the report's order */
