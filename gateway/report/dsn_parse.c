@@ -610,6 +610,7 @@ find_status_child(GMimeMultipart *mp, Found *f)
 			f->status = g_mime_multipart_get_part(mp, i);
 	if (!f->status)
 		return FALSE;
+	f->returned = NULL;     /* one found before, outside this report, is not its own */
 	for (int i = 0; i < n; i++)
 		if (is_returned_part(g_mime_multipart_get_part(mp, i))) {
 			f->returned = g_mime_multipart_get_part(mp, i);

@@ -591,6 +591,14 @@ test_limits(void)
 	EXPECT_NONE(parse_len(big, DSN_MAX_SIZE + 1, &why), why, "DSN_MAX_SIZE", "a message too big");
 	g_free(big);
 
+	s = g_string_new("Reporting-MTA: dns; a\n\nFinal-Recipient: rfc822; x@y.z\nAction: failed\n"
+	    "Status: 5.1.1\n");
+	for (guint i = 0; i < DSN_MAX_GROUP_FIELDS; i++)
+		g_string_append_printf(s, "X-Field-%u: %u\n", i, i);
+	why = NULL;
+	EXPECT_NONE(parse_status(s->str, &why), why, "fields", "a group over DSN_MAX_GROUP_FIELDS");
+	g_string_free(s, TRUE);
+
 	why = NULL;
 	EXPECT_NONE(parse_len("", 0, &why), why, "empty", "empty input");
 	why = NULL;
@@ -805,6 +813,39 @@ test_heuristics(void)
 	EXPECT_NONE(p, why, "no status code", "a success notice: no failure code");
 }
 
+/* The limits of the bounce texts: the text's size, the recipients named. */
+static void
+test_heuristic_limits(void)
+{
+	const char *head = "Hi. This is the qmail-send program at mx.example.net.\n"
+	    "I'm afraid I wasn't able to deliver your message to the following addresses.\n\n";
+	GString *s = g_string_new(head);
+	char *why = NULL;
+	DsnParsed *p;
+
+	for (guint i = 0; i < DSN_MAX_RCPTS; i++)
+		g_string_append_printf(s, "<u%u@example.net>:\nNo mailbox here. (#5.1.1)\n\n", i);
+	g_string_append(s, "--- Below this line is a copy of the message.\n");
+	p = parse_text("MAILER-DAEMON@mx.example.net", s->str, &why);
+	EXPECT(p && p->rcpts->len == DSN_MAX_RCPTS, "%u recipients in a qmail text (%s)",
+	    DSN_MAX_RCPTS, why ? why : "");
+	dsn_parsed_free(p);
+	g_free(why);
+	why = NULL;
+	g_string_insert(s, (gssize)strlen(head), "<one-more@example.net>:\nNo mailbox. (#5.1.1)\n\n");
+	EXPECT_NONE(parse_text("MAILER-DAEMON@mx.example.net", s->str, &why), why,
+	    "DSN_MAX_RCPTS", "one recipient more");
+	g_string_assign(s, head);
+	g_string_append(s, "<bob@example.net>:\nNo mailbox here. (#5.1.1)\n\n");
+	while (s->len <= DSN_MAX_TEXT_LEN)
+		g_string_append(s, "padding padding padding padding padding padding padding\n");
+	g_string_append(s, "--- Below this line is a copy of the message.\n");
+	why = NULL;
+	EXPECT_NONE(parse_text("MAILER-DAEMON@mx.example.net", s->str, &why), why,
+	    "DSN_MAX_TEXT_LEN", "a text over the limit");
+	g_string_free(s, TRUE);
+}
+
 /* The heuristics' texts without a recipient found give no report, with a reason. */
 static void
 test_heuristic_misses(void)
@@ -834,6 +875,7 @@ main(void)
 		{ "other reports and broken ones", test_other_reports },
 		{ "bounce texts read by heuristics", test_heuristics },
 		{ "bounce texts without recipients", test_heuristic_misses },
+		{ "bounce texts: limits", test_heuristic_limits },
 		{ NULL, NULL },
 	};
 
