@@ -18,6 +18,7 @@
 #include "pg_log.h"
 #include "report/dsn_parse.h"
 #include "report/dsn_int.h"
+#include "report/report_status.h"
 
 /* Bytes of untrusted text quoted in a reason. */
 #define DSN_QUOTE_MAX           60u
@@ -121,21 +122,6 @@ dsn_digits_at(const char *s, gsize i, gsize len)
 	while (i + d < len && g_ascii_isdigit(s[i + d]) && d < 4)
 		d++;
 	return d;
-}
-
-gboolean
-dsn_status_valid(const char *s, size_t len)
-{
-	gsize i = 2, d;
-
-	if (!s || len < 5 || (s[0] != '2' && s[0] != '4' && s[0] != '5') || s[1] != '.')
-		return FALSE;
-	d = dsn_digits_at(s, i, len);
-	if (d < 1 || d > 3 || i + d >= len || s[i + d] != '.')
-		return FALSE;
-	i += d + 1;
-	d = dsn_digits_at(s, i, len);
-	return d >= 1 && d <= 3 && i + d == len;
 }
 
 /* ---- values of delivery-status fields ------------------------------------------ */
@@ -403,7 +389,7 @@ status_of(const char *v)
 		return NULL;
 	while (u[n] && !dsn_is_wsp(u[n]))
 		n++;
-	if (dsn_status_valid(u, n))
+	if (report_status_valid(u, n))
 		r = g_strndup(u, n);
 	g_free(u);
 	return r;

@@ -68,7 +68,8 @@ typedef struct {
 	char *final_recipient;     /* the address only (the "rfc822;" type removed), as written */
 	char *original_recipient;  /* Original-Recipient's address, xtext decoded, or NULL */
 	DsnAction action;
-	char *status;              /* RFC 3463 "5.1.1": class 2/4/5 . 1-3 digits . 1-3 digits */
+	char *status;              /* RFC 3463 "5.1.1": class 2/4/5 . 1-3 digits . 1-3 digits
+	                            * (report_status_valid) */
 	char *diagnostic;          /* Diagnostic-Code without its type, unfolded, or NULL; for
 	                            * a heuristic the recipient's lines of the text, unfolded */
 	char *remote_mta;          /* Remote-MTA without its type, or NULL */
@@ -98,7 +99,5 @@ DsnParsed *dsn_parse(const guint8 *data, size_t len, char **why);
 void dsn_parsed_free(DsnParsed *p);
 /* dsn_action_name - "failed", "delayed", "delivered", "relayed", "expanded"; NULL out of range */
 const char *dsn_action_name(DsnAction a);
-/* dsn_status_valid - whether len bytes of s are exactly an RFC 3463 status code */
-gboolean dsn_status_valid(const char *s, size_t len);
 
 #endif

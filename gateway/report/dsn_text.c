@@ -13,6 +13,7 @@
 
 #include "report/dsn_parse.h"
 #include "report/dsn_int.h"
+#include "report/report_status.h"
 
 /* ---- bounce texts without a delivery-status part --------------------------------- */
 
@@ -224,8 +225,8 @@ find_status(const char *s, gsize n)
 		if (d < 1 || d > 3)
 			continue;
 		j += d;
-		if (j < n && (g_ascii_isalnum(s[j]) || (s[j] == '.' && j + 1 < n &&
-		    g_ascii_isdigit(s[j + 1]))))
+		if ((j < n && (g_ascii_isalnum(s[j]) || (s[j] == '.' && j + 1 < n &&
+		    g_ascii_isdigit(s[j + 1])))) || !report_status_valid(s + i, j - i))
 			continue;
 		return g_strndup(s + i, j - i);
 	}

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "report/dsn_parse.h"
+#include "report/report_status.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -53,7 +54,7 @@ check_result(const DsnParsed *p)
 		check_text(r->final_recipient, FALSE);
 		if (!*r->final_recipient || !dsn_action_name(r->action))
 			abort();
-		if (!dsn_status_valid(r->status, strlen(r->status)))
+		if (!report_status_valid(r->status, strlen(r->status)))
 			abort();
 		if (p->kind == DSN_KIND_HEURISTIC &&
 		    (r->action != DSN_ACTION_FAILED || r->status[0] == '2'))

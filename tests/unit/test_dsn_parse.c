@@ -496,6 +496,10 @@ test_malformed(void)
 		  "Status: 5.1.1234\n", "Status", "status 5.1.1234" },
 		{ "Reporting-MTA: dns; a\n\nFinal-Recipient: rfc822; x@y.z\nAction: failed\n"
 		  "Status: failed\n", "Status", "status a word" },
+		{ "Reporting-MTA: dns; a\n\nFinal-Recipient: rfc822; x@y.z\nAction: failed\n"
+		  "Status: 5.01.1\n", "Status", "status with a leading zero" },
+		{ "Reporting-MTA: dns; a\n\nFinal-Recipient: rfc822; x@y.z\nAction: failed\n"
+		  "Status: 3.0.0\n", "Status", "status class 3" },
 		{ "Reporting-MTA: dns; a\n\nFinal-Recipient: rfc822;\nAction: failed\n"
 		  "Status: 5.1.1\n", "holds no address", "an empty Final-Recipient" },
 		{ "Reporting-MTA: dns; a\n\nFinal-Recipient: rfc822; x@y.z\n"
@@ -517,10 +521,6 @@ test_malformed(void)
 
 		EXPECT_NONE(p, why, bad[i].why, bad[i].what);
 	}
-	EXPECT(dsn_status_valid("2.0.0", 5) && dsn_status_valid("5.123.999", 9) &&
-	    !dsn_status_valid("3.0.0", 5) && !dsn_status_valid("5.0.", 4) &&
-	    !dsn_status_valid("5.1.1 ", 6) && !dsn_status_valid("5..1", 4) &&
-	    !dsn_status_valid(NULL, 0), "dsn_status_valid");
 	EXPECT(strcmp(dsn_action_name(DSN_ACTION_EXPANDED), "expanded") == 0 &&
 	    dsn_action_name((DsnAction)5) == NULL && dsn_action_name((DsnAction)-1) == NULL,
 	    "dsn_action_name");
