@@ -29,6 +29,9 @@ rest.
    [postoffice] group before the failure: the recipient is held with
    "report could not be made" and the server's reply (queue list -j, queue
    show), the run's summary says so, nothing is lost.
+5. A legacy report passes through the gateway as a hub: SALES cannot
+   deliver JSMITH's message to a user it deleted and sends its own
+   non-delivery report; run carries it to HQ unchanged, and JSMITH has it.
 """
 import hashlib
 import json
@@ -256,6 +259,31 @@ t.check(len(rows) == 1 and rows[0]["state"] == "held" and
         "made, why, and the server's reply: %s" % rows)
 t.check("1 held: report could not be made" in r.out,
         "4: queue retry's summary says so: %r" % r.out)
+
+# ---- 5. a legacy report passes through: SALES's NDR reaches JSMITH at HQ ------------------
+pg.run("-d", po_dir[SALES], "adduser", "GONE", "--name", "Soon Gone")
+xml = os.path.join(top, "SALES2.xml")
+pg.run("-d", po_dir[SALES], "export-dir", "-o", xml)
+gw("dir", "import", xml)
+before = len(mailbox(HQ, "JSMITH"))
+p, lid = send("--to", "CORP/SALES/GONE", "--subject", "to a user SALES deletes")
+gw("run")
+pg.run("-d", po_dir[SALES], "deluser", "GONE")
+d = deliver(SALES)
+r = gw("run", check=False)
+t.check(r.returncode == 0 and re.search(r"^  CORP/HQ: 1 copy in 1 bundle$", r.out, flags=re.M),
+        "5: SALES cannot deliver to GONE and reports it; run takes SALES's report to HQ: %s %s"
+        % (r.out, r.err[-300:]))
+deliver(HQ)
+got = mailbox(HQ, "JSMITH")
+new = got[before:]
+t.check(len(new) == 1 and new[0].get("About") == [lid] and
+        new[0].get("Class", [""])[0].startswith("non-delivery report") and
+        any(x.startswith("CORP/SALES/GONE: not delivered") for x in new[0].get("Report", [])),
+        "5: JSMITH has SALES's non-delivery report about %s, naming CORP/SALES/GONE: %s"
+        % (lid, [(m.get("Class"), m.get("About"), m.get("Report")) for m in new]))
+left = [m for m in queue() if not any(x["address"] == "bad5@ext.example" for x in m["recipients"])]
+t.check(left == [], "5: and nothing of it is left in the queue: %s" % left)
 
 srv.stop()
 t.done()

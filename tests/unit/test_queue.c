@@ -1291,6 +1291,41 @@ test_report_rows(void)
 	g_free(dir);
 }
 
+/* A row the run holds (queue_set_routes) is released to the state it had:
+ * failed (its report could not be made) to failed, accepted to accepted. */
+static void
+test_run_hold_release(void)
+{
+	char *dir = scratch(), *qid;
+	Queue *q = queue_open(dir, NULL);
+	QueueEnvelope *env, *keep;
+	QueueRcpt *r;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(q);
+	qid = commit_n(q, 1700000000, 2, NULL);
+	set_state(q, qid, 0, QUEUE_ST_FAILED);
+	env = queue_get(q, qid, NULL);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(env);
+	for (guint i = 0; i < 2; i++)
+		EXPECT(queue_rcpt_enter(env->rcpts->pdata[i], QUEUE_ST_HELD, "report could not be "
+		    "made"), "row %u held", i);
+	EXPECT(queue_set_routes(q, env, NULL), "the holds stored");
+	queue_envelope_free(env);
+	EXPECT(queue_release(q, qid, NULL), "released");
+	r = row_of(q, qid, 0, &keep);
+	EXPECT(r && r->state == QUEUE_ST_FAILED && !r->reason, "the failed row is failed again "
+	    "(%s)", r ? queue_state_name(r->state) : "-");
+	queue_envelope_free(keep);
+	r = row_of(q, qid, 1, &keep);
+	EXPECT(r && r->state == QUEUE_ST_ACCEPTED, "the accepted row is accepted again (%s)",
+	    r ? queue_state_name(r->state) : "-");
+	queue_envelope_free(keep);
+	queue_close(q);
+	g_free(qid);
+	rm_rf(dir);
+	g_free(dir);
+}
+
 /* Whether an SQL set "('a', 'b')" names state s. */
 static gboolean
 in_sql_set(const char *set, QueueState s)
@@ -1368,6 +1403,7 @@ main(void)
 		{ "schema 2 is migrated to 6", test_schema_2_to_5 },
 		{ "reports: queued with reported rows; done when the report leaves",
 		  test_report_rows },
+		{ "a row the run holds is released to the state it had", test_run_hold_release },
 		{ "the states: names, finished, transitions, the SQL sets", test_states },
 		{ NULL, NULL },
 	};
