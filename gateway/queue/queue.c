@@ -20,7 +20,7 @@
 
 G_DEFINE_QUARK(postgate-queue-error-quark, queue_error)
 
-#define QUEUE_SCHEMA_VERSION 6
+#define QUEUE_SCHEMA_VERSION 7
 
 static const char *const migrations[] = {
 	/* 0 -> 1 */
@@ -127,6 +127,29 @@ static const char *const migrations[] = {
 	"ALTER TABLE messages ADD COLUMN report_to TEXT;"
 	"ALTER TABLE messages ADD COLUMN requests INTEGER NOT NULL DEFAULT 0;"
 	"ALTER TABLE recipients ADD COLUMN report TEXT;",
+	/* 6 -> 7: the same CHECK, written so that SQLite checks it in place
+	 * (QUEUE_SQL_STATE_CHECK_V7); the table is made anew once more. */
+	"CREATE TABLE recipients_v7("
+	"  qid TEXT NOT NULL,"
+	"  idx INTEGER NOT NULL,"
+	"  address TEXT NOT NULL,"
+	"  notify INTEGER NOT NULL,"
+	"  orcpt TEXT,"
+	"  state TEXT NOT NULL CHECK " QUEUE_SQL_STATE_CHECK_V7 ","
+	"  reason TEXT,"
+	"  held_from TEXT,"
+	"  next_attempt INTEGER NOT NULL DEFAULT 0,"
+	"  last_reply TEXT,"
+	"  po TEXT, legacy TEXT, parent INTEGER, bcc INTEGER NOT NULL DEFAULT 0,"
+	"  bundle_seq INTEGER, via TEXT, rcpt_to TEXT, report TEXT,"
+	"  PRIMARY KEY(qid, idx)) WITHOUT ROWID;"
+	"INSERT INTO recipients_v7(qid, idx, address, notify, orcpt, state, reason, held_from, "
+	"  next_attempt, last_reply, po, legacy, parent, bcc, bundle_seq, via, rcpt_to, report) "
+	"  SELECT qid, idx, address, notify, orcpt, state, reason, held_from, next_attempt, "
+	"  last_reply, po, legacy, parent, bcc, bundle_seq, via, rcpt_to, report FROM recipients;"
+	"DROP TABLE recipients;"
+	"ALTER TABLE recipients_v7 RENAME TO recipients;"
+	"CREATE INDEX recipients_state ON recipients(state, qid);",
 };
 
 G_STATIC_ASSERT(G_N_ELEMENTS(migrations) == QUEUE_SCHEMA_VERSION);

@@ -1199,9 +1199,9 @@ test_schema_2_to_5(void)
 		tables = sqlite3_column_int(st, 0);
 	sqlite3_finalize(st);
 	EXPECT(sqlite3_exec(db, "UPDATE recipients SET state = 'nonsense'", NULL, NULL, NULL) ==
-	    SQLITE_CONSTRAINT, "since schema 5 SQLite refuses a state that is none");
+	    SQLITE_CONSTRAINT, "since schema 5 SQLite refuses a state that is none (7 too)");
 	sqlite3_close(db);
-	EXPECT(version == 6, "schema version 6 (got %d)", version);
+	EXPECT(version == 7, "schema version 7 (got %d)", version);
 	EXPECT(tables == 1, "one schema_version row (got %d)", tables);
 	g_free(path);
 	g_free(qid);
@@ -1348,6 +1348,8 @@ test_states(void)
 		    "%s round-trips", queue_state_name(i));
 		EXPECT(in_sql_set(QUEUE_SQL_STATE_CHECK_V5, i), "the CHECK of schema 5 allows %s",
 		    queue_state_name(i));
+		EXPECT(in_sql_set(QUEUE_SQL_STATE_CHECK_V7, i), "the CHECK of schema 7 allows %s",
+		    queue_state_name(i));
 		EXPECT(!in_sql_set(QUEUE_SQL_FINISHED, i) == !queue_state_finished(i),
 		    "%s: QUEUE_SQL_FINISHED and queue_state_finished agree", queue_state_name(i));
 		EXPECT(queue_state_finished(i) ? in_sql_set(QUEUE_SQL_NOT_HOLDABLE, i) : TRUE,
@@ -1400,7 +1402,7 @@ main(void)
 		{ "SMTP outcomes remove finished messages and their bodies",
 		    test_smtp_outcomes_finish },
 		{ "destinations: round trip, replace, list", test_dest_memory },
-		{ "schema 2 is migrated to 6", test_schema_2_to_5 },
+		{ "schema 2 is migrated to 7", test_schema_2_to_5 },
 		{ "reports: queued with reported rows; done when the report leaves",
 		  test_report_rows },
 		{ "a row the run holds is released to the state it had", test_run_hold_release },
