@@ -206,6 +206,7 @@ static const PgDbSpec db_spec = {
 	.schema_code = QUEUE_ERROR_SCHEMA,
 	.pragmas = "PRAGMA foreign_keys=OFF; PRAGMA journal_size_limit=67108864;",
 	.migrations = migrations, .version = QUEUE_SCHEMA_VERSION,
+	.stmts = qi_stmt_sql, .n_stmts = QI_ST_COUNT,
 };
 
 Queue *

@@ -20,20 +20,21 @@
 
 /* -------------------------------------------------------- inserting rows */
 
+const char *const qi_stmt_sql[QI_ST_COUNT] = {
+	[QI_ST_INSERT_MESSAGE] = "INSERT INTO messages(qid, arrival, size, sender, envid, "
+	    "ret, body, client, helo, protocol, hops, message_id, data, format, origin, class, "
+	    "about, report_to, requests) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+	[QI_ST_INSERT_RCPT] = "INSERT INTO recipients(qid, idx, address, notify, "
+	    "orcpt, state) VALUES(?,?,?,?,?," QUEUE_SQL(QUEUE_STATE_NAME_ACCEPTED) ")",
+};
+
 /* Insert the rows of env; the body goes in the row when it is in memory,
  * else it is the file queue/QID, already durable. */
 gboolean
 qi_insert_rows(Queue *q, const QueueEnvelope *env, const QueueBody *body, GError **error)
 {
-	static const char msg_sql[] = "INSERT INTO messages(qid, arrival, size, sender, envid, "
-	    "ret, body, client, helo, protocol, hops, message_id, data, format, origin, class, "
-	    "about, report_to, requests) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
-	static const char rcpt_sql[] = "INSERT INTO recipients(qid, idx, address, notify, "
-	    "orcpt, state) VALUES(?,?,?,?,?," QUEUE_SQL(QUEUE_STATE_NAME_ACCEPTED) ")";
-	sqlite3_stmt *st;
-	int rc;
+	sqlite3_stmt *st = pg_db_stmt(q->pg, QI_ST_INSERT_MESSAGE, error);
 
-	st = pg_db_prepare(q->pg, msg_sql, error);
 	if (!st)
 		return FALSE;
 	pg_db_bind_copy(st, 1, env->qid);
@@ -56,28 +57,22 @@ qi_insert_rows(Queue *q, const QueueEnvelope *env, const QueueBody *body, GError
 	pg_db_bind_copy(st, 17, env->about);
 	pg_db_bind_copy(st, 18, env->report_to);
 	sqlite3_bind_int(st, 19, (int)env->requests);
-	rc = sqlite3_step(st);
-	sqlite3_finalize(st);
-	if (rc != SQLITE_DONE)
-		return pg_db_fail(q->pg, error, "cannot insert a message");
-	st = pg_db_prepare(q->pg, rcpt_sql, error);
+	if (!pg_db_run(q->pg, st, error, "cannot insert a message"))
+		return FALSE;
+	st = pg_db_stmt(q->pg, QI_ST_INSERT_RCPT, error);
 	if (!st)
 		return FALSE;
 	for (guint i = 0; i < env->rcpts->len; i++) {
 		const QueueRcpt *r = env->rcpts->pdata[i];
 
-		sqlite3_reset(st);
 		pg_db_bind_copy(st, 1, env->qid);
 		sqlite3_bind_int(st, 2, (int)i);
 		pg_db_bind_copy(st, 3, r->address);
 		sqlite3_bind_int(st, 4, (int)r->notify);
 		pg_db_bind_copy(st, 5, r->orcpt);
-		if (sqlite3_step(st) != SQLITE_DONE) {
-			sqlite3_finalize(st);
-			return pg_db_fail(q->pg, error, "cannot insert a recipient");
-		}
+		if (!pg_db_run(q->pg, st, error, "cannot insert a recipient"))
+			return FALSE;
 	}
-	sqlite3_finalize(st);
 	return TRUE;
 }
 

@@ -25,6 +25,14 @@
 #include "pg_db.h"
 #include "queue/queue.h"
 
+/* The statements every message is written with, prepared once (pg_db_stmt). */
+enum {
+	QI_ST_INSERT_MESSAGE,
+	QI_ST_INSERT_RCPT,
+	QI_ST_COUNT
+};
+extern const char *const qi_stmt_sql[QI_ST_COUNT];
+
 struct Queue {
 	char *state_dir;
 	char *body_dir;         /* state_dir/queue */
