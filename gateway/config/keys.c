@@ -90,6 +90,14 @@ const CfgKeyInfo cfg_keys[CONFIG_KEY_COUNT] = {
 	    MSG_MAX_HOPS, NULL, 0, 0,
 	    "A message that has crossed more gateways than this is stopped and "
 	    "reported, never looped." },
+	[CONFIG_SITE_REPORT_WINDOW] = { CONFIG_GROUP_SITE, "report_window", T_DURATION,
+	    "7d", 0, 365 * DAY, NULL, 0, 0,
+	    "How long the gateway remembers an Internet message it wrote into a "
+	    "postoffice (its envelope, its header section and, for RET=FULL, the "
+	    "message up to 1 MiB) after it left the queue, so that the postoffice's "
+	    "non-delivery report or receipt about it becomes a DSN to the SMTP "
+	    "sender.  A report that comes later is delivered as an ordinary "
+	    "message.  0: remember nothing." },
 	[CONFIG_SITE_BUNDLE_LEVEL] = { CONFIG_GROUP_SITE, "bundle_level", T_INT, "6", 0,
 	    9, NULL, 0, 0,
 	    "zlib compression level of the bundles the gateway writes." },

@@ -20,7 +20,7 @@
 
 G_DEFINE_QUARK(postgate-queue-error-quark, queue_error)
 
-#define QUEUE_SCHEMA_VERSION 7
+#define QUEUE_SCHEMA_VERSION 8
 
 static const char *const migrations[] = {
 	/* 0 -> 1 */
@@ -150,6 +150,32 @@ static const char *const migrations[] = {
 	"DROP TABLE recipients;"
 	"ALTER TABLE recipients_v7 RENAME TO recipients;"
 	"CREATE INDEX recipients_state ON recipients(state, qid);",
+	/* 7 -> 8: what is remembered of an Internet message that went into a
+	 * postoffice after it left the queue, until kept_until, so that the
+	 * postoffice's report about it becomes a DSN (queue_sent.c): its
+	 * envelope, what a DSN returns (its header section, or for RET=FULL
+	 * the message whole: full), and the recipient rows bundled there. */
+	"CREATE TABLE sent("
+	"  qid TEXT PRIMARY KEY,"
+	"  sender TEXT NOT NULL,"
+	"  envid TEXT,"
+	"  ret INTEGER NOT NULL,"
+	"  arrival INTEGER NOT NULL,"
+	"  hops INTEGER NOT NULL,"
+	"  message_id TEXT,"
+	"  returned BLOB,"
+	"  full INTEGER NOT NULL,"
+	"  kept_until INTEGER NOT NULL) WITHOUT ROWID;"
+	"CREATE INDEX sent_kept ON sent(kept_until);"
+	"CREATE TABLE sent_rcpts("
+	"  qid TEXT NOT NULL,"
+	"  idx INTEGER NOT NULL,"
+	"  address TEXT NOT NULL,"
+	"  notify INTEGER NOT NULL,"
+	"  orcpt TEXT,"
+	"  po TEXT,"
+	"  legacy TEXT NOT NULL,"
+	"  PRIMARY KEY(qid, idx)) WITHOUT ROWID;",
 };
 
 G_STATIC_ASSERT(G_N_ELEMENTS(migrations) == QUEUE_SCHEMA_VERSION);
@@ -290,8 +316,8 @@ queue_envelope_new(const char *qid)
 	return env;
 }
 
-static void
-rcpt_free(QueueRcpt *r)
+void
+queue_rcpt_free(QueueRcpt *r)
 {
 	g_free(r->po);
 	g_free(r->legacy);
@@ -321,7 +347,7 @@ queue_envelope_free(QueueEnvelope *env)
 	g_free(env->origin);
 	g_free(env->about);
 	g_free(env->report_to);
-	g_ptr_array_foreach(env->rcpts, (GFunc)(void (*)(void))rcpt_free, NULL);
+	g_ptr_array_foreach(env->rcpts, (GFunc)(void (*)(void))queue_rcpt_free, NULL);
 	g_ptr_array_unref(env->rcpts);
 	g_free(env);
 }

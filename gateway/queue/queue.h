@@ -48,6 +48,9 @@ typedef enum {
 /* The reason of a recipient failed because its queue_lifetime ran out
  * starts with this (the SMTP client writes it, the report step reads it). */
 #define QUEUE_EXPIRED_PREFIX "expired: "
+/* The reason of a recipient failed because the directory no longer knows
+ * it (the run writes it, the report step reads it). */
+#define QUEUE_UNKNOWN_PREFIX "no such recipient in the directory any more"
 
 typedef struct {
 	char *address;          /* local@domain, as accepted */
@@ -135,6 +138,8 @@ gboolean queue_id_valid(const char *text);
 QueueEnvelope *queue_envelope_new(const char *qid);
 /* queue_envelope_free - free an envelope; NULL is fine */
 void queue_envelope_free(QueueEnvelope *env);
+/* queue_rcpt_free - free a recipient row that is in no envelope */
+void queue_rcpt_free(QueueRcpt *r);
 /* queue_envelope_add_rcpt - add an accepted recipient */
 void queue_envelope_add_rcpt(QueueEnvelope *env, const char *address, guint notify,
     const char *orcpt);
@@ -266,5 +271,37 @@ gboolean queue_dest_set(Queue *q, const char *dest, const QueueDest *d, GError *
 void queue_dest_clear(QueueDest *d);
 /* queue_dest_list - "DEST\tSINGLE_UNTIL\tRETRY_AT\tFAILURES\tLAST_REPLY" lines */
 GPtrArray *queue_dest_list(Queue *q, GError **error);
+
+/* What is remembered of an Internet message that went into a postoffice,
+ * so that the postoffice's report about it becomes a DSN (queue_sent.c). */
+#define QUEUE_SENT_HEADER_MAX (64u * 1024)   /* bytes of its header section kept */
+#define QUEUE_SENT_FULL_MAX   (1024u * 1024) /* RET=FULL: the message kept whole up to this */
+
+typedef struct {
+	QueueEnvelope *env;     /* its envelope (sender, envid, ret, arrival, hops,
+	                         * message_id); rcpts: the rows that went into a
+	                         * postoffice, with address, notify, orcpt, po, legacy */
+	GBytes *returned;       /* what a DSN returns: the header section, or the
+	                         * message whole (full); NULL: nothing */
+	gboolean full;
+	gboolean queued;        /* still in the queue: some rows are not finished */
+	gint64 kept_until;      /* a record's end (unix time); 0 while queued */
+} QueueSent;
+
+/* queue_set_sent_window - keep a record of each Internet message removed
+ * with rows bundled into a postoffice for seconds ([site] report_window; 0:
+ * keep none) */
+void queue_set_sent_window(Queue *q, gint64 seconds);
+/* queue_sent_get - the message qid, from the queue or its record; NULL and
+ * QUEUE_ERROR_NOT_FOUND when neither has it (or it is no Internet message) */
+QueueSent *queue_sent_get(Queue *q, const char *qid, GError **error);
+/* queue_sent_free - free a QueueSent; NULL is fine */
+void queue_sent_free(QueueSent *s);
+/* queue_sent_prune - forget records whose window ended by now (*pruned: how many) */
+gboolean queue_sent_prune(Queue *q, gint64 now, guint *pruned, GError **error);
+/* queue_header_section - the length of the header section at the start of
+ * len bytes of a message, its last line end included, at most
+ * QUEUE_SENT_HEADER_MAX (no empty line: all of them, up to that) */
+gsize queue_header_section(const guint8 *data, gsize len);
 
 #endif

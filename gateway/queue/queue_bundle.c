@@ -188,41 +188,27 @@ qi_gone_messages(const GPtrArray *gone)
 gboolean
 qi_delete_finished(Queue *q, GPtrArray *gone, GError **error)
 {
-	guint from = gone->len;
+	GPtrArray *qids = g_ptr_array_new_with_free_func(g_free);
 	sqlite3_stmt *st;
+	gboolean ok = TRUE;
 	int rc;
 
-	st = pg_db_prepare(q->pg, "SELECT m.qid, m.data IS NULL FROM messages m WHERE NOT EXISTS "
+	st = pg_db_prepare(q->pg, "SELECT m.qid FROM messages m WHERE NOT EXISTS "
 	    "(SELECT 1 FROM recipients r WHERE r.qid = m.qid AND r.state NOT IN "
 	    QUEUE_SQL_FINISHED ")", error);
-	if (!st)
+	if (!st) {
+		g_ptr_array_unref(qids);
 		return FALSE;
+	}
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-		g_ptr_array_add(gone, g_strdup_printf("%c%s", sqlite3_column_int(st, 1) ? 'f' : 'i',
-		    (const char *)sqlite3_column_text(st, 0)));
+		g_ptr_array_add(qids, pg_db_col_dup(st, 0));
 	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE)
-		return pg_db_fail(q->pg, error, "cannot find finished messages");
-	for (guint i = from; i < gone->len; i++) {
-		const char *qid = (const char *)gone->pdata[i] + 1;
-
-		st = pg_db_prepare(q->pg, "DELETE FROM recipients WHERE qid = ?", error);
-		if (!st)
-			return FALSE;
-		pg_db_bind_copy(st, 1, qid);
-		rc = sqlite3_step(st);
-		sqlite3_finalize(st);
-		st = pg_db_prepare(q->pg, "DELETE FROM messages WHERE qid = ?", error);
-		if (!st)
-			return FALSE;
-		pg_db_bind_copy(st, 1, qid);
-		if (rc != SQLITE_DONE || sqlite3_step(st) != SQLITE_DONE) {
-			sqlite3_finalize(st);
-			return pg_db_fail(q->pg, error, "cannot remove a finished message");
-		}
-		sqlite3_finalize(st);
-	}
-	return TRUE;
+		ok = pg_db_fail(q->pg, error, "cannot find finished messages");
+	for (guint i = 0; ok && i < qids->len; i++)
+		ok = qi_remove_finished(q, qids->pdata[i], gone, error);
+	g_ptr_array_unref(qids);
+	return ok;
 }
 
 int

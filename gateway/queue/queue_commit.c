@@ -26,6 +26,14 @@ const char *const qi_stmt_sql[QI_ST_COUNT] = {
 	    "about, report_to, requests) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
 	[QI_ST_INSERT_RCPT] = "INSERT INTO recipients(qid, idx, address, notify, "
 	    "orcpt, state) VALUES(?,?,?,?,?," QUEUE_SQL(QUEUE_STATE_NAME_ACCEPTED) ")",
+	[QI_ST_DELETE_RCPTS] = "DELETE FROM recipients WHERE qid = ? RETURNING idx, address, "
+	    "notify, orcpt, po, legacy, state",
+	[QI_ST_DELETE_MESSAGE] = "DELETE FROM messages WHERE qid = ? RETURNING data IS NULL, "
+	    "sender, envid, ret, arrival, hops, message_id, format, class, size, data",
+	[QI_ST_INSERT_SENT] = "INSERT OR REPLACE INTO sent(qid, sender, envid, ret, arrival, "
+	    "hops, message_id, returned, full, kept_until) VALUES(?,?,?,?,?,?,?,?,?,?)",
+	[QI_ST_INSERT_SENT_RCPT] = "INSERT OR REPLACE INTO sent_rcpts(qid, idx, address, "
+	    "notify, orcpt, po, legacy) VALUES(?,?,?,?,?,?,?)",
 };
 
 /* Insert the rows of env; the body goes in the row when it is in memory,

@@ -12,6 +12,9 @@
  *                   before the write, finished messages removed
  *   queue_smtp.c    what the SMTP client reads and stores: waiting messages,
  *                   outcomes, destinations
+ *   queue_sent.c    finished messages removed, and what a report about an
+ *                   Internet message that went into a postoffice needs
+ *                   remembered until [site] report_window ends
  *   queue_state.c   the recipient's state machine (queue_state.h)
  * Names here carry qi_; nothing outside gateway/queue/ includes this header.
  */
@@ -29,6 +32,10 @@
 enum {
 	QI_ST_INSERT_MESSAGE,
 	QI_ST_INSERT_RCPT,
+	QI_ST_DELETE_RCPTS,
+	QI_ST_DELETE_MESSAGE,
+	QI_ST_INSERT_SENT,
+	QI_ST_INSERT_SENT_RCPT,
 	QI_ST_COUNT
 };
 extern const char *const qi_stmt_sql[QI_ST_COUNT];
@@ -40,6 +47,7 @@ struct Queue {
 	PgDb *pg;
 	sqlite3 *db;            /* pg's connection */
 	sqlite3_stmt *upsert;   /* upsert_rcpts', prepared once */
+	gint64 sent_window;     /* seconds a sent record is kept; 0: none made */
 };
 
 struct QueueBody {
@@ -67,6 +75,12 @@ QueueBody *qi_body_file(Queue *q, const char *qid, const void *p, gsize n, GErro
 
 /* queue_admin.c */
 GPtrArray *qi_list_where(Queue *q, const char *where, const char *arg, GError **error);
+
+/* queue_sent.c */
+/* Remove the finished message qid (its recipients, then its row), naming
+ * it in gone ('f'/'i' + qid, see qi_finished_gone); an Internet message
+ * with rows bundled into a postoffice is remembered first (queue_sent_get) */
+gboolean qi_remove_finished(Queue *q, const char *qid, GPtrArray *gone, GError **error);
 
 /* queue_bundle.c */
 /* After the commit: log and remove what gone names ('f'/'i' + qid: a

@@ -67,36 +67,24 @@ queue_smtp_later(Queue *q, gint64 due, GError **error)
 static gboolean
 finish_these(Queue *q, GHashTable *qids, GPtrArray *gone, GError **error)
 {
-	sqlite3_stmt *open_st, *del_r = NULL, *del_m = NULL;
+	sqlite3_stmt *open_st;
 	GHashTableIter it;
 	gpointer key;
 	gboolean ok = FALSE;
 
-	open_st = pg_db_prepare(q->pg, "SELECT (SELECT count(*) FROM recipients r WHERE r.qid = m.qid "
-	    "AND r.state NOT IN " QUEUE_SQL_FINISHED "), "
-	    "m.data IS NULL FROM messages m WHERE m.qid = ?", error);
-	del_r = open_st ? pg_db_prepare(q->pg, "DELETE FROM recipients WHERE qid = ?", error) : NULL;
-	del_m = del_r ? pg_db_prepare(q->pg, "DELETE FROM messages WHERE qid = ?", error) : NULL;
-	if (!del_m)
+	open_st = pg_db_prepare(q->pg, "SELECT count(*) FROM recipients WHERE qid = ? "
+	    "AND state NOT IN " QUEUE_SQL_FINISHED, error);
+	if (!open_st)
 		goto out;
 	g_hash_table_iter_init(&it, qids);
 	while (g_hash_table_iter_next(&it, &key, NULL)) {
-		gboolean file;
-
 		sqlite3_reset(open_st);
 		pg_db_bind_copy(open_st, 1, key);
 		if (sqlite3_step(open_st) != SQLITE_ROW || sqlite3_column_int(open_st, 0) != 0)
 			continue;
-		file = sqlite3_column_int(open_st, 1) != 0;
-		sqlite3_reset(del_r);
-		sqlite3_reset(del_m);
-		pg_db_bind_copy(del_r, 1, key);
-		pg_db_bind_copy(del_m, 1, key);
-		if (sqlite3_step(del_r) != SQLITE_DONE || sqlite3_step(del_m) != SQLITE_DONE) {
-			pg_db_fail(q->pg, error, "cannot remove a finished message");
+		sqlite3_reset(open_st);
+		if (!qi_remove_finished(q, key, gone, error))
 			goto out;
-		}
-		g_ptr_array_add(gone, g_strdup_printf("%c%s", file ? 'f' : 'i', (char *)key));
 	}
 	/* A report that left makes what it reported on done. */
 	switch (qi_reports_gone(q, gone, error)) {
@@ -111,8 +99,6 @@ finish_these(Queue *q, GHashTable *qids, GPtrArray *gone, GError **error)
 	ok = TRUE;
 out:
 	sqlite3_finalize(open_st);
-	sqlite3_finalize(del_r);
-	sqlite3_finalize(del_m);
 	return ok;
 }
 

@@ -18,8 +18,17 @@
  * message, a sender that no longer routes to a postoffice of this site, a
  * report that cannot be built - is held with "report could not be made:
  * WHY", never lost.
+ * For an Internet message, the report is a DSN (RFC 3464) to its SMTP
+ * sender, from the null sender, as NOTIFY asked (NEVER: none; a NOTIFY
+ * without FAILURE: none about a failure), returning its header section or,
+ * for RET=FULL, the message whole; and a legacy report a postoffice sends
+ * about the copy of an Internet message the gateway wrote to it (found in
+ * the queue, or in what the queue remembers for [site] report_window)
+ * becomes such a DSN too: an item not delivered "failed", a receipt's
+ * "delivered" for a recipient that asked NOTIFY=SUCCESS.  A legacy report
+ * about anything else passes on as it is, as a message.
  * Never: delivery, fan-out (the report is bundled like any legacy copy),
- * DSNs to SMTP senders (not yet: such failures are held, saying so).
+ * routing (a DSN is queued for its route step).
  */
 #ifndef PG_REPORT_H
 #define PG_REPORT_H
@@ -32,7 +41,9 @@
 /* What one report step did. */
 typedef struct {
 	guint ndrs;             /* non-delivery reports queued */
-	guint reported;         /* recipients they report on */
+	guint dsns;             /* delivery status notifications queued */
+	guint dsn_reported;     /* recipients they report on */
+	guint reported;         /* recipients the NDRs report on */
 	guint unreported;       /* recipients whose originator asked for no report */
 	guint held;             /* recipients held: no report could be made */
 	guint errors;           /* queue failures (see the log); tried again next time */
@@ -41,5 +52,18 @@ typedef struct {
 /* report_failed - a report for every failed recipient in q (see above);
  * FALSE only when the failed recipients cannot even be listed */
 gboolean report_failed(Site *site, Queue *q, ReportStats *stats, GError **error);
+
+typedef enum {
+	REPORT_NOT_OURS,        /* about no message the gateway remembers: route it as it is */
+	REPORT_TRANSLATED,      /* its rows are done (a DSN queued, or none due) or held */
+	REPORT_LATER,           /* the queue failed: left as it is for the next run */
+} ReportTranslation;
+
+/* report_translate - a legacy report env from a postoffice about the copy
+ * of an Internet message the gateway wrote: the DSN it stands for, queued
+ * with env's rows done in one commit (*dsn: its envelope, to be routed;
+ * NULL when none is due) */
+ReportTranslation report_translate(Site *site, Queue *q, QueueEnvelope *env,
+    QueueEnvelope **dsn, ReportStats *st);
 
 #endif

@@ -10,7 +10,7 @@
 #include "mime/translit.h"
 #include "pg_limits.h"
 #include "pg_log.h"
-#include "report/report.h"
+#include "report/report_int.h"
 #include "report/report_status.h"
 
 /* Who signs the gateway's reports: the postmaster of its own postoffice. */
@@ -19,9 +19,8 @@
 /* Subject of a report: this, then the original's. */
 #define NDR_SUBJECT        "Undeliverable: "
 
-/* rows of env enter to with reason, stored in one commit */
-static gboolean
-rows_enter(Queue *q, QueueEnvelope *env, GPtrArray *rows, QueueState to, const char *reason)
+gboolean
+rp_rows_enter(Queue *q, QueueEnvelope *env, GPtrArray *rows, QueueState to, const char *reason)
 {
 	GError *e = NULL;
 
@@ -34,9 +33,8 @@ rows_enter(Queue *q, QueueEnvelope *env, GPtrArray *rows, QueueState to, const c
 	return FALSE;
 }
 
-/* rows held, each reason saying what failed and why no report was made */
-static void
-hold(Queue *q, QueueEnvelope *env, GPtrArray *rows, const char *why, ReportStats *st)
+void
+rp_hold(Queue *q, QueueEnvelope *env, GPtrArray *rows, const char *why, ReportStats *st)
 {
 	GError *e = NULL;
 
@@ -267,7 +265,7 @@ report_ndr(Site *site, Queue *q, QueueEnvelope *env, GPtrArray *rows, ReportStat
 	GError *e = NULL;
 
 	if (!bytes) {
-		hold(q, env, rows, why, st);
+		rp_hold(q, env, rows, why, st);
 		g_free(why);
 		return;
 	}
@@ -328,13 +326,14 @@ report_message(Site *site, Queue *q, QueueEnvelope *env, ReportStats *st)
 	if (rows->len == 0)
 		;
 	else if (!*env->sender || env->report_class != 0)
-		hold(q, env, rows, "no report is ever made about a report or a message from "
+		rp_hold(q, env, rows, "no report is ever made about a report or a message from "
 		    "the null sender", st);
+	else if (g_strcmp0(env->format, "mime") == 0)
+		rp_dsn_failed(site, q, env, rows, st);
 	else if (!env->report_to)
-		hold(q, env, rows, "delivery status notifications to SMTP senders are not made "
-		    "yet", st);
+		rp_hold(q, env, rows, "its legacy sender is not known", st);
 	else if (env->requests & MSG_REQ_NO_NDR) {
-		if (rows_enter(q, env, rows, QUEUE_ST_DONE, "no report: the sender asked for none"))
+		if (rp_rows_enter(q, env, rows, QUEUE_ST_DONE, "no report: the sender asked for none"))
 			st->unreported += rows->len;
 		else
 			st->errors++;

@@ -136,11 +136,13 @@ print_smtp(const DeliveryStats *st)
 static void
 print_reports(const ReportStats *st)
 {
-	if (st->ndrs + st->unreported + st->held == 0)
+	if (st->ndrs + st->dsns + st->unreported + st->held == 0)
 		return;
-	printf("  reports: %u non-delivery report%s queued about %u recipient%s, %u with none "
-	    "asked for, %u held: report could not be made\n", st->ndrs, st->ndrs == 1 ? "" : "s",
-	    st->reported, st->reported == 1 ? "" : "s", st->unreported, st->held);
+	printf("  reports: %u non-delivery report%s queued about %u recipient%s, %u delivery "
+	    "status notification%s about %u, %u with none asked for, %u held: report could not "
+	    "be made\n", st->ndrs, st->ndrs == 1 ? "" : "s", st->reported,
+	    st->reported == 1 ? "" : "s", st->dsns, st->dsns == 1 ? "" : "s", st->dsn_reported,
+	    st->unreported, st->held);
 }
 
 /* The report step: the reports owed for what failed, queued (and a run then
@@ -150,6 +152,11 @@ make_reports(Site *site, Queue *q, ReportStats *st)
 {
 	GError *e = NULL;
 
+	if (!queue_sent_prune(q, g_get_real_time() / G_USEC_PER_SEC, NULL, &e)) {
+		pg_error(NULL, "reports: %s", e->message);
+		g_clear_error(&e);
+		st->errors++;
+	}
 	if (!report_failed(site, q, st, &e)) {
 		pg_error(NULL, "reports: %s", e->message);
 		g_error_free(e);
@@ -246,6 +253,7 @@ run_clear(Run *run)
 static void
 route_all(Run *run, GPtrArray *all)
 {
+	run->routing = all;
 	for (guint i = 0; i < all->len; i++) {
 		rn_route_message(run, all->pdata[i]);
 		if (run->to_store->len >= 1000)
@@ -254,6 +262,7 @@ route_all(Run *run, GPtrArray *all)
 			fprintf(stderr, "\rrouting: %u of %u messages", i + 1, all->len);
 	}
 	rn_store_routes(run);
+	run->routing = NULL;
 }
 
 /* Fan every message out, write the bundles, remove what is finished. */
@@ -289,7 +298,8 @@ fan_out_all(Run *run, GPtrArray *all)
 	}
 }
 
-/* The reports this run's delivery made, bundled in this run. */
+/* The reports this run's routing and delivery made, routed and bundled
+ * in this run (a DSN for SMTP goes with the next delivery). */
 static void
 fan_out_reports(Run *run)
 {
@@ -304,6 +314,7 @@ fan_out_reports(Run *run)
 			g_ptr_array_unref(all);
 		return;
 	}
+	route_all(run, all);
 	fan_out_all(run, all);
 	dir_read_end(run->site->dir);
 	g_ptr_array_unref(all);
@@ -351,6 +362,7 @@ run_main(const char *config_file, int argc, char **argv)
 		rc = EX_CANTCREAT;
 		goto out;
 	}
+	queue_set_sent_window(run.q, config_int(run.site->cfg, CONFIG_SITE_REPORT_WINDOW));
 	run_init(&run);
 	if (!run.dry_run) {
 		recover(&run);
@@ -374,6 +386,11 @@ run_main(const char *config_file, int argc, char **argv)
 	if (!run.dry_run)
 		fan_out_all(&run, all);
 	dir_read_end(run.site->dir);
+	if (!run.dry_run && run.failed) {
+		/* What routing failed reported before delivery, which sends DSNs. */
+		make_reports(run.site, run.q, &run.reports);
+		fan_out_reports(&run);
+	}
 	if (!run.dry_run && !no_delivery) {
 		guint finished = run.smtp.finished;
 
@@ -429,6 +446,7 @@ run_retry(const char *config_file, const char *qid)
 		rc = EX_CANTCREAT;
 		goto out;
 	}
+	queue_set_sent_window(q, config_int(site->cfg, CONFIG_SITE_REPORT_WINDOW));
 	if (qid) {
 		QueueEnvelope *env = queue_get(q, qid, &e);
 

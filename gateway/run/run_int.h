@@ -47,12 +47,14 @@ typedef struct {
 	GHashTable *counts;     /* NET/PO -> PoCount */
 	GHashTable *builders;   /* NET/PO -> Builder */
 	guint routed, held, pending_smtp, errors, finished;
+	guint failed;           /* rows the route step failed (a report is owed) */
 	gboolean delivered;     /* the SMTP client ran */
 	DeliveryStats smtp;
 	ReportStats reports;
 	guint ingested, refused, dir_imports, outbound;
 	const char *hostname;
 	GPtrArray *to_store;    /* QueueEnvelope * routed, not yet stored */
+	GPtrArray *routing;     /* the messages being routed (a DSN made is added) */
 	GHashTable *unstored;   /* qids whose routes could not be stored */
 	GHashTable *smtp_of;    /* legacy address -> its SMTP address or NULL (one message) */
 } Run;

@@ -70,6 +70,32 @@ address_of(const char *legacy, gpointer data)
 	return v;
 }
 
+/* A legacy report as an ordinary message: its text, then a line per item
+ * (recipient, delivered or not, the reason, the postoffice's words). */
+static LegacyMessage *
+report_as_message(const LegacyMessage *m)
+{
+	LegacyMessage *plain = msg_copy(m);
+	GString *text = g_string_new_len(m->body ? g_bytes_get_data(m->body, NULL) : "",
+	    m->body ? (gssize)g_bytes_get_size(m->body) : 0);
+
+	plain->class = MSG_CLASS_NORMAL;
+	g_string_append(text, "\r\n");
+	for (guint i = 0; i < m->report_items->len; i++) {
+		const MsgReportItem *it = m->report_items->pdata[i];
+
+		g_string_append_printf(text, "%s: %s, %s%s%s\r\n", it->recipient,
+		    it->status == MSG_REPORT_DELIVERED ? "delivered" : "not delivered",
+		    msg_reason_name(it->reason), it->diagnostic && *it->diagnostic ? ": " : "",
+		    it->diagnostic ? it->diagnostic : "");
+	}
+	if (plain->body)
+		g_bytes_unref(plain->body);
+	plain->body = g_string_free_to_bytes(text);
+	g_ptr_array_set_size(plain->report_items, 0);
+	return plain;
+}
+
 /* A legacy message's SMTP recipients: one RFC 5322 message, queued as a
  * message of its own for the SMTP client, in the commit that marks the
  * legacy message's rows done. */
@@ -93,6 +119,8 @@ rn_translate_out(Run *run, QueueEnvelope *env, const LegacyMessage *content)
 		goto done;
 	g_hash_table_remove_all(run->smtp_of);
 	from = smtp_address(run, content->originator.addr);
+	if (!from && content->class != MSG_CLASS_NORMAL)
+		from = g_strdup_printf("MAILER-DAEMON@%s", run->hostname);   /* a postoffice's postmaster */
 	if (!from) {
 		why = g_strdup_printf("the sender %s has no SMTP address in the directory",
 		    content->originator.addr);
@@ -104,7 +132,16 @@ rn_translate_out(Run *run, QueueEnvelope *env, const LegacyMessage *content)
 	ctx.address_of = address_of;
 	ctx.data = run;
 	ctx.now = env->arrival;
-	mime = mime_out_build(content, &ctx, &e);
+	if (content->class != MSG_CLASS_NORMAL) {
+		/* A report no DSN stands for: read as a message, its items
+		 * written out below its text. */
+		LegacyMessage *plain = report_as_message(content);
+
+		mime = mime_out_build(plain, &ctx, &e);
+		msg_free(plain);
+	} else {
+		mime = mime_out_build(content, &ctx, &e);
+	}
 	if (!mime) {
 		why = g_strdup_printf("cannot translate into Internet mail: %s", e->message);
 		g_clear_error(&e);
@@ -114,7 +151,8 @@ rn_translate_out(Run *run, QueueEnvelope *env, const LegacyMessage *content)
 	out = queue_envelope_new(qid);
 	g_free(qid);
 	g_free(out->sender);
-	out->sender = g_strdup(from);
+	/* A report goes from the null sender (RFC 5321 4.5.5), never reported on. */
+	out->sender = g_strdup(content->class == MSG_CLASS_NORMAL ? from : "");
 	g_free(out->client);
 	out->client = g_strdup(env->client);
 	g_free(out->protocol);

@@ -26,6 +26,7 @@
 #include "mime/mime_in.h"
 #include "pg_log.h"
 #include "queue/queue.h"
+#include "report/report.h"
 #include "run/run_int.h"
 #include "site.h"
 #include "sync_xml.h"
@@ -107,8 +108,11 @@ route_one(Run *run, QueueEnvelope *env, QueueRcpt *r, GHashTable *seen, guint de
 		queue_rcpt_enter(r, QUEUE_ST_SMTP_PENDING, NULL);
 		break;
 	case DIR_ROUTE_UNKNOWN:
-		queue_rcpt_enter(r, QUEUE_ST_HELD, "no such recipient in the directory any more (report "
-		    "translation not yet supported)");
+		/* Accepted, then deleted: an Internet sender gets a DSN. */
+		if (g_strcmp0(env->format, "mime") == 0 && *env->sender)
+			queue_rcpt_enter(r, QUEUE_ST_FAILED, QUEUE_UNKNOWN_PREFIX);
+		else
+			queue_rcpt_enter(r, QUEUE_ST_HELD, QUEUE_UNKNOWN_PREFIX);
 		break;
 	case DIR_ROUTE_ERROR:
 	default:
@@ -132,6 +136,33 @@ route_text(const QueueRcpt *r, char *buf, gsize size)
 	return buf;
 }
 
+/* A legacy report about the copy of an Internet message the gateway wrote
+ * becomes a DSN, routed at once; TRUE when env needs no routing of its own. */
+static gboolean
+translated(Run *run, QueueEnvelope *env)
+{
+	QueueEnvelope *dsn = NULL;
+
+	if (run->dry_run || env->report_class == 0 || g_strcmp0(env->format, "legacy") != 0)
+		return FALSE;
+	switch (report_translate(run->site, run->q, env, &dsn, &run->reports)) {
+	case REPORT_NOT_OURS:
+		return FALSE;
+	case REPORT_LATER:
+		run->errors++;
+		return TRUE;
+	case REPORT_TRANSLATED:
+	default:
+		break;
+	}
+	/* Routed later in this same pass, like any message listed. */
+	if (dsn && run->routing)
+		g_ptr_array_add(run->routing, dsn);
+	else
+		queue_envelope_free(dsn);
+	return TRUE;
+}
+
 void
 rn_route_message(Run *run, QueueEnvelope *env)
 {
@@ -141,6 +172,11 @@ rn_route_message(Run *run, QueueEnvelope *env)
 	gboolean any = FALSE, ok = TRUE;
 	char buf[600];
 
+	if (translated(run, env)) {
+		g_hash_table_unref(seen);
+		g_array_unref(fresh);
+		return;
+	}
 	g_array_set_size(fresh, n);   /* which rows this run routes: all FALSE */
 	/* What earlier runs settled counts as seen. */
 	for (guint i = 0; i < n; i++) {
@@ -165,15 +201,6 @@ rn_route_message(Run *run, QueueEnvelope *env)
 			continue;
 		}
 		ok = route_one(run, env, r, seen, 0);
-		if (ok && env->report_class != 0 && r->state == QUEUE_ST_SMTP_PENDING) {
-			/* A legacy report passes through to a postoffice as it is;
-			 * for SMTP it would become a DSN, which is not made yet. */
-			g_free(r->via);
-			g_free(r->rcpt_to);
-			r->via = r->rcpt_to = NULL;
-			queue_rcpt_enter(r, QUEUE_ST_HELD, "a legacy report for an SMTP address waits "
-			    "for its translation into a DSN (not yet made)");
-		}
 	}
 	g_hash_table_unref(seen);
 	if (!any || !ok) {
@@ -201,6 +228,8 @@ rn_route_message(Run *run, QueueEnvelope *env)
 			run->pending_smtp++;
 		else if (r->state == QUEUE_ST_ROUTED)
 			run->routed++;
+		else if (r->state == QUEUE_ST_FAILED)
+			run->failed++;
 	}
 	g_array_unref(fresh);
 	if (!run->dry_run)

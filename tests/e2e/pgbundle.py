@@ -210,3 +210,57 @@ def counts(d):
 def drop(d, name, data, sub="in"):
     with open(os.path.join(d, sub, name), "wb") as f:
         f.write(data)
+
+
+class Smtpd:
+    """`postgate -c CONF smtpd` in the background, its output in LOG, up
+    once it accepts connections on (host, port); stop() ends it."""
+
+    def __init__(self, conf, host, port, log):
+        self.conf, self.host, self.port, self.logname = conf, host, port, log
+        self.p = None
+
+    def start(self):
+        self.log = open(self.logname, "ab")
+        self.p = subprocess.Popen([gw_binary(), "-c", self.conf, "smtpd"], stdout=self.log,
+                                  stderr=self.log)
+        for _ in range(200):
+            if self.p.poll() is not None:
+                raise RuntimeError("smtpd exited %d at start; see %s" % (self.p.returncode,
+                                                                        self.logname))
+            try:
+                socket.create_connection((self.host, self.port), timeout=0.5).close()
+                return self
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("smtpd does not accept connections on port %d" % self.port)
+
+    def stop(self):
+        if self.p is not None and self.p.poll() is None:
+            self.p.terminate()
+            try:
+                self.p.wait(10)
+            except subprocess.TimeoutExpired:
+                self.p.kill()
+                self.p.wait(10)
+        if self.p is not None:
+            self.log.close()
+        self.p = None
+
+
+def legacy_mailbox(po_dir, mb, extract=None):
+    """The messages of a mailbox as `postgate-po show` prints them:
+    [{field: [values], 'body': text}]; extract: a directory for the
+    attachments (show --extract)."""
+    import re
+    out = run("-d", po_dir, "show", mb, *(["--extract", extract] if extract else [])).out
+    msgs = []
+    for block in re.split(r"^--- message \d+ ---$", out, flags=re.M)[1:]:
+        head, _, body = block.lstrip("\n").partition("\n\n")
+        m = {}
+        for line in head.splitlines():
+            k, _, v = line.partition(":")
+            m.setdefault(k.strip(), []).append(v.strip())
+        m["body"] = body
+        msgs.append(m)
+    return msgs

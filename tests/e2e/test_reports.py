@@ -106,18 +106,7 @@ def send(*args):
 
 
 def mailbox(po, mb):
-    """JSMITH's messages as postgate-po show prints them: [{field: [values], 'body'}]."""
-    out = pg.run("-d", po_dir[po], "show", mb).out
-    msgs = []
-    for block in re.split(r"^--- message \d+ ---$", out, flags=re.M)[1:]:
-        head, _, body = block.lstrip("\n").partition("\n\n")
-        m = {}
-        for line in head.splitlines():
-            k, _, v = line.partition(":")
-            m.setdefault(k.strip(), []).append(v.strip())
-        m["body"] = body
-        msgs.append(m)
-    return msgs
+    return pg.legacy_mailbox(po_dir[po], mb)
 
 
 def deliver(po):

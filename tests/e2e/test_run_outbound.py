@@ -118,18 +118,7 @@ def field(block, name):
 
 def mailbox(po, mb, extract=None):
     """The messages of a mailbox: [{field: [values]}, with 'body']."""
-    args = ["-d", po_dir[po], "show", mb] + (["--extract", extract] if extract else [])
-    out = pg.run(*args).out
-    msgs = []
-    for block in re.split(r"^--- message \d+ ---$", out, flags=re.M)[1:]:
-        head, _, body = block.lstrip("\n").partition("\n\n")
-        m = {}
-        for line in head.splitlines():
-            k, _, v = line.partition(":")
-            m.setdefault(k, []).append(v.strip())
-        m["body"] = body
-        msgs.append(m)
-    return msgs
+    return pg.legacy_mailbox(po_dir[po], mb, extract)
 
 
 def headers(qid):
