@@ -193,7 +193,8 @@ qi_delete_finished(Queue *q, GPtrArray *gone, GError **error)
 	gboolean ok = TRUE;
 	int rc;
 
-	st = pg_db_prepare(q->pg, "SELECT m.qid FROM messages m WHERE NOT EXISTS "
+	/* 'f'/'i' + qid: whether its body is a file of its own. */
+	st = pg_db_prepare(q->pg, "SELECT m.qid, m.data IS NULL FROM messages m WHERE NOT EXISTS "
 	    "(SELECT 1 FROM recipients r WHERE r.qid = m.qid AND r.state NOT IN "
 	    QUEUE_SQL_FINISHED ")", error);
 	if (!st) {
@@ -201,12 +202,16 @@ qi_delete_finished(Queue *q, GPtrArray *gone, GError **error)
 		return FALSE;
 	}
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-		g_ptr_array_add(qids, pg_db_col_dup(st, 0));
+		g_ptr_array_add(qids, g_strdup_printf("%c%s", sqlite3_column_int(st, 1) ? 'f' : 'i',
+		    (const char *)sqlite3_column_text(st, 0)));
 	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE)
 		ok = pg_db_fail(q->pg, error, "cannot find finished messages");
-	for (guint i = 0; ok && i < qids->len; i++)
-		ok = qi_remove_finished(q, qids->pdata[i], gone, error);
+	for (guint i = 0; ok && i < qids->len; i++) {
+		const char *g = qids->pdata[i];
+
+		ok = qi_remove_finished(q, g + 1, g[0] == 'f', gone, error);
+	}
 	g_ptr_array_unref(qids);
 	return ok;
 }
@@ -214,11 +219,7 @@ qi_delete_finished(Queue *q, GPtrArray *gone, GError **error)
 int
 qi_reports_gone(Queue *q, GPtrArray *gone, GError **error)
 {
-	sqlite3_stmt *st = pg_db_prepare(q->pg, "UPDATE recipients SET state = "
-	    QUEUE_SQL(QUEUE_STATE_NAME_DONE) ", reason = 'its report ' || report || "
-	    "' has left the queue' WHERE state = " QUEUE_SQL(QUEUE_STATE_NAME_REPORTED)
-	    " AND report IS NOT NULL AND report NOT IN (SELECT qid FROM messages) "
-	    "RETURNING qid, address, report", error);
+	sqlite3_stmt *st = pg_db_stmt(q->pg, QI_ST_REPORTS_GONE, error);
 	int rc, n = 0;
 
 	if (!st)
@@ -228,7 +229,7 @@ qi_reports_gone(Queue *q, GPtrArray *gone, GError **error)
 		    sqlite3_column_text(st, 1), sqlite3_column_text(st, 2)));
 		n++;
 	}
-	sqlite3_finalize(st);
+	pg_db_done(st);
 	if (rc != SQLITE_DONE) {
 		pg_db_fail(q->pg, error, "cannot mark reported recipients done");
 		return -1;

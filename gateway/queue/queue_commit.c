@@ -26,10 +26,17 @@ const char *const qi_stmt_sql[QI_ST_COUNT] = {
 	    "about, report_to, requests) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
 	[QI_ST_INSERT_RCPT] = "INSERT INTO recipients(qid, idx, address, notify, "
 	    "orcpt, state) VALUES(?,?,?,?,?," QUEUE_SQL(QUEUE_STATE_NAME_ACCEPTED) ")",
-	[QI_ST_DELETE_RCPTS] = "DELETE FROM recipients WHERE qid = ? RETURNING idx, address, "
-	    "notify, orcpt, po, legacy, state",
-	[QI_ST_DELETE_MESSAGE] = "DELETE FROM messages WHERE qid = ? RETURNING data IS NULL, "
-	    "sender, envid, ret, arrival, hops, message_id, format, class, size, data",
+	[QI_ST_DELETE_RCPTS] = "DELETE FROM recipients WHERE qid = ?",
+	[QI_ST_DELETE_MESSAGE] = "DELETE FROM messages WHERE qid = ?",
+	[QI_ST_SENT_ROWS] = "SELECT idx, address, notify, orcpt, po, legacy FROM recipients "
+	    "WHERE qid = ? AND legacy IS NOT NULL AND state = " QUEUE_SQL(QUEUE_STATE_NAME_BUNDLED)
+	    " AND (notify & 1) = 0 ORDER BY idx",
+	[QI_ST_SENT_MESSAGE] = "SELECT sender, envid, ret, arrival, hops, message_id, size, data "
+	    "FROM messages WHERE qid = ? AND format = 'mime' AND sender <> '' AND class = 0",
+	[QI_ST_REPORTS_GONE] = "UPDATE recipients SET state = " QUEUE_SQL(QUEUE_STATE_NAME_DONE)
+	    ", reason = 'its report ' || report || ' has left the queue' WHERE state = "
+	    QUEUE_SQL(QUEUE_STATE_NAME_REPORTED) " AND report IS NOT NULL AND report NOT IN "
+	    "(SELECT qid FROM messages) RETURNING qid, address, report",
 	[QI_ST_INSERT_SENT] = "INSERT OR REPLACE INTO sent(qid, sender, envid, ret, arrival, "
 	    "hops, message_id, returned, full, kept_until) VALUES(?,?,?,?,?,?,?,?,?,?)",
 	[QI_ST_INSERT_SENT_RCPT] = "INSERT OR REPLACE INTO sent_rcpts(qid, idx, address, "

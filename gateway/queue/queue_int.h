@@ -34,8 +34,11 @@ enum {
 	QI_ST_INSERT_RCPT,
 	QI_ST_DELETE_RCPTS,
 	QI_ST_DELETE_MESSAGE,
+	QI_ST_SENT_ROWS,
+	QI_ST_SENT_MESSAGE,
 	QI_ST_INSERT_SENT,
 	QI_ST_INSERT_SENT_RCPT,
+	QI_ST_REPORTS_GONE,
 	QI_ST_COUNT
 };
 extern const char *const qi_stmt_sql[QI_ST_COUNT];
@@ -78,9 +81,11 @@ GPtrArray *qi_list_where(Queue *q, const char *where, const char *arg, GError **
 
 /* queue_sent.c */
 /* Remove the finished message qid (its recipients, then its row), naming
- * it in gone ('f'/'i' + qid, see qi_finished_gone); an Internet message
- * with rows bundled into a postoffice is remembered first (queue_sent_get) */
-gboolean qi_remove_finished(Queue *q, const char *qid, GPtrArray *gone, GError **error);
+ * it in gone ('f'/'i' + qid by file: whether its body is a file of its
+ * own, see qi_finished_gone); an Internet message with rows bundled into a
+ * postoffice is remembered first (queue_sent_get) */
+gboolean qi_remove_finished(Queue *q, const char *qid, gboolean file, GPtrArray *gone,
+    GError **error);
 
 /* queue_bundle.c */
 /* After the commit: log and remove what gone names ('f'/'i' + qid: a

@@ -94,52 +94,60 @@ file_head(Queue *q, const char *qid, gsize max)
 	return g_bytes_new_take(g_realloc(buf, MAX(n, 1)), (gsize)n);
 }
 
-/* The record of message qid from the row st is on (QI_ST_DELETE_MESSAGE's
- * columns) and its kept rows. */
+/* The record of message qid, from its row (QI_ST_SENT_MESSAGE; none: it
+ * is no Internet message, nothing is kept) and its kept rows. */
 static gboolean
-remember(Queue *q, const char *qid, sqlite3_stmt *m, GPtrArray *rows, GError **error)
+remember(Queue *q, const char *qid, gboolean file, GPtrArray *rows, GError **error)
 {
-	gboolean file = sqlite3_column_int(m, 0) != 0, full;
-	MailRet ret = sqlite3_column_int(m, 3);
-	gint64 size = sqlite3_column_int64(m, 9);
+	sqlite3_stmt *m = pg_db_stmt(q->pg, QI_ST_SENT_MESSAGE, error), *st;
+	gboolean full, ok = FALSE;
+	MailRet ret;
+	gint64 size;
 	GBytes *body = NULL;
 	const guint8 *data = NULL;
 	gsize len = 0;
-	sqlite3_stmt *st;
+	int rc;
 
+	if (!m)
+		return FALSE;
+	pg_db_bind_copy(m, 1, qid);
+	rc = sqlite3_step(m);
+	if (rc != SQLITE_ROW) {
+		pg_db_done(m);
+		return rc == SQLITE_DONE || pg_db_fail(q->pg, error, "cannot read a finished message");
+	}
+	ret = sqlite3_column_int(m, 2);
+	size = sqlite3_column_int64(m, 6);
 	full = ret == MAIL_RET_FULL && size <= (gint64)QUEUE_SENT_FULL_MAX;
 	if (file) {
 		body = file_head(q, qid, full ? (gsize)size : QUEUE_SENT_HEADER_MAX);
 		if (body)
 			data = g_bytes_get_data(body, &len);
 	} else {
-		data = sqlite3_column_blob(m, 10);
-		len = (gsize)sqlite3_column_bytes(m, 10);
+		data = sqlite3_column_blob(m, 7);
+		len = (gsize)sqlite3_column_bytes(m, 7);
 	}
 	if (data && !full)
 		len = queue_header_section(data, len);
 	st = pg_db_stmt(q->pg, QI_ST_INSERT_SENT, error);
-	if (!st) {
-		g_bytes_unref(body);
-		return FALSE;
-	}
+	if (!st)
+		goto out;
 	pg_db_bind_copy(st, 1, qid);
-	pg_db_bind_copy(st, 2, pg_db_col_text(m, 1));
-	pg_db_bind_copy(st, 3, pg_db_col_text(m, 2));
+	pg_db_bind_copy(st, 2, pg_db_col_text(m, 0));
+	pg_db_bind_copy(st, 3, pg_db_col_text(m, 1));
 	sqlite3_bind_int(st, 4, ret);
-	sqlite3_bind_int64(st, 5, sqlite3_column_int64(m, 4));
-	sqlite3_bind_int(st, 6, sqlite3_column_int(m, 5));
-	pg_db_bind_copy(st, 7, pg_db_col_text(m, 6));
+	sqlite3_bind_int64(st, 5, sqlite3_column_int64(m, 3));
+	sqlite3_bind_int(st, 6, sqlite3_column_int(m, 4));
+	pg_db_bind_copy(st, 7, pg_db_col_text(m, 5));
 	if (data)
 		sqlite3_bind_blob64(st, 8, data, len, SQLITE_TRANSIENT);
 	sqlite3_bind_int(st, 9, full && data);
 	sqlite3_bind_int64(st, 10, g_get_real_time() / G_USEC_PER_SEC + q->sent_window);
-	g_bytes_unref(body);
 	if (!pg_db_run(q->pg, st, error, "cannot remember a message sent to a postoffice"))
-		return FALSE;
+		goto out;
 	st = pg_db_stmt(q->pg, QI_ST_INSERT_SENT_RCPT, error);
 	if (!st)
-		return FALSE;
+		goto out;
 	for (guint i = 0; i < rows->len; i++) {
 		const SentRow *r = rows->pdata[i];
 
@@ -151,32 +159,29 @@ remember(Queue *q, const char *qid, sqlite3_stmt *m, GPtrArray *rows, GError **e
 		pg_db_bind_copy(st, 6, r->po);
 		pg_db_bind_copy(st, 7, r->legacy);
 		if (!pg_db_run(q->pg, st, error, "cannot remember a recipient sent to a postoffice"))
-			return FALSE;
+			goto out;
 	}
-	return TRUE;
+	ok = TRUE;
+out:
+	pg_db_done(m);
+	if (body)
+		g_bytes_unref(body);
+	return ok;
 }
 
-gboolean
-qi_remove_finished(Queue *q, const char *qid, GPtrArray *gone, GError **error)
+/* The rows of qid a record keeps, into rows. */
+static gboolean
+kept_rows(Queue *q, const char *qid, GPtrArray *rows, GError **error)
 {
-	GPtrArray *rows = g_ptr_array_new_with_free_func(sent_row_free);
-	sqlite3_stmt *st = pg_db_stmt(q->pg, QI_ST_DELETE_RCPTS, error);
-	gboolean ok = FALSE, file = FALSE, found = FALSE;
+	sqlite3_stmt *st = pg_db_stmt(q->pg, QI_ST_SENT_ROWS, error);
 	int rc;
 
 	if (!st)
-		goto out;
+		return FALSE;
 	pg_db_bind_copy(st, 1, qid);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		QueueState state;
-		SentRow *r;
+		SentRow *r = g_new0(SentRow, 1);
 
-		if (q->sent_window == 0 || sqlite3_column_type(st, 5) == SQLITE_NULL ||
-		    (sqlite3_column_int(st, 2) & MAIL_NOTIFY_NEVER) ||
-		    !queue_state_parse(pg_db_col_text(st, 6), &state) ||
-		    state != QUEUE_ST_BUNDLED)
-			continue;
-		r = g_new0(SentRow, 1);
 		r->idx = sqlite3_column_int(st, 0);
 		r->address = pg_db_col_dup(st, 1);
 		r->notify = (guint)sqlite3_column_int(st, 2);
@@ -186,33 +191,32 @@ qi_remove_finished(Queue *q, const char *qid, GPtrArray *gone, GError **error)
 		g_ptr_array_add(rows, r);
 	}
 	pg_db_done(st);
-	if (rc != SQLITE_DONE) {
-		pg_db_fail(q->pg, error, "cannot remove a finished message's recipients");
+	return rc == SQLITE_DONE || pg_db_fail(q->pg, error, "cannot read a finished message");
+}
+
+gboolean
+qi_remove_finished(Queue *q, const char *qid, gboolean file, GPtrArray *gone, GError **error)
+{
+	GPtrArray *rows = g_ptr_array_new_with_free_func(sent_row_free);
+	sqlite3_stmt *st;
+	gboolean ok = FALSE;
+
+	if (q->sent_window > 0 && (!kept_rows(q, qid, rows, error) ||
+	    (rows->len > 0 && !remember(q, qid, file, rows, error))))
 		goto out;
-	}
+	st = pg_db_stmt(q->pg, QI_ST_DELETE_RCPTS, error);
+	if (!st)
+		goto out;
+	pg_db_bind_copy(st, 1, qid);
+	if (!pg_db_run(q->pg, st, error, "cannot remove a finished message's recipients"))
+		goto out;
 	st = pg_db_stmt(q->pg, QI_ST_DELETE_MESSAGE, error);
 	if (!st)
 		goto out;
 	pg_db_bind_copy(st, 1, qid);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		found = TRUE;
-		file = sqlite3_column_int(st, 0) != 0;
-		/* An Internet message (MIME, a sender, no report itself). */
-		if (rows->len > 0 && g_strcmp0(pg_db_col_text(st, 7), "mime") == 0 &&
-		    sqlite3_column_int(st, 8) == 0 && pg_db_col_text(st, 1) &&
-		    *pg_db_col_text(st, 1) && !remember(q, qid, st, rows, error)) {
-			pg_db_done(st);
-			goto out;
-		}
-		rc = sqlite3_step(st);
-	}
-	pg_db_done(st);
-	if (rc != SQLITE_DONE) {
-		pg_db_fail(q->pg, error, "cannot remove a finished message");
+	if (!pg_db_run(q->pg, st, error, "cannot remove a finished message"))
 		goto out;
-	}
-	if (found)
+	if (sqlite3_changes(q->db) > 0)
 		g_ptr_array_add(gone, g_strdup_printf("%c%s", file ? 'f' : 'i', qid));
 	ok = TRUE;
 out:

@@ -72,18 +72,22 @@ finish_these(Queue *q, GHashTable *qids, GPtrArray *gone, GError **error)
 	gpointer key;
 	gboolean ok = FALSE;
 
-	open_st = pg_db_prepare(q->pg, "SELECT count(*) FROM recipients WHERE qid = ? "
-	    "AND state NOT IN " QUEUE_SQL_FINISHED, error);
+	open_st = pg_db_prepare(q->pg, "SELECT (SELECT count(*) FROM recipients r WHERE r.qid = "
+	    "m.qid AND r.state NOT IN " QUEUE_SQL_FINISHED "), m.data IS NULL FROM messages m "
+	    "WHERE m.qid = ?", error);
 	if (!open_st)
 		goto out;
 	g_hash_table_iter_init(&it, qids);
 	while (g_hash_table_iter_next(&it, &key, NULL)) {
+		gboolean file;
+
 		sqlite3_reset(open_st);
 		pg_db_bind_copy(open_st, 1, key);
 		if (sqlite3_step(open_st) != SQLITE_ROW || sqlite3_column_int(open_st, 0) != 0)
 			continue;
+		file = sqlite3_column_int(open_st, 1) != 0;
 		sqlite3_reset(open_st);
-		if (!qi_remove_finished(q, key, gone, error))
+		if (!qi_remove_finished(q, key, file, gone, error))
 			goto out;
 	}
 	/* A report that left makes what it reported on done. */

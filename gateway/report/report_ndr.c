@@ -328,8 +328,8 @@ report_message(Site *site, Queue *q, QueueEnvelope *env, ReportStats *st)
 	else if (!*env->sender || env->report_class != 0)
 		rp_hold(q, env, rows, "no report is ever made about a report or a message from "
 		    "the null sender", st);
-	else if (g_strcmp0(env->format, "mime") == 0)
-		rp_dsn_failed(site, q, env, rows, st);
+	else if (!env->origin && g_strcmp0(env->format, "mime") == 0)
+		rp_dsn_failed(site, q, env, rows, st);   /* from an SMTP sender */
 	else if (!env->report_to)
 		rp_hold(q, env, rows, "its legacy sender is not known", st);
 	else if (env->requests & MSG_REQ_NO_NDR) {
