@@ -150,11 +150,15 @@ static const char *const migrations[] = {
 	"DROP TABLE recipients;"
 	"ALTER TABLE recipients_v7 RENAME TO recipients;"
 	"CREATE INDEX recipients_state ON recipients(state, qid);",
-	/* 7 -> 8: what is remembered of an Internet message that went into a
-	 * postoffice after it left the queue, until kept_until, so that the
-	 * postoffice's report about it becomes a DSN (queue_sent.c): its
-	 * envelope, what a DSN returns (its header section, or for RET=FULL
-	 * the message whole: full), and the recipient rows bundled there. */
+	/* 7 -> 8: what is remembered of a message after it left the queue,
+	 * until kept_until, for the report that may come back about it
+	 * (queue_sent.c): of an Internet message that went into a postoffice,
+	 * so that the postoffice's report becomes a DSN, its envelope, what a
+	 * DSN returns (its header section, or for RET=FULL the message whole:
+	 * full) and the rows bundled there; of a legacy message's copy sent
+	 * over SMTP, so that an Internet DSN about it becomes a legacy report,
+	 * its envelope (envid: the legacy id), report_to and requests, and the
+	 * rows sent (legacy: the address the sender wrote). */
 	"CREATE TABLE sent("
 	"  qid TEXT PRIMARY KEY,"
 	"  sender TEXT NOT NULL,"
@@ -165,8 +169,12 @@ static const char *const migrations[] = {
 	"  message_id TEXT,"
 	"  returned BLOB,"
 	"  full INTEGER NOT NULL,"
-	"  kept_until INTEGER NOT NULL) WITHOUT ROWID;"
+	"  kept_until INTEGER NOT NULL,"
+	"  report_to TEXT,"
+	"  requests INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;"
 	"CREATE INDEX sent_kept ON sent(kept_until);"
+	"CREATE INDEX sent_envid ON sent(envid);"
+	"CREATE INDEX sent_message_id ON sent(message_id);"
 	"CREATE TABLE sent_rcpts("
 	"  qid TEXT NOT NULL,"
 	"  idx INTEGER NOT NULL,"

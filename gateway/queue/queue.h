@@ -279,8 +279,10 @@ GPtrArray *queue_dest_list(Queue *q, GError **error);
 
 typedef struct {
 	QueueEnvelope *env;     /* its envelope (sender, envid, ret, arrival, hops,
-	                         * message_id); rcpts: the rows that went into a
-	                         * postoffice, with address, notify, orcpt, po, legacy */
+	                         * message_id; for a legacy message's copy report_to
+	                         * and requests); rcpts: the rows that went into a
+	                         * postoffice, or a legacy copy's rows sent over
+	                         * SMTP, with address, notify, orcpt, po, legacy */
 	GBytes *returned;       /* what a DSN returns: the header section, or the
 	                         * message whole (full); NULL: nothing */
 	gboolean full;
@@ -295,6 +297,10 @@ void queue_set_sent_window(Queue *q, gint64 seconds);
 /* queue_sent_get - the message qid, from the queue or its record; NULL and
  * QUEUE_ERROR_NOT_FOUND when neither has it (or it is no Internet message) */
 QueueSent *queue_sent_get(Queue *q, const char *qid, GError **error);
+/* queue_sent_find - the queue id of the legacy message's copy sent over
+ * SMTP whose ENVID is envid or whose Message-ID is <message_id> (either may
+ * be NULL), queued or remembered; NULL and QUEUE_ERROR_NOT_FOUND: none */
+char *queue_sent_find(Queue *q, const char *envid, const char *message_id, GError **error);
 /* queue_sent_free - free a QueueSent; NULL is fine */
 void queue_sent_free(QueueSent *s);
 /* queue_sent_prune - forget records whose window ended by now (*pruned: how many) */

@@ -29,18 +29,22 @@ const char *const qi_stmt_sql[QI_ST_COUNT] = {
 	[QI_ST_DELETE_RCPTS] = "DELETE FROM recipients WHERE qid = ?",
 	[QI_ST_DELETE_MESSAGE] = "DELETE FROM messages WHERE qid = ?",
 	[QI_ST_SENT_ROWS] = "SELECT idx, address, notify, orcpt, po, legacy FROM recipients "
-	    "WHERE qid = ? AND legacy IS NOT NULL AND state = " QUEUE_SQL(QUEUE_STATE_NAME_BUNDLED)
-	    " AND (notify & 1) = 0 ORDER BY idx",
-	[QI_ST_SENT_MESSAGE] = "SELECT sender, envid, ret, arrival, hops, message_id, size, data "
-	    "FROM messages WHERE qid = ? AND format = 'mime' AND sender <> '' AND class = 0",
+	    "WHERE qid = ? AND legacy IS NOT NULL AND state IN ("
+	    QUEUE_SQL(QUEUE_STATE_NAME_BUNDLED) ", " QUEUE_SQL(QUEUE_STATE_NAME_SENT) ") "
+	    "AND (notify & 1) = 0 ORDER BY idx",
+	/* An Internet message, or a legacy message's copy a report may be made about. */
+	[QI_ST_SENT_MESSAGE] = "SELECT sender, envid, ret, arrival, hops, message_id, size, data, "
+	    "report_to, requests FROM messages WHERE qid = ? AND format = 'mime' AND "
+	    "sender <> '' AND class = 0 AND (origin IS NULL OR report_to IS NOT NULL)",
+	[QI_ST_INSERT_SENT] = "INSERT OR REPLACE INTO sent(qid, sender, envid, ret, arrival, "
+	    "hops, message_id, returned, full, kept_until, report_to, requests) "
+	    "VALUES(?,?,?,?,?,?,?,?,?,?,?,?)",
+	[QI_ST_INSERT_SENT_RCPT] = "INSERT OR REPLACE INTO sent_rcpts(qid, idx, address, "
+	    "notify, orcpt, po, legacy) VALUES(?,?,?,?,?,?,?)",
 	[QI_ST_REPORTS_GONE] = "UPDATE recipients SET state = " QUEUE_SQL(QUEUE_STATE_NAME_DONE)
 	    ", reason = 'its report ' || report || ' has left the queue' WHERE state = "
 	    QUEUE_SQL(QUEUE_STATE_NAME_REPORTED) " AND report IS NOT NULL AND report NOT IN "
 	    "(SELECT qid FROM messages) RETURNING qid, address, report",
-	[QI_ST_INSERT_SENT] = "INSERT OR REPLACE INTO sent(qid, sender, envid, ret, arrival, "
-	    "hops, message_id, returned, full, kept_until) VALUES(?,?,?,?,?,?,?,?,?,?)",
-	[QI_ST_INSERT_SENT_RCPT] = "INSERT OR REPLACE INTO sent_rcpts(qid, idx, address, "
-	    "notify, orcpt, po, legacy) VALUES(?,?,?,?,?,?,?)",
 };
 
 /* Insert the rows of env; the body goes in the row when it is in memory,

@@ -143,6 +143,8 @@ remember(Queue *q, const char *qid, gboolean file, GPtrArray *rows, GError **err
 		sqlite3_bind_blob64(st, 8, data, len, SQLITE_TRANSIENT);
 	sqlite3_bind_int(st, 9, full && data);
 	sqlite3_bind_int64(st, 10, g_get_real_time() / G_USEC_PER_SEC + q->sent_window);
+	pg_db_bind_copy(st, 11, pg_db_col_text(m, 8));
+	sqlite3_bind_int(st, 12, sqlite3_column_int(m, 9));
 	if (!pg_db_run(q->pg, st, error, "cannot remember a message sent to a postoffice"))
 		goto out;
 	st = pg_db_stmt(q->pg, QI_ST_INSERT_SENT_RCPT, error);
@@ -247,7 +249,8 @@ sent_queued(Queue *q, const char *qid, GError **error)
 
 	if (!env)
 		return NULL;
-	if (g_strcmp0(env->format, "mime") != 0 || !*env->sender || env->report_class != 0) {
+	if (g_strcmp0(env->format, "mime") != 0 || !*env->sender || env->report_class != 0 ||
+	    (env->origin && !env->report_to)) {
 		queue_envelope_free(env);
 		g_set_error(error, QUEUE_ERROR, QUEUE_ERROR_NOT_FOUND,
 		    "%s is no Internet message", qid);
@@ -271,8 +274,9 @@ sent_queued(Queue *q, const char *qid, GError **error)
 	for (guint i = 0; i < env->rcpts->len; i++) {
 		QueueRcpt *r = env->rcpts->pdata[i];
 
-		if (r->legacy && !(r->notify & MAIL_NOTIFY_NEVER) &&
-		    (r->state == QUEUE_ST_BUNDLED || r->state == QUEUE_ST_BUNDLING))
+		if (r->legacy && !(r->notify & MAIL_NOTIFY_NEVER) && (env->origin ?
+		    r->state == QUEUE_ST_SENT : (r->state == QUEUE_ST_BUNDLED ||
+		    r->state == QUEUE_ST_BUNDLING)))
 			g_ptr_array_add(keep, r);
 		else
 			queue_rcpt_free(r);
@@ -293,7 +297,7 @@ queue_sent_get(Queue *q, const char *qid, GError **error)
 	if (!pg_db_begin(q->pg, FALSE, error))
 		return NULL;
 	st = pg_db_prepare(q->pg, "SELECT sender, envid, ret, arrival, hops, message_id, "
-	    "returned, full, kept_until FROM sent WHERE qid = ?", error);
+	    "returned, full, kept_until, report_to, requests FROM sent WHERE qid = ?", error);
 	if (!st)
 		goto out;
 	pg_db_bind_copy(st, 1, qid);
@@ -322,6 +326,8 @@ queue_sent_get(Queue *q, const char *qid, GError **error)
 		    (gsize)sqlite3_column_bytes(st, 6));
 	s->full = sqlite3_column_int(st, 7) != 0;
 	s->kept_until = sqlite3_column_int64(st, 8);
+	s->env->report_to = pg_db_col_dup(st, 9);
+	s->env->requests = (guint)sqlite3_column_int(st, 10);
 	rst = pg_db_prepare(q->pg, "SELECT idx, address, notify, orcpt, po, legacy FROM "
 	    "sent_rcpts WHERE qid = ? ORDER BY idx", error);
 	if (!rst) {
@@ -386,4 +392,40 @@ queue_sent_prune(Queue *q, gint64 now, guint *pruned, GError **error)
 fail:
 	pg_db_rollback(q->pg);
 	return FALSE;
+}
+
+char *
+queue_sent_find(Queue *q, const char *envid, const char *message_id, GError **error)
+{
+	sqlite3_stmt *st;
+	char *qid = NULL, *mid = message_id ? g_strdup_printf("<%s>", message_id) : NULL;
+	int rc;
+
+	if (!pg_db_begin(q->pg, FALSE, error)) {
+		g_free(mid);
+		return NULL;
+	}
+	/* A copy still queued first (another of its rows still waits), then a record. */
+	st = pg_db_prepare(q->pg, "SELECT qid FROM messages WHERE origin IS NOT NULL AND "
+	    "report_to IS NOT NULL AND format = 'mime' AND ((?1 IS NOT NULL AND envid = ?1) OR "
+	    "(?2 IS NOT NULL AND message_id = ?2)) UNION ALL SELECT qid FROM sent WHERE "
+	    "report_to IS NOT NULL AND ((?1 IS NOT NULL AND envid = ?1) OR (?2 IS NOT NULL AND "
+	    "message_id = ?2)) LIMIT 1", error);
+	if (st) {
+		pg_db_bind_copy(st, 1, envid);
+		pg_db_bind_copy(st, 2, mid);
+		rc = sqlite3_step(st);
+		if (rc == SQLITE_ROW)
+			qid = pg_db_col_dup(st, 0);
+		else if (rc == SQLITE_DONE)
+			g_set_error(error, QUEUE_ERROR, QUEUE_ERROR_NOT_FOUND, "no legacy message sent "
+			    "over SMTP with envid %s or Message-ID <%s>", envid ? envid : "-",
+			    message_id ? message_id : "-");
+		else
+			pg_db_fail(q->pg, error, "cannot look for a sent message");
+		sqlite3_finalize(st);
+	}
+	pg_db_exec(q->pg, "COMMIT", NULL);
+	g_free(mid);
+	return qid;
 }

@@ -26,7 +26,12 @@
  * the queue, or in what the queue remembers for [site] report_window)
  * becomes such a DSN too: an item not delivered "failed", a receipt's
  * "delivered" for a recipient that asked NOTIFY=SUCCESS.  A legacy report
- * about anything else passes on as it is, as a message.
+ * about anything else passes on as it is, as a message.  And the other way:
+ * an Internet report (RFC 3464, or a bounce text read with confidence)
+ * about a legacy message's copy the gateway sent over SMTP (its ENVID is
+ * the legacy id) becomes a legacy non-delivery report to the legacy
+ * sender, each failed recipient as the address the sender wrote; one that
+ * cannot be read or matched is delivered as an ordinary message.
  * Never: delivery, fan-out (the report is bundled like any legacy copy),
  * routing (a DSN is queued for its route step).
  */
@@ -65,5 +70,12 @@ typedef enum {
  * NULL when none is due) */
 ReportTranslation report_translate(Site *site, Queue *q, QueueEnvelope *env,
     QueueEnvelope **dsn, ReportStats *st);
+/* report_inbound - a null-sender Internet message env that is a report
+ * (dsn_parse) about a legacy message's copy the gateway sent: the legacy
+ * non-delivery report it stands for, queued routed to the legacy sender
+ * with env's rows done in one commit (*ndr: its envelope, routed, to be
+ * bundled; NULL when none was made) */
+ReportTranslation report_inbound(Site *site, Queue *q, QueueEnvelope *env,
+    QueueEnvelope **ndr, ReportStats *st);
 
 #endif

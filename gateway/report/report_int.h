@@ -6,12 +6,46 @@
  *   report_dsn.c   DSNs (RFC 3464) to SMTP senders: for the failures of
  *                  Internet mail, and from the legacy reports postoffices
  *                  send about the Internet mail the gateway wrote to them
+ *   report_in.c    Internet reports (RFC 3464, or a bounce text read with
+ *                  confidence) about a legacy message's copy the gateway
+ *                  sent, made legacy non-delivery reports
  * Names here carry rp_; nothing outside gateway/report/ includes this header.
  */
 #ifndef PG_REPORT_INT_H
 #define PG_REPORT_INT_H
 
 #include "report/report.h"
+
+#include "message.h"
+
+/* One recipient of a legacy non-delivery report. */
+typedef struct {
+	char *addr;             /* the address the sender wrote */
+	guint16 reason;         /* MsgReason */
+	const char *text;       /* what went wrong, UTF-8 (a server's reply) */
+} NdrItem;
+
+/* rp_ndr_build - a legacy non-delivery report to the legacy address to, in
+ * codepage: about_id the original's legacy id, about a line saying what
+ * the gateway did with it, one item each, the original (orig, or NULL:
+ * then its subject orig_subject, UTF-8, and why_not says why it is not
+ * returned) returned */
+LegacyMessage *rp_ndr_build(Site *site, const char *about_id, const char *about,
+    const NdrItem *items, guint n, const char *to, const char *codepage,
+    const LegacyMessage *orig, const char *orig_subject, const char *why_not);
+/* rp_ndr_route - where a report to the legacy address report_to goes: its
+ * postoffice *po, mailbox *legacy and *codepage; FALSE and *why when it is
+ * on no postoffice of this site */
+gboolean rp_ndr_route(Site *site, const char *report_to, char **po, char **legacy,
+    const char **codepage, char **why);
+/* rp_ndr_encode - m encoded as a bundle entry, or NULL and *why */
+GBytes *rp_ndr_encode(LegacyMessage *m, char **why);
+/* rp_ndr_queue - the encoded report bytes queued routed to po as legacy
+ * (both taken) in the one commit that moves rows of owner to to_state
+ * (reported: naming the report; done); *out (if not NULL): its envelope */
+gboolean rp_ndr_queue(Queue *q, QueueEnvelope *owner, GPtrArray *rows, QueueState to_state,
+    GBytes *bytes, char *po, char *legacy, const char *report_to, const char *about,
+    guint hops, QueueEnvelope **out, GError **error);
 
 /* rp_rows_enter - rows of env enter to with reason, stored in one commit */
 gboolean rp_rows_enter(Queue *q, QueueEnvelope *env, GPtrArray *rows, QueueState to,

@@ -98,24 +98,17 @@ written_address(const QueueRcpt *r)
 
 /* What failed, for a person: the explanation above the returned message. */
 static char *
-ndr_text(const QueueEnvelope *env, GPtrArray *rows, const char *codepage,
+ndr_text(const char *about, const NdrItem *items, guint n, const char *codepage,
     const char *returned)
 {
 	GString *s = g_string_new("Your message could not be delivered to ");
 	char *out;
 
-	g_string_append(s, rows->len == 1 ? "this recipient:\r\n\r\n" :
-	    "these recipients:\r\n\r\n");
-	for (guint i = 0; i < rows->len; i++) {
-		const QueueRcpt *r = rows->pdata[i];
-		char *addr = written_address(r);
-
-		g_string_append_printf(s, "  %s\r\n    %s: %s\r\n", addr,
-		    msg_reason_name(failure_reason(r)), failure_text(r));
-		g_free(addr);
-	}
-	g_string_append_printf(s, "\r\nThe gateway tried to send it as Internet message %s.\r\n",
-	    env->qid);
+	g_string_append(s, n == 1 ? "this recipient:\r\n\r\n" : "these recipients:\r\n\r\n");
+	for (guint i = 0; i < n; i++)
+		g_string_append_printf(s, "  %s\r\n    %s: %s\r\n", items[i].addr,
+		    msg_reason_name(items[i].reason), items[i].text);
+	g_string_append_printf(s, "\r\n%s\r\n", about);
 	g_string_append(s, returned ? returned : "\r\nYour message follows.\r\n"
 	    "------------------------------------------------------------\r\n");
 	out = local(codepage, s->str);
@@ -123,21 +116,21 @@ ndr_text(const QueueEnvelope *env, GPtrArray *rows, const char *codepage,
 	return out;
 }
 
-/* The report, its content returned when it fits (else said why not). */
-static LegacyMessage *
-ndr_build(Site *site, const QueueEnvelope *env, GPtrArray *rows, const char *to,
-    const char *codepage, const LegacyMessage *orig, const char *why_not)
+LegacyMessage *
+rp_ndr_build(Site *site, const char *about_id, const char *about, const NdrItem *items,
+    guint n, const char *to, const char *codepage, const LegacyMessage *orig,
+    const char *orig_subject, const char *why_not)
 {
 	const char *gw = config_string(site->cfg, CONFIG_SITE_GATEWAY_PO);
 	gint64 now = g_get_real_time() / G_USEC_PER_SEC;
 	LegacyMessage *m = msg_new();
-	char *prefix = local(codepage, NDR_SUBJECT), *text, *returned = NULL;
+	char *prefix = local(codepage, NDR_SUBJECT), *text, *returned = NULL, *subject;
 	GString *body;
 
 	m->id = msg_new_id(gw);
 	m->class = MSG_CLASS_NDR;
 	m->no_report = TRUE;
-	m->about_id = g_strdup(env->envid);
+	m->about_id = g_strdup(about_id);
 	m->submit_time = m->date = now;
 	m->priority = MSG_PRIORITY_NORMAL;
 	m->originator.addr = g_strdup_printf("%s/%s", gw, NDR_SENDER_MAILBOX);
@@ -154,12 +147,15 @@ ndr_build(Site *site, const QueueEnvelope *env, GPtrArray *rows, const char *to,
 
 		msg_add_hop(m, h->node, h->time);
 	}
-	m->subject = g_strconcat(prefix, orig && orig->subject ? orig->subject : "", NULL);
+	subject = orig && orig->subject ? g_strdup(orig->subject) :
+	    orig_subject ? local(codepage, orig_subject) : g_strdup("");
+	m->subject = g_strconcat(prefix, subject, NULL);
+	g_free(subject);
 	if (strlen(m->subject) > MSG_MAX_SUBJECT_LEN)
 		m->subject[MSG_MAX_SUBJECT_LEN] = '\0';
 	if (why_not)
 		returned = g_strdup_printf("\r\nYour message is not returned: %s.\r\n", why_not);
-	text = ndr_text(env, rows, codepage, returned);
+	text = ndr_text(about, items, n, codepage, returned);
 	body = g_string_new(text);
 	if (orig && orig->body && !why_not)
 		g_string_append_len(body, g_bytes_get_data(orig->body, NULL),
@@ -170,16 +166,13 @@ ndr_build(Site *site, const QueueEnvelope *env, GPtrArray *rows, const char *to,
 
 		msg_add_attachment(m, a->name, a->data);
 	}
-	for (guint i = 0; i < rows->len; i++) {
-		const QueueRcpt *r = rows->pdata[i];
-		char *addr = written_address(r);
-		char *diag = local(codepage, failure_text(r));
+	for (guint i = 0; i < n; i++) {
+		char *diag = local(codepage, items[i].text);
 
 		if (strlen(diag) > MSG_MAX_TEXT_LEN)
 			diag[MSG_MAX_TEXT_LEN] = '\0';
-		msg_add_report_item(m, addr, MSG_REPORT_NOT_DELIVERED, failure_reason(r), diag);
+		msg_add_report_item(m, items[i].addr, MSG_REPORT_NOT_DELIVERED, items[i].reason, diag);
 		g_free(diag);
-		g_free(addr);
 	}
 	g_string_free(body, TRUE);
 	g_free(text);
@@ -188,116 +181,188 @@ ndr_build(Site *site, const QueueEnvelope *env, GPtrArray *rows, const char *to,
 	return m;
 }
 
-/* The report for the failed rows of env, encoded; NULL and *why when it
- * cannot be made.  *po and *legacy: where it goes. */
-static GBytes *
-ndr_bytes(Site *site, Queue *q, const QueueEnvelope *env, GPtrArray *rows, char **po,
-    char **legacy, char **why)
+/* The items of the failed rows of env (their addresses g_free'd by the caller). */
+static NdrItem *
+row_items(GPtrArray *rows)
+{
+	NdrItem *items = g_new0(NdrItem, rows->len);
+
+	for (guint i = 0; i < rows->len; i++) {
+		const QueueRcpt *r = rows->pdata[i];
+
+		items[i].addr = written_address(r);
+		items[i].reason = failure_reason(r);
+		items[i].text = failure_text(r);
+	}
+	return items;
+}
+
+static void
+items_free(NdrItem *items, guint n)
+{
+	for (guint i = 0; i < n; i++)
+		g_free(items[i].addr);
+	g_free(items);
+}
+
+gboolean
+rp_ndr_route(Site *site, const char *report_to, char **po, char **legacy,
+    const char **codepage, char **why)
 {
 	const PgConfigPostoffice *pc;
-	LegacyMessage *orig = NULL, *m;
-	GByteArray *out = NULL;
-	GBytes *body;
 	GError *e = NULL;
-	DirRoute *dr = dir_route(site->dir, &site->ctx, env->report_to, &e);
+	DirRoute *dr = dir_route(site->dir, &site->ctx, report_to, &e);
 
 	if (!dr) {
-		*why = g_strdup_printf("the sender %s: %s", env->report_to, e->message);
+		*why = g_strdup_printf("the sender %s: %s", report_to, e->message);
 		g_error_free(e);
-		return NULL;
+		return FALSE;
 	}
 	if (dr->kind != DIR_ROUTE_POSTOFFICE) {
 		*why = dr->kind == DIR_ROUTE_ERROR ? g_strdup_printf("the sender %s: %s",
-		    env->report_to, dr->reason) : g_strdup_printf("the sender %s is not on a "
-		    "postoffice of this site (%s)", env->report_to, dir_route_kind_name(dr->kind));
+		    report_to, dr->reason) : g_strdup_printf("the sender %s is not on a "
+		    "postoffice of this site (%s)", report_to, dir_route_kind_name(dr->kind));
 		dir_route_free(dr);
-		return NULL;
+		return FALSE;
 	}
 	pc = config_postoffice_find(site->cfg, dr->postoffice);
 	if (!pc) {
 		*why = g_strdup_printf("the sender's postoffice %s has no [postoffice] group",
 		    dr->postoffice);
 		dir_route_free(dr);
+		return FALSE;
+	}
+	*po = g_strdup(dr->postoffice);
+	*legacy = g_strdup_printf("%s/%s", dr->postoffice, dr->mailbox);
+	*codepage = pc->codepage;
+	dir_route_free(dr);
+	return TRUE;
+}
+
+GBytes *
+rp_ndr_encode(LegacyMessage *m, char **why)
+{
+	GByteArray *out = g_byte_array_new();
+	GError *e = NULL;
+
+	if (!msg_encode(m, out, &e)) {
+		*why = g_strdup(e->message);
+		g_error_free(e);
+		g_byte_array_unref(out);
 		return NULL;
 	}
+	return g_byte_array_free_to_bytes(out);
+}
+
+/* The report for the failed rows of env, encoded; NULL and *why when it
+ * cannot be made.  *po and *legacy: where it goes. */
+static GBytes *
+ndr_bytes(Site *site, Queue *q, const QueueEnvelope *env, GPtrArray *rows, char **po,
+    char **legacy, char **why)
+{
+	const char *codepage;
+	LegacyMessage *orig = NULL, *m;
+	GBytes *body, *bytes;
+	GError *e = NULL;
+	NdrItem *items;
+	char *about;
+
+	if (!rp_ndr_route(site, env->report_to, po, legacy, &codepage, why))
+		return NULL;
 	body = queue_body_read(q, env->qid, -1, &e);
 	if (!body) {
 		*why = g_strdup(e->message);
 		g_error_free(e);
-		dir_route_free(dr);
 		return NULL;
 	}
 	orig = mime_in_translate(g_bytes_get_data(body, NULL), g_bytes_get_size(body),
-	    pc->codepage, NULL, &e);
+	    codepage, NULL, &e);
 	g_bytes_unref(body);
-	m = ndr_build(site, env, rows, env->report_to, pc->codepage, orig, orig ? NULL :
-	    e->message);
+	items = row_items(rows);
+	about = g_strdup_printf("The gateway tried to send it as Internet message %s.", env->qid);
+	m = rp_ndr_build(site, env->envid, about, items, rows->len, env->report_to, codepage,
+	    orig, NULL, orig ? NULL : e->message);
 	if (!msg_validate(m, NULL)) {
 		/* Building a report must not fail: without the original, then. */
 		msg_free(m);
-		m = ndr_build(site, env, rows, env->report_to, pc->codepage, orig,
-		    "it is too large to be returned");
+		m = rp_ndr_build(site, env->envid, about, items, rows->len, env->report_to,
+		    codepage, orig, NULL, "it is too large to be returned");
 	}
 	g_clear_error(&e);
-	out = g_byte_array_new();
-	if (!msg_encode(m, out, &e)) {
-		*why = g_strdup(e->message);
-		g_clear_error(&e);
-		g_clear_pointer(&out, g_byte_array_unref);
-	} else {
-		*po = g_strdup(dr->postoffice);
-		*legacy = g_strdup_printf("%s/%s", dr->postoffice, dr->mailbox);
-	}
+	bytes = rp_ndr_encode(m, why);
 	msg_free(m);
 	msg_free(orig);
-	dir_route_free(dr);
-	return out ? g_byte_array_free_to_bytes(out) : NULL;
+	items_free(items, rows->len);
+	g_free(about);
+	return bytes;
 }
 
-/* One NDR about the failed rows of env, queued with their failed -> reported. */
-static void
-report_ndr(Site *site, Queue *q, QueueEnvelope *env, GPtrArray *rows, ReportStats *st)
+gboolean
+rp_ndr_queue(Queue *q, QueueEnvelope *owner, GPtrArray *rows, QueueState to_state,
+    GBytes *bytes, char *po, char *legacy, const char *report_to, const char *about,
+    guint hops, QueueEnvelope **out, GError **error)
 {
-	char *po = NULL, *legacy = NULL, *why = NULL, *qid, *reason;
-	GBytes *bytes = ndr_bytes(site, q, env, rows, &po, &legacy, &why);
-	QueueEnvelope *rep;
+	char *qid = queue_id_new(), *reason;
+	QueueEnvelope *rep = queue_envelope_new(qid);
 	QueueRcpt *to;
-	GError *e = NULL;
+	gboolean ok;
 
-	if (!bytes) {
-		rp_hold(q, env, rows, why, st);
-		g_free(why);
-		return;
-	}
-	qid = queue_id_new();
-	rep = queue_envelope_new(qid);
 	g_free(rep->sender);
 	rep->sender = g_strdup("");
 	rep->format = g_strdup("legacy");
 	g_free(rep->protocol);
 	rep->protocol = g_strdup("report");
 	rep->report_class = MSG_CLASS_NDR;
-	rep->about = g_strdup(env->qid);
+	rep->about = g_strdup(about);
 	rep->arrival = g_get_real_time() / G_USEC_PER_SEC;
-	rep->hops = env->hops;
+	rep->hops = hops;
 	rep->size = (gint64)g_bytes_get_size(bytes);
-	queue_envelope_add_rcpt(rep, env->report_to, 0, NULL);
+	queue_envelope_add_rcpt(rep, report_to, 0, NULL);
 	to = rep->rcpts->pdata[0];
 	to->po = po;
 	to->legacy = legacy;
 	queue_rcpt_enter(to, QUEUE_ST_ROUTED, NULL);
-	reason = g_strdup_printf("non-delivery report %s to %s", qid, env->report_to);
+	reason = g_strdup_printf("non-delivery report %s to %s", qid, report_to);
 	for (guint i = 0; i < rows->len; i++) {
 		QueueRcpt *r = rows->pdata[i];
 
-		queue_rcpt_enter(r, QUEUE_ST_REPORTED, reason);
-		g_free(r->report);
-		r->report = g_strdup(qid);
+		queue_rcpt_enter(r, to_state, reason);
+		if (to_state == QUEUE_ST_REPORTED) {
+			g_free(r->report);
+			r->report = g_strdup(qid);
+		}
 	}
-	if (queue_translated(q, env, rep, bytes, &e)) {
+	ok = queue_translated(q, owner, rep, bytes, error);
+	if (ok)
 		pg_info(qid, "queued: from=<>, size=%" G_GINT64_FORMAT ", nrcpt=1, non-delivery "
-		    "report about %s (%u recipient%s) to %s", rep->size, env->qid, rows->len,
-		    rows->len == 1 ? "" : "s", env->report_to);
+		    "report about %s (%u recipient%s) to %s", rep->size, about, rows->len,
+		    rows->len == 1 ? "" : "s", report_to);
+	g_free(reason);
+	g_free(qid);
+	if (ok && out)
+		*out = rep;
+	else
+		queue_envelope_free(rep);
+	return ok;
+}
+
+/* One NDR about the failed rows of env, queued with their failed -> reported. */
+static void
+report_ndr(Site *site, Queue *q, QueueEnvelope *env, GPtrArray *rows, ReportStats *st)
+{
+	char *po = NULL, *legacy = NULL, *why = NULL;
+	GBytes *bytes = ndr_bytes(site, q, env, rows, &po, &legacy, &why);
+	GError *e = NULL;
+
+	if (!bytes) {
+		g_free(po);
+		g_free(legacy);
+		rp_hold(q, env, rows, why, st);
+		g_free(why);
+		return;
+	}
+	if (rp_ndr_queue(q, env, rows, QUEUE_ST_REPORTED, bytes, po, legacy, env->report_to,
+	    env->qid, env->hops, NULL, &e)) {
 		st->ndrs++;
 		st->reported += rows->len;
 	} else {
@@ -306,10 +371,7 @@ report_ndr(Site *site, Queue *q, QueueEnvelope *env, GPtrArray *rows, ReportStat
 		g_error_free(e);
 		st->errors++;
 	}
-	g_free(reason);
-	g_free(qid);
 	g_bytes_unref(bytes);
-	queue_envelope_free(rep);
 }
 
 static void

@@ -148,7 +148,13 @@ legacy_copy(Run *run, const QueueEnvelope *env, const LegacyMessage *content,
 		if (m->date == 0)
 			m->date = env->arrival;   /* no Date: field: when it arrived */
 		g_free(m->originator.addr);
-		m->originator.addr = g_strdup_printf("SMTP:%s", env->sender);
+		/* From <>: a report no legacy report may be made about, its
+		 * originator the From: address (or MAILER-DAEMON). */
+		m->originator.addr = *env->sender ? g_strdup_printf("SMTP:%s", env->sender) :
+		    content->from.addr && g_str_has_prefix(content->from.addr, "SMTP:") &&
+		    content->from.addr[5] ? g_strdup(content->from.addr) :
+		    g_strdup_printf("SMTP:MAILER-DAEMON@%s", run->hostname);
+		m->no_report = !*env->sender;
 		g_free(m->originator.name);
 		m->originator.name = g_strdup(content->from.addr &&
 		    g_ascii_strcasecmp(content->from.addr + (g_str_has_prefix(content->from.addr,
@@ -168,7 +174,8 @@ legacy_copy(Run *run, const QueueEnvelope *env, const LegacyMessage *content,
 		never &= (r->notify & MAIL_NOTIFY_NEVER) != 0;
 	}
 	if (!legacy)
-		m->requests = (receipt ? MSG_REQ_RECEIPT : 0) | (never ? MSG_REQ_NO_NDR : 0);
+		m->requests = *env->sender ? (receipt ? MSG_REQ_RECEIPT : 0) |
+		    (never ? MSG_REQ_NO_NDR : 0) : MSG_REQ_NO_NDR;
 	msg_add_hop(m, run->gateway_po, legacy ? g_get_real_time() / G_USEC_PER_SEC :
 	    env->arrival);
 	return m;

@@ -137,25 +137,28 @@ route_text(const QueueRcpt *r, char *buf, gsize size)
 }
 
 /* A legacy report about the copy of an Internet message the gateway wrote
- * becomes a DSN, routed at once; TRUE when env needs no routing of its own. */
+ * becomes a DSN, routed in this pass; an Internet report about a legacy
+ * message's copy a legacy report; TRUE when env needs no routing of its own. */
 static gboolean
 translated(Run *run, QueueEnvelope *env)
 {
 	QueueEnvelope *dsn = NULL;
+	ReportTranslation res;
 
-	if (run->dry_run || env->report_class == 0 || g_strcmp0(env->format, "legacy") != 0)
+	if (run->dry_run)
 		return FALSE;
-	switch (report_translate(run->site, run->q, env, &dsn, &run->reports)) {
-	case REPORT_NOT_OURS:
+	if (!*env->sender && env->report_class == 0 && g_strcmp0(env->format, "mime") == 0)
+		res = report_inbound(run->site, run->q, env, &dsn, &run->reports);
+	else if (env->report_class != 0 && g_strcmp0(env->format, "legacy") == 0)
+		res = report_translate(run->site, run->q, env, &dsn, &run->reports);
+	else
 		return FALSE;
-	case REPORT_LATER:
+	if (res == REPORT_NOT_OURS)
+		return FALSE;
+	if (res == REPORT_LATER)
 		run->errors++;
-		return TRUE;
-	case REPORT_TRANSLATED:
-	default:
-		break;
-	}
-	/* Routed later in this same pass, like any message listed. */
+	/* Routed (a DSN) and bundled (either) in this same pass, like any
+	 * message listed. */
 	if (dsn && run->routing)
 		g_ptr_array_add(run->routing, dsn);
 	else
@@ -194,12 +197,6 @@ rn_route_message(Run *run, QueueEnvelope *env)
 			continue;
 		g_array_index(fresh, gboolean, i) = TRUE;
 		any = TRUE;
-		if (!*env->sender && env->report_class == 0) {
-			/* A report from the Internet (the null sender) waits for
-			 * its translation into a legacy report. */
-			queue_rcpt_enter(r, QUEUE_ST_HELD, "report translation not yet supported");
-			continue;
-		}
 		ok = route_one(run, env, r, seen, 0);
 	}
 	g_hash_table_unref(seen);

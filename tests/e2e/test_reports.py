@@ -32,6 +32,13 @@ rest.
 5. A legacy report passes through the gateway as a hub: SALES cannot
    deliver JSMITH's message to a user it deleted and sends its own
    non-delivery report; run carries it to HQ unchanged, and JSMITH has it.
+6. Internet reports about a legacy message (issue 14 point 3): JSMITH's
+   message to three addresses is taken by the Internet; then an RFC 3464
+   DSN (by ENVID) and a real qmail bounce from tests/bounces (by the
+   returned Message-ID) come back through `postgate submit -f '<>'`: JSMITH
+   gets two legacy non-delivery reports about his message, each naming the
+   address he wrote with the Internet's reason; a DSN about a message never
+   sent reaches him as an ordinary message.
 """
 import hashlib
 import json
@@ -273,6 +280,59 @@ t.check(len(new) == 1 and new[0].get("About") == [lid] and
         % (lid, [(m.get("Class"), m.get("About"), m.get("Report")) for m in new]))
 left = [m for m in queue() if not any(x["address"] == "bad5@ext.example" for x in m["recipients"])]
 t.check(left == [], "5: and nothing of it is left in the queue: %s" % left)
+
+# ---- 6. Internet reports about a legacy message become legacy NDRs -------------------------
+before = len(mailbox(HQ, "JSMITH"))
+seen = len(srv.messages())
+p, lid6 = send("--to", "SMTP:later@ext.example,SMTP:later2@ext.example,SMTP:fine@ext.example",
+               "--subject", "bounced later")
+gw("run")
+got = srv.messages()[seen:]
+mid6 = got[0].message_id if got else "<none@none>"
+t.check(len(got) == 1 and sorted(got[0].rcpts) == ["fine@ext.example", "later2@ext.example",
+                                                    "later@ext.example"],
+        "6: the Internet takes all three: %s" % [(m.rcpts, m.message_id) for m in got])
+DSN = ("From: Mail Delivery Subsystem <MAILER-DAEMON@mx.ext.test>\r\n"
+       "To: jsmith@example.com\r\nSubject: Delivery Status Notification (Failure)\r\n"
+       "Message-ID: <dsn6@mx.ext.test>\r\nMIME-Version: 1.0\r\n"
+       "Content-Type: multipart/report; report-type=delivery-status; boundary=\"b6\"\r\n\r\n"
+       "--b6\r\nContent-Type: text/plain\r\n\r\nThe mailbox is full.\r\n"
+       "--b6\r\nContent-Type: message/delivery-status\r\n\r\n"
+       "Reporting-MTA: dns; mx.ext.test\r\nOriginal-Envelope-Id: %s\r\n\r\n"
+       "Final-Recipient: rfc822; later@ext.example\r\nAction: failed\r\nStatus: 5.2.2\r\n"
+       "Diagnostic-Code: smtp; 552 5.2.2 <later@ext.example>: mailbox full\r\n\r\n"
+       "--b6\r\nContent-Type: text/rfc822-headers\r\n\r\nMessage-ID: %s\r\n"
+       "Subject: bounced later\r\n\r\n--b6--\r\n") % (lid6, mid6)
+with open(os.path.join(os.environ.get("srcdir", "."), "tests", "bounces",
+                       "perl-qmail.unknown.eml"), "rb") as f:
+    QMAIL = f.read().replace(b"recipient@example.net", b"later2@ext.example").replace(
+        b"200608282008.k7SK8Bbu032023@somehost.example.com", mid6.strip("<>").encode())
+STRAY = DSN.replace(lid6, "CORP/HQ:19990101000000.000000000001").replace(
+    mid6, "<never@sent>").replace("dsn6@", "dsn7@")
+for data in (DSN.encode(), QMAIL, STRAY.encode()):
+    pg.run_cmd([POSTGATE, "-c", CONF, "submit", "-f", "<>", "jsmith@example.com"], input=data)
+r = gw("run", check=False)
+t.check(r.returncode == 0 and "2 non-delivery reports queued about 2 recipients" in r.out,
+        "6: two Internet reports (RFC 3464, and a real qmail bounce) become two legacy "
+        "reports: %s %s" % (r.out, r.err[-500:]))
+deliver(HQ)
+new = mailbox(HQ, "JSMITH")[before:]
+ndrs = [m for m in new if m.get("Class", [""])[0].startswith("non-delivery report")]
+lines = sorted(x for m in ndrs for x in m.get("Report", []))
+t.check(len(ndrs) == 2 and all(m.get("About") == [lid6] for m in ndrs) and len(lines) == 2 and
+        lines[0].startswith("SMTP:later2@ext.example: not delivered, unknown recipient") and
+        lines[1].startswith("SMTP:later@ext.example: not delivered") and
+        "552 5.2.2" in lines[1],
+        "6: JSMITH has two non-delivery reports about %s, each naming the address he wrote "
+        "with the Internet's reason: %s" % (lid6, [(m.get("About"), m.get("Report"))
+                                                 for m in ndrs]))
+others = [m for m in new if m not in ndrs]
+t.check(len(others) == 1 and "Delivery Status Notification" in " ".join(
+        others[0].get("Subject", [])),
+        "6: a report about a message never sent reaches JSMITH as an ordinary message: %s"
+        % [(m.get("Class"), m.get("Subject")) for m in others])
+left = [m for m in queue() if not any(x["address"] == "bad5@ext.example" for x in m["recipients"])]
+t.check(left == [], "6: nothing is left in the queue: %s" % left)
 
 srv.stop()
 t.done()
