@@ -92,12 +92,14 @@ const CfgKeyInfo cfg_keys[CONFIG_KEY_COUNT] = {
 	    "reported, never looped." },
 	[CONFIG_SITE_REPORT_WINDOW] = { CONFIG_GROUP_SITE, "report_window", T_DURATION,
 	    "7d", 0, 365 * DAY, NULL, 0, 0,
-	    "How long the gateway remembers an Internet message it wrote into a "
-	    "postoffice (its envelope, its header section and, for RET=FULL, the "
-	    "message up to 1 MiB) after it left the queue, so that the postoffice's "
-	    "non-delivery report or receipt about it becomes a DSN to the SMTP "
-	    "sender.  A report that comes later is delivered as an ordinary "
-	    "message.  0: remember nothing." },
+	    "How long the gateway remembers a message after it left the queue, "
+	    "for the report that may come back about it: an Internet message it "
+	    "wrote into a postoffice (its envelope, its header section and, for "
+	    "RET=FULL, the message up to 1 MiB), whose postoffice's non-delivery "
+	    "report or receipt becomes a DSN to the SMTP sender; and a legacy "
+	    "message's copy it sent over SMTP, whose Internet bounce becomes a "
+	    "legacy non-delivery report.  A report that comes later is delivered "
+	    "as an ordinary message.  0: remember nothing." },
 	[CONFIG_SITE_BUNDLE_LEVEL] = { CONFIG_GROUP_SITE, "bundle_level", T_INT, "6", 0,
 	    9, NULL, 0, 0,
 	    "zlib compression level of the bundles the gateway writes." },

@@ -3,11 +3,14 @@
 durable step, or by SIGKILL at a random instant, and then run again until it
 has nothing left to do, makes neither none nor two non-delivery reports.
 
-A site with CORP/HQ (JSMITH) whose relay_host (smtpscript.py) refuses
-every RCPT with 550 5.1.1 and takes nothing.  M legacy messages
-(PG_REPORTS_CRASH_MESSAGES, default 20), each to two refused addresses,
-are made into SMTP messages by `run --no-delivery` and saved; then, on a
-fresh copy of that state each time:
+A site with CORP/HQ (JSMITH, GONE) whose relay_host (smtpscript.py)
+refuses every RCPT to bad*@ with 550 5.1.1 and takes the rest.  M legacy
+messages (PG_REPORTS_CRASH_MESSAGES, default 20), each to two refused
+addresses, are made into SMTP messages by `run --no-delivery`; M/2
+Internet messages to gone@example.com (`postgate submit`) are bundled to
+HQ by the same run, GONE is deleted and HQ delivers, so that its
+non-delivery reports wait in its out/ (each to become a DSN); that state
+is saved; then, on a fresh copy of it each time:
 
 1. Fault injection: `run` with POSTGATE_FAULT_AFTER=k dies right after its
    k-th durable step (k = 1, 2, ... until a run finishes without dying);
@@ -17,7 +20,9 @@ fresh copy of that state each time:
    PG_SEED repeats it), restarted, PG_REPORTS_CRASH_KILLS times in all.
 
 After each case: every message gave JSMITH exactly one report, about its
-legacy id, naming both refused addresses; no other message; the queue is
+legacy id, naming both refused addresses; no other message; every
+Internet message gave its sender exactly one DSN (one Message-ID: SMTP
+may carry the same DSN twice after a crash, never two DSNs); the queue is
 empty; nothing is held.
 """
 import collections
@@ -44,17 +49,21 @@ rnd = random.Random(SEED)
 top = pg.scratch()
 
 
-class RefusesAll(smtpscript.Server):
+class RefusesBad(smtpscript.Server):
     async def on_rcpt(self, s, arg, addr):
+        if not addr.startswith("bad"):
+            await s.reply("250 2.1.5 Ok")
+            return True
         await s.reply("550 5.1.1 <%s>: Recipient address rejected: User unknown" % addr)
         return False
 
 
-srv = RefusesAll(hostname="mx.ext.test")
+srv = RefusesBad(hostname="mx.ext.test")
 srv.start()
 site = os.path.join(top, "site")
 os.makedirs(site)
-po_dir, _ = pg.make_po(site, "CORP", "HQ", gateway="CORP/GW", users=[("JSMITH", "J. Smith")])
+po_dir, _ = pg.make_po(site, "CORP", "HQ", gateway="CORP/GW",
+                       users=[("JSMITH", "J. Smith"), ("GONE", "Soon Gone")])
 CONF = os.path.join(site, "postgate.conf")
 with open(CONF, "w") as f:
     f.write("\n".join([
@@ -81,16 +90,30 @@ for i in range(M):
                "--subject", "m%d" % i, check=False)
     m = re.match(r"sent (\S+?)(?:;|$)", p.out.strip())
     ids.append(m.group(1) if m else None)
+M2 = max(M // 2, 1)
+for i in range(M2):
+    pg.run_cmd([POSTGATE, "-c", CONF, "submit", "-f", "sender@ext.example", "gone@example.com"],
+               input=("From: <sender@ext.example>\r\nSubject: x%d\r\nMessage-ID: <x%d@ext>"
+                      "\r\n\r\nFor Gone.\r\n" % (i, i)).encode())
 p = gw("run", "--no-delivery")
 t.check(p.returncode == 0 and all(ids), "setup: %d messages sent and queued for SMTP: %s %s"
         % (M, p.out.strip(), p.err[-300:]))
+pg.run("-d", po_dir, "deluser", "GONE")
+p = pg.run("-d", po_dir, "deliver", check=False)
+t.check("%d reports" % M2 in p.out, "setup: HQ reports the %d messages to GONE: %s"
+        % (M2, p.out.strip()))
 saved = os.path.join(top, "saved")
 shutil.copytree(site, saved, symlinks=True)
 
 
+case_start = 0
+
+
 def restore():
+    global case_start
     shutil.rmtree(site)
     shutil.copytree(saved, site, symlinks=True)
+    case_start = len(srv.messages())
 
 
 def settle(name):
@@ -124,6 +147,14 @@ def settle(name):
             "%s: each message gave exactly one report naming both refused addresses: "
             "%d twice %s, %d missing %s, other %s" % (name, len(twice), twice[:2], len(missing),
                                                       missing[:2], bad[:2]))
+    dsns = collections.defaultdict(set)
+    for m in srv.messages()[case_start:]:
+        x = re.search(r": x(\d+)$", m.subject or "")
+        if m.mail_from == "" and x:
+            dsns[int(x.group(1))].add(m.message_id)
+    wrong = {i: len(dsns[i]) for i in range(M2) if len(dsns[i]) != 1}
+    t.check(not wrong, "%s: each Internet message gave its sender exactly one DSN: %s"
+            % (name, wrong))
 
 
 # ---- 1. fault injection after every durable step -----------------------------------------
