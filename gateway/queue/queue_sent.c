@@ -357,41 +357,37 @@ out:
 	return s;
 }
 
+/* One of the two deletes of queue_sent_prune, in its transaction. */
+static gboolean
+sent_prune_step(Queue *q, const char *sql, gint64 now, GError **error)
+{
+	sqlite3_stmt *st = pg_db_prepare(q->pg, sql, error);
+	gboolean ok;
+
+	if (!st)
+		return FALSE;
+	sqlite3_bind_int64(st, 1, now);
+	ok = sqlite3_step(st) == SQLITE_DONE;
+	sqlite3_finalize(st);
+	if (!ok)
+		pg_db_fail(q->pg, error, "cannot forget sent messages");
+	return ok;
+}
+
 gboolean
 queue_sent_prune(Queue *q, gint64 now, guint *pruned, GError **error)
 {
-	sqlite3_stmt *st;
-	gboolean ok;
-
 	if (!pg_db_begin(q->pg, TRUE, error))
 		return FALSE;
-	st = pg_db_prepare(q->pg, "DELETE FROM sent_rcpts WHERE qid IN (SELECT qid FROM sent "
-	    "WHERE kept_until <= ?)", error);
-	if (!st)
-		goto fail;
-	sqlite3_bind_int64(st, 1, now);
-	ok = sqlite3_step(st) == SQLITE_DONE;
-	sqlite3_finalize(st);
-	if (!ok) {
-		pg_db_fail(q->pg, error, "cannot forget sent messages");
-		goto fail;
-	}
-	st = pg_db_prepare(q->pg, "DELETE FROM sent WHERE kept_until <= ?", error);
-	if (!st)
-		goto fail;
-	sqlite3_bind_int64(st, 1, now);
-	ok = sqlite3_step(st) == SQLITE_DONE;
-	sqlite3_finalize(st);
-	if (!ok) {
-		pg_db_fail(q->pg, error, "cannot forget sent messages");
-		goto fail;
+	if (!sent_prune_step(q, "DELETE FROM sent_rcpts WHERE qid IN (SELECT qid FROM sent "
+	    "WHERE kept_until <= ?)", now, error) ||
+	    !sent_prune_step(q, "DELETE FROM sent WHERE kept_until <= ?", now, error)) {
+		pg_db_rollback(q->pg);
+		return FALSE;
 	}
 	if (pruned)
 		*pruned = (guint)sqlite3_changes(q->db);
 	return pg_db_commit(q->pg, "queue sent pruned", error);
-fail:
-	pg_db_rollback(q->pg);
-	return FALSE;
 }
 
 char *
