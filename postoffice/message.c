@@ -227,6 +227,16 @@ msg_class_name(MsgClass class)
 }
 
 const char *
+msg_report_status_name(MsgReportStatus status)
+{
+	switch (status) {
+	case MSG_REPORT_DELIVERED: return "delivered";
+	case MSG_REPORT_DELAYED: return "delayed";
+	default: return "not delivered";
+	}
+}
+
+const char *
 msg_reason_name(guint16 reason)
 {
 	switch (reason) {

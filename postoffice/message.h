@@ -47,6 +47,7 @@ typedef enum {
 typedef enum {
 	MSG_REPORT_DELIVERED = 0,
 	MSG_REPORT_NOT_DELIVERED = 1,
+	MSG_REPORT_DELAYED = 2,         /* not delivered yet, still being tried */
 } MsgReportStatus;
 
 /* Reasons a report gives, per recipient. */
@@ -142,6 +143,8 @@ LegacyMessage *msg_decode(const guint8 *data, size_t len, GError **error);
 gboolean msg_attachment_name_safe(const char *name, size_t len);
 /* msg_class_name - "normal", "non-delivery report" or "receipt" */
 const char *msg_class_name(MsgClass class);
+/* msg_report_status_name - "delivered", "not delivered" or "delayed" */
+const char *msg_report_status_name(MsgReportStatus status);
 /* msg_reason_name - a short text for a MsgReason */
 const char *msg_reason_name(guint16 reason);
 

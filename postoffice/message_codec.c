@@ -218,7 +218,7 @@ msg_validate(const LegacyMessage *m, GError **error)
 		if (!addr_ok("a reported recipient", r->recipient, error) ||
 		    !text_ok("a report diagnostic", r->diagnostic, MSG_MAX_TEXT_LEN, TRUE, error))
 			return FALSE;
-		if (r->status > MSG_REPORT_NOT_DELIVERED)
+		if (r->status > MSG_REPORT_DELAYED)
 			return bad(error, MSG_ERROR_INVALID, "unknown report status %d",
 			    r->status);
 	}

@@ -504,7 +504,7 @@ print_message(const LegacyMessage *m, const char *here)
 		MsgReportItem *r = m->report_items->pdata[i];
 		char *diag = to_utf8(m->codepage, r->diagnostic);
 		printf("%-12s %s: %s%s%s%s%s\n", "Report:", r->recipient,
-		    r->status == MSG_REPORT_DELIVERED ? "delivered" : "not delivered",
+		    msg_report_status_name(r->status),
 		    r->reason ? ", " : "", r->reason ? msg_reason_name(r->reason) : "",
 		    *diag ? ": " : "", diag);
 		g_free(diag);

@@ -85,7 +85,8 @@ json_message(GString *out, const QueueEnvelope *env)
 	json_string(out, env->client);
 	g_string_append(out, ",\"protocol\":");
 	json_string(out, env->protocol);
-	g_string_append_printf(out, ",\"hops\":%u,\"envid\":", env->hops);
+	g_string_append_printf(out, ",\"hops\":%u,\"delay_notice_time\":%" G_GINT64_FORMAT
+	    ",\"envid\":", env->hops, env->warned);
 	json_string(out, env->envid);
 	g_string_append(out, ",\"ret\":");
 	json_string(out, mail_ret_name(env->ret));
@@ -228,6 +229,11 @@ do_show(Queue *q, const char *qid)
 	if (env->report_to)
 		g_string_append_printf(out, "report_to: %s\n", env->report_to);
 	g_free(when);
+	if (env->warned) {
+		when = time_text(env->warned);
+		g_string_append_printf(out, "delay_notice: %s\n", when);
+		g_free(when);
+	}
 	for (guint i = 0; i < env->rcpts->len; i++) {
 		const QueueRcpt *r = env->rcpts->pdata[i];
 		char *notify = mail_notify_text(r->notify);

@@ -181,6 +181,13 @@ const CfgKeyInfo cfg_keys[CONFIG_KEY_COUNT] = {
 	    T_DURATION, "5d", 1 * SECOND, 365 * DAY, NULL, 0, 0,
 	    "How long a message may stay deferred before it is returned as "
 	    "undeliverable." },
+	[CONFIG_DELIVERY_DELAY_WARNING] = { CONFIG_GROUP_DELIVERY, "delay_warning",
+	    T_DURATION, "4h", 0, 365 * DAY, NULL, 0, 0,
+	    "How long a message may wait before its sender is told, once, that it is "
+	    "delayed: a legacy sender whose message still waits for SMTP gets a legacy "
+	    "report whose recipients are \"delayed\", an SMTP sender who asked "
+	    "NOTIFY=DELAY a DSN with \"Action: delayed\" about the recipients not yet "
+	    "written to their postoffice.  0: no delay notices." },
 	[CONFIG_DELIVERY_SINGLE_MESSAGE_MEMORY] = { CONFIG_GROUP_DELIVERY,
 	    "single_message_memory", T_DURATION, "1d", 1 * SECOND, 365 * DAY, NULL, 0, 0,
 	    "How long a server that refused a second MAIL FROM in one session is "

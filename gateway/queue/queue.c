@@ -20,7 +20,7 @@
 
 G_DEFINE_QUARK(postgate-queue-error-quark, queue_error)
 
-#define QUEUE_SCHEMA_VERSION 8
+#define QUEUE_SCHEMA_VERSION 9
 
 static const char *const migrations[] = {
 	/* 0 -> 1 */
@@ -184,6 +184,10 @@ static const char *const migrations[] = {
 	"  po TEXT,"
 	"  legacy TEXT NOT NULL,"
 	"  PRIMARY KEY(qid, idx)) WITHOUT ROWID;",
+	/* 8 -> 9: when the delay notice about a message was queued ([delivery]
+	 * delay_warning), 0: none yet; set in the commit that queues it, so
+	 * that a sender is told once. */
+	"ALTER TABLE messages ADD COLUMN warned INTEGER NOT NULL DEFAULT 0;",
 };
 
 G_STATIC_ASSERT(G_N_ELEMENTS(migrations) == QUEUE_SCHEMA_VERSION);

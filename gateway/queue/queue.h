@@ -116,6 +116,8 @@ typedef struct {
 	char *report_to;        /* a legacy message's copy for SMTP: its originator
 	                         * NET/PO/MAILBOX, where a non-delivery report goes */
 	guint requests;         /* what that originator asked: MSG_REQ_* (message.h) */
+	gint64 warned;          /* when its delay notice was queued, 0: none (queue_translated
+	                         * stores it when it is set on the message reported on) */
 	GPtrArray *rcpts;       /* QueueRcpt * */
 } QueueEnvelope;
 
@@ -195,6 +197,13 @@ gboolean queue_set_routes_many(Queue *q, GPtrArray *envs, GError **error);
  * a legacy message's translation, or a report and the rows it reports on */
 gboolean queue_translated(Queue *q, QueueEnvelope *orig, QueueEnvelope *env,
     GBytes *body, GError **error);
+/* queue_delayed - the messages that may owe a delay notice: arrived at or
+ * before before, none queued yet (warned 0), not a report, not from the
+ * null sender; a legacy message's copy with a row waiting for SMTP, or an
+ * Internet message with a row that asked NOTIFY=DELAY not yet finished */
+GPtrArray *queue_delayed(Queue *q, gint64 before, GError **error);
+/* queue_set_warned - record that message qid's delay notice is dealt with at when */
+gboolean queue_set_warned(Queue *q, const char *qid, gint64 when, GError **error);
 /* queue_bundle_seq_next - the sequence number the next bundle to po gets */
 guint64 queue_bundle_seq_next(Queue *q, const char *po, GError **error);
 /* queue_bundle_record - in one commit: take seq for po, keep the bundle's

@@ -60,7 +60,7 @@ queue_cleanup(Queue *q, GError **error)
 /* -------------------------------------------------------------- reading */
 
 #define MSG_COLS "qid, arrival, size, sender, envid, ret, body, client, helo, protocol, " \
-	"hops, message_id, format, origin, class, about, report_to, requests"
+	"hops, message_id, format, origin, class, about, report_to, requests, warned"
 
 static QueueEnvelope *
 row_envelope(sqlite3_stmt *st)
@@ -85,6 +85,7 @@ row_envelope(sqlite3_stmt *st)
 	env->about = pg_db_col_dup(st, 15);
 	env->report_to = pg_db_col_dup(st, 16);
 	env->requests = (guint)sqlite3_column_int(st, 17);
+	env->warned = sqlite3_column_int64(st, 18);
 	env->rcpts = g_ptr_array_new();
 	return env;
 }

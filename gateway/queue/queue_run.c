@@ -67,6 +67,36 @@ queue_set_routes_many(Queue *q, GPtrArray *envs, GError **error)
 	return TRUE;
 }
 
+/* When message qid's delay notice was dealt with, in the commit at work. */
+static gboolean
+store_warned(Queue *q, const char *qid, gint64 when, GError **error)
+{
+	sqlite3_stmt *st = pg_db_prepare(q->pg, "UPDATE messages SET warned = ? WHERE qid = ?",
+	    error);
+	gboolean ok;
+
+	if (!st)
+		return FALSE;
+	sqlite3_bind_int64(st, 1, when);
+	pg_db_bind_copy(st, 2, qid);
+	ok = sqlite3_step(st) == SQLITE_DONE ||
+	    pg_db_fail(q->pg, error, "cannot record a delay notice");
+	sqlite3_finalize(st);
+	return ok;
+}
+
+gboolean
+queue_set_warned(Queue *q, const char *qid, gint64 when, GError **error)
+{
+	if (!pg_db_begin(q->pg, TRUE, error))
+		return FALSE;
+	if (!store_warned(q, qid, when, error)) {
+		pg_db_rollback(q->pg);
+		return FALSE;
+	}
+	return pg_db_commit(q->pg, "queue warned", error);
+}
+
 gboolean
 queue_translated(Queue *q, QueueEnvelope *orig, QueueEnvelope *env,
     GBytes *body, GError **error)
@@ -94,7 +124,9 @@ queue_translated(Queue *q, QueueEnvelope *orig, QueueEnvelope *env,
 	ok = pg_db_begin(q->pg, TRUE, error);
 	if (ok) {
 		ok = qi_insert_rows(q, env, &b, error) && upsert_rcpts(q, env, error) &&
-		    upsert_rcpts(q, orig, error) && pg_db_exec(q->pg, "COMMIT", error);
+		    upsert_rcpts(q, orig, error) &&
+		    (orig->warned == 0 || store_warned(q, orig->qid, orig->warned, error)) &&
+		    pg_db_exec(q->pg, "COMMIT", error);
 		if (!ok)
 			pg_db_rollback(q->pg);
 	}

@@ -15,6 +15,7 @@
 
 #include "atomic_write.h"
 #include "fault.h"
+#include "message.h"
 #include "pg_db.h"
 #include "pg_log.h"
 #include "queue/queue_int.h"
@@ -41,6 +42,23 @@ queue_failed(Queue *q, GError **error)
 {
 	return qi_list_where(q, "WHERE m.qid IN (SELECT qid FROM recipients WHERE state = "
 	    QUEUE_SQL(QUEUE_STATE_NAME_FAILED) ")", NULL, error);
+}
+
+GPtrArray *
+queue_delayed(Queue *q, gint64 before, GError **error)
+{
+	char *where = g_strdup_printf("WHERE m.warned = 0 AND m.class = 0 AND m.sender <> '' "
+	    "AND m.arrival <= %" G_GINT64_FORMAT " AND EXISTS (SELECT 1 FROM recipients r "
+	    "WHERE r.qid = m.qid AND ((m.report_to IS NOT NULL AND (m.requests & %u) = 0 AND "
+	    "r.state IN " QUEUE_SQL_SMTP_WAITING ") OR "
+	    "(m.origin IS NULL AND (r.notify & %d) <> 0 AND r.state NOT IN " QUEUE_SQL_FINISHED
+	    " AND r.state NOT IN (" QUEUE_SQL(QUEUE_STATE_NAME_FAILED) ", "
+	    QUEUE_SQL(QUEUE_STATE_NAME_REPORTED) "))))", before, MSG_REQ_NO_NDR,
+	    MAIL_NOTIFY_DELAY);
+	GPtrArray *out = qi_list_where(q, where, NULL, error);
+
+	g_free(where);
+	return out;
 }
 
 gint64

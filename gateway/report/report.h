@@ -51,11 +51,14 @@ typedef struct {
 	guint reported;         /* recipients the NDRs report on */
 	guint unreported;       /* recipients whose originator asked for no report */
 	guint held;             /* recipients held: no report could be made */
+	guint delay_notices;    /* delay notices queued ([delivery] delay_warning) */
+	guint delayed;          /* recipients they are about */
 	guint errors;           /* queue failures (see the log); tried again next time */
 } ReportStats;
 
-/* report_failed - a report for every failed recipient in q (see above);
- * FALSE only when the failed recipients cannot even be listed */
+/* report_failed - a report for every failed recipient in q (see above),
+ * then the delay notices due (report_delay.c); FALSE only when the failed
+ * recipients cannot even be listed */
 gboolean report_failed(Site *site, Queue *q, ReportStats *stats, GError **error);
 
 typedef enum {

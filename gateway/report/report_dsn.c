@@ -23,9 +23,6 @@
 #include "report/report_int.h"
 #include "report/report_status.h"
 
-/* Who signs a DSN: MAILER-DAEMON at the gateway's host name. */
-#define DSN_FROM_MAILBOX "MAILER-DAEMON"
-
 /* The host the gateway names itself by: [smtpd] hostname, else the system's. */
 static const char *
 reporting_host(Site *site)
@@ -64,6 +61,19 @@ subject_of(GBytes *returned)
 	return subject;
 }
 
+void
+rp_dsn_about(Site *site, DsnReport *r, const QueueEnvelope *env, char **from, char **subject)
+{
+	*from = g_strdup_printf(RP_DSN_FROM_MAILBOX "@%s", reporting_host(site));
+	*subject = subject_of(r->original);
+	r->reporting_mta = reporting_host(site);
+	r->envid = env->envid;
+	r->arrival = env->arrival;
+	r->from = *from;
+	r->to = env->sender;
+	r->about_subject = *subject;
+}
+
 /* Whether a returned message holds 8-bit bytes (the DSN then goes 8BITMIME). */
 static gboolean
 has_8bit(GBytes *b)
@@ -77,11 +87,8 @@ has_8bit(GBytes *b)
 	return FALSE;
 }
 
-/* The DSN r, built and queued in one commit with owner's rows entering
- * to (reported, naming the DSN; or done): FALSE and *error when it cannot
- * be built (DSN_ERROR) or stored (QUEUE_ERROR).  *out: its envelope. */
-static gboolean
-dsn_queue(Site *site, Queue *q, QueueEnvelope *owner, GPtrArray *rows, QueueState to,
+gboolean
+rp_dsn_queue(Site *site, Queue *q, QueueEnvelope *owner, GPtrArray *rows, QueueState to,
     DsnReport *r, MsgClass class, const char *about, guint hops, QueueEnvelope **out,
     GError **error)
 {
@@ -98,20 +105,10 @@ dsn_queue(Site *site, Queue *q, QueueEnvelope *owner, GPtrArray *rows, QueueStat
 		g_free(qid);
 		return FALSE;
 	}
-	env = queue_envelope_new(qid);
-	g_free(env->sender);
-	env->sender = g_strdup("");
-	env->format = g_strdup("mime");
-	g_free(env->protocol);
-	env->protocol = g_strdup("report");
-	env->report_class = class;
-	env->about = g_strdup(about);
-	env->arrival = g_get_real_time() / G_USEC_PER_SEC;
-	env->hops = hops;
-	env->size = (gint64)g_bytes_get_size(bytes);
+	env = rp_report_envelope(qid, class, r->to, NULL, NULL, about, hops,
+	    (gint64)g_bytes_get_size(bytes));
 	env->message_id = g_strdup_printf("<%s>", mid);
 	env->body = r->return_full && has_8bit(r->original) ? MAIL_BODY_8BITMIME : MAIL_BODY_7BIT;
-	queue_envelope_add_rcpt(env, r->to, 0, NULL);
 	reason = g_strdup_printf("delivery status notification %s to <%s>", qid, r->to);
 	for (guint i = 0; i < rows->len; i++) {
 		QueueRcpt *row = rows->pdata[i];
@@ -124,9 +121,11 @@ dsn_queue(Site *site, Queue *q, QueueEnvelope *owner, GPtrArray *rows, QueueStat
 	}
 	ok = queue_translated(q, owner, env, bytes, error);
 	if (ok) {
-		pg_info(qid, "queued: from=<>, size=%" G_GINT64_FORMAT ", nrcpt=1, delivery status "
-		    "notification about %s (%u recipient%s) to <%s>", env->size, about, r->n_rcpts,
-		    r->n_rcpts == 1 ? "" : "s", r->to);
+		pg_info(qid, "queued: from=<>, size=%" G_GINT64_FORMAT ", nrcpt=1, %s about %s "
+		    "(%u recipient%s) to <%s>", env->size, r->rcpts[0].action &&
+		    strcmp(r->rcpts[0].action, "delayed") == 0 ? "delay notice (DSN)" :
+		    "delivery status notification", about, r->n_rcpts, r->n_rcpts == 1 ? "" : "s",
+		    r->to);
 		*out = env;
 	} else {
 		queue_envelope_free(env);
@@ -219,17 +218,10 @@ rp_dsn_failed(Site *site, Queue *q, QueueEnvelope *env, GPtrArray *rows, ReportS
 		}
 		dr[i].last_attempt = now;
 	}
-	from = g_strdup_printf(DSN_FROM_MAILBOX "@%s", reporting_host(site));
-	subject = subject_of(rep.original);
-	rep.reporting_mta = reporting_host(site);
-	rep.envid = env->envid;
-	rep.arrival = env->arrival;
-	rep.from = from;
-	rep.to = env->sender;
-	rep.about_subject = subject;
+	rp_dsn_about(site, &rep, env, &from, &subject);
 	rep.rcpts = dr;
 	rep.n_rcpts = due->len;
-	if (dsn_queue(site, q, env, due, QUEUE_ST_REPORTED, &rep, MSG_CLASS_NDR, env->qid,
+	if (rp_dsn_queue(site, q, env, due, QUEUE_ST_REPORTED, &rep, MSG_CLASS_NDR, env->qid,
 	    env->hops, &out, &e)) {
 		st->dsns++;
 		st->dsn_reported += due->len;
@@ -293,10 +285,12 @@ report_rcpts(const LegacyMessage *m, const QueueSent *sent, DsnRcpt *dr, GPtrArr
 	for (guint i = 0; i < m->report_items->len; i++) {
 		const MsgReportItem *it = m->report_items->pdata[i];
 		const QueueRcpt *r = sent_row(sent, it->recipient);
-		gboolean delivered = it->status == MSG_REPORT_DELIVERED;
+		gboolean delivered = it->status == MSG_REPORT_DELIVERED,
+		    delayed = it->status == MSG_REPORT_DELAYED;
 		char *diag;
 
-		if (!r || (delivered ? !(r->notify & MAIL_NOTIFY_SUCCESS) :
+		if (!r || (delivered ? !(r->notify & MAIL_NOTIFY_SUCCESS) : delayed ?
+		    !(r->notify & MAIL_NOTIFY_DELAY) :
 		    !(r->notify == 0 || (r->notify & MAIL_NOTIFY_FAILURE))))
 			continue;
 		diag = it->diagnostic && *it->diagnostic ? cp_to_utf8(m->codepage,
@@ -305,8 +299,16 @@ report_rcpts(const LegacyMessage *m, const QueueSent *sent, DsnRcpt *dr, GPtrArr
 			g_ptr_array_add(texts, diag);
 		dr[n].final_recipient = r->address;
 		dr[n].original_recipient = r->orcpt;
-		dr[n].action = delivered ? "delivered" : "failed";
-		dr[n].status = report_status_of_reason(it->reason, delivered);
+		dr[n].action = delivered ? "delivered" : delayed ? "delayed" : "failed";
+		if (delayed) {
+			char *status = g_malloc(REPORT_STATUS_SIZE);
+
+			report_status_delayed(it->reason, status);
+			g_ptr_array_add(texts, status);
+			dr[n].status = status;
+		} else {
+			dr[n].status = report_status_of_reason(it->reason, delivered);
+		}
 		dr[n].diagnostic = diag;
 		dr[n].last_attempt = m->submit_time;
 		*failed |= !delivered;
@@ -369,20 +371,13 @@ report_translate(Site *site, Queue *q, QueueEnvelope *env, QueueEnvelope **dsn,
 			st->errors++;
 		goto out;
 	}
-	from = g_strdup_printf(DSN_FROM_MAILBOX "@%s", reporting_host(site));
-	subject = subject_of(sent->returned);
-	rep.reporting_mta = reporting_host(site);
-	rep.envid = sent->env->envid;
-	rep.arrival = sent->env->arrival;
-	rep.from = from;
-	rep.to = sent->env->sender;
-	rep.about_subject = subject;
 	rep.original = sent->returned;
+	rp_dsn_about(site, &rep, sent->env, &from, &subject);
 	rep.return_full = sent->full;
 	rep.rcpts = dr;
 	rep.n_rcpts = n;
 	/* The legacy report's rows are done once its DSN is queued. */
-	if (dsn_queue(site, q, env, rows, QUEUE_ST_DONE, &rep, failed ? MSG_CLASS_NDR :
+	if (rp_dsn_queue(site, q, env, rows, QUEUE_ST_DONE, &rep, failed ? MSG_CLASS_NDR :
 	    MSG_CLASS_RECEIPT, qid, MAX(env->hops, sent->env->hops), dsn, &e)) {
 		st->dsns++;
 		st->dsn_reported += n;

@@ -35,7 +35,8 @@ row_for(const QueueSent *sent, const DsnParsedRcpt *pr)
 	return NULL;
 }
 
-/* The items of the failed recipients of p that sent knows; n of them. */
+/* The items of the recipients of p that sent knows and that failed or are
+ * delayed; n of them. */
 static NdrItem *
 failed_items(const DsnParsed *p, const QueueSent *sent, guint *n)
 {
@@ -46,9 +47,10 @@ failed_items(const DsnParsed *p, const QueueSent *sent, guint *n)
 		const DsnParsedRcpt *pr = p->rcpts->pdata[i];
 		const QueueRcpt *r = row_for(sent, pr);
 
-		if (!r || pr->action != DSN_ACTION_FAILED)
+		if (!r || (pr->action != DSN_ACTION_FAILED && pr->action != DSN_ACTION_DELAYED))
 			continue;
 		items[*n].addr = g_strdup(r->legacy);
+		items[*n].delayed = pr->action == DSN_ACTION_DELAYED;
 		items[*n].reason = report_reason_of_status(pr->status, strlen(pr->status));
 		items[*n].text = pr->diagnostic && *pr->diagnostic ? pr->diagnostic :
 		    report_status_text(pr->status, strlen(pr->status));
@@ -155,14 +157,14 @@ report_inbound(Site *site, Queue *q, QueueEnvelope *env, QueueEnvelope **ndr,
 	if (n == 0 || (sent->env->requests & MSG_REQ_NO_NDR)) {
 		res = REPORT_TRANSLATED;
 		if (rp_rows_enter(q, env, rows, QUEUE_ST_DONE, n ? "an Internet report: its legacy "
-		    "sender asked for no non-delivery report" : "an Internet report with no failure "
-		    "of a recipient the gateway sent to: nothing to tell the legacy sender"))
+		    "sender asked for no non-delivery report" : "an Internet report with no failure or "
+		    "delay of a recipient the gateway sent to: nothing to tell the legacy sender"))
 			st->unreported++;
 		else
 			st->errors++;
 		goto out;
 	}
-	pg_info(env->qid, "from=<>: %s report about %s (%s), %u failed recipient%s",
+	pg_info(env->qid, "from=<>: %s report about %s (%s), %u recipient%s failed or delayed",
 	    p->heuristic ? p->heuristic : "an RFC 3464", qid, sent->env->envid, n,
 	    n == 1 ? "" : "s");
 	res = queue_ndr(site, q, env, rows, p, sent, items, n, ndr, st);

@@ -18,6 +18,7 @@
 #define NDR_SENDER_NAME    "Postmaster"
 /* Subject of a report: this, then the original's. */
 #define NDR_SUBJECT        "Undeliverable: "
+#define DELAY_SUBJECT      "Delayed: "
 
 gboolean
 rp_rows_enter(Queue *q, QueueEnvelope *env, GPtrArray *rows, QueueState to, const char *reason)
@@ -40,13 +41,13 @@ rp_hold(Queue *q, QueueEnvelope *env, GPtrArray *rows, const char *why, ReportSt
 
 	for (guint i = 0; i < rows->len; i++) {
 		QueueRcpt *r = rows->pdata[i];
-		char *reason = g_strdup_printf("%s; report could not be made: %s",
+		char *reason = g_strdup_printf("%s; " RP_UNREPORTED ": %s",
 		    r->reason ? r->reason : "failed", why);
 
 		queue_rcpt_enter(r, QUEUE_ST_HELD, reason);
 		g_free(reason);
 	}
-	pg_warn(env->qid, "held: report could not be made: %s", why);
+	pg_warn(env->qid, "held: " RP_UNREPORTED ": %s", why);
 	if (queue_set_routes(q, env, &e)) {
 		st->held += rows->len;
 	} else {
@@ -73,11 +74,12 @@ failure_reason(const QueueRcpt *r)
 /* What a person is told of a failure: the server's reply, or for an
  * expiry the whole reason (the lifetime, then the last reply). */
 static const char *
-failure_text(const QueueRcpt *r)
+failure_text(const QueueRcpt *r, gboolean delayed)
 {
 	if (r->reason && g_str_has_prefix(r->reason, QUEUE_EXPIRED_PREFIX))
 		return r->reason;
-	return r->last_reply ? r->last_reply : r->reason ? r->reason : "no reason given";
+	return r->last_reply ? r->last_reply : r->reason ? r->reason :
+	    delayed ? "not tried yet" : "no reason given";
 }
 
 /* UTF-8 text in the report's codepage (transliterated where it must be). */
@@ -98,15 +100,19 @@ written_address(const QueueRcpt *r)
 
 /* What failed, for a person: the explanation above the returned message. */
 static char *
-ndr_text(const char *about, const NdrItem *items, guint n, const char *codepage,
-    const char *returned)
+ndr_text(const char *about, const NdrItem *items, guint n, gboolean all_delayed,
+    const char *codepage, const char *returned)
 {
-	GString *s = g_string_new("Your message could not be delivered to ");
+	GString *s = g_string_new(all_delayed ? "Your message has not been delivered yet to " :
+	    "Your message could not be delivered to ");
 	char *out;
 
-	g_string_append(s, n == 1 ? "this recipient:\r\n\r\n" : "these recipients:\r\n\r\n");
+	g_string_append(s, n == 1 ? "this recipient" : "these recipients");
+	g_string_append(s, all_delayed ? "; delivery is still being tried, and you will be "
+	    "told if it fails:\r\n\r\n" : ":\r\n\r\n");
 	for (guint i = 0; i < n; i++)
-		g_string_append_printf(s, "  %s\r\n    %s: %s\r\n", items[i].addr,
+		g_string_append_printf(s, "  %s\r\n    %s%s: %s\r\n", items[i].addr,
+		    items[i].delayed && !all_delayed ? "delayed, still being tried: " : "",
 		    msg_reason_name(items[i].reason), items[i].text);
 	g_string_append_printf(s, "\r\n%s\r\n", about);
 	g_string_append(s, returned ? returned : "\r\nYour message follows.\r\n"
@@ -124,8 +130,13 @@ rp_ndr_build(Site *site, const char *about_id, const char *about, const NdrItem 
 	const char *gw = config_string(site->cfg, CONFIG_SITE_GATEWAY_PO);
 	gint64 now = g_get_real_time() / G_USEC_PER_SEC;
 	LegacyMessage *m = msg_new();
-	char *prefix = local(codepage, NDR_SUBJECT), *text, *returned = NULL, *subject;
+	gboolean all_delayed = n > 0;
+	char *prefix, *text, *returned = NULL, *subject;
 	GString *body;
+
+	for (guint i = 0; i < n; i++)
+		all_delayed &= items[i].delayed;
+	prefix = local(codepage, all_delayed ? DELAY_SUBJECT : NDR_SUBJECT);
 
 	m->id = msg_new_id(gw);
 	m->class = MSG_CLASS_NDR;
@@ -155,7 +166,7 @@ rp_ndr_build(Site *site, const char *about_id, const char *about, const NdrItem 
 		m->subject[MSG_MAX_SUBJECT_LEN] = '\0';
 	if (why_not)
 		returned = g_strdup_printf("\r\nYour message is not returned: %s.\r\n", why_not);
-	text = ndr_text(about, items, n, codepage, returned);
+	text = ndr_text(about, items, n, all_delayed, codepage, returned);
 	body = g_string_new(text);
 	if (orig && orig->body && !why_not)
 		g_string_append_len(body, g_bytes_get_data(orig->body, NULL),
@@ -171,7 +182,8 @@ rp_ndr_build(Site *site, const char *about_id, const char *about, const NdrItem 
 
 		if (strlen(diag) > MSG_MAX_TEXT_LEN)
 			diag[MSG_MAX_TEXT_LEN] = '\0';
-		msg_add_report_item(m, items[i].addr, MSG_REPORT_NOT_DELIVERED, items[i].reason, diag);
+		msg_add_report_item(m, items[i].addr, items[i].delayed ? MSG_REPORT_DELAYED :
+		    MSG_REPORT_NOT_DELIVERED, items[i].reason, diag);
 		g_free(diag);
 	}
 	g_string_free(body, TRUE);
@@ -183,7 +195,7 @@ rp_ndr_build(Site *site, const char *about_id, const char *about, const NdrItem 
 
 /* The items of the failed rows of env (their addresses g_free'd by the caller). */
 static NdrItem *
-row_items(GPtrArray *rows)
+row_items(GPtrArray *rows, gboolean delayed)
 {
 	NdrItem *items = g_new0(NdrItem, rows->len);
 
@@ -192,7 +204,8 @@ row_items(GPtrArray *rows)
 
 		items[i].addr = written_address(r);
 		items[i].reason = failure_reason(r);
-		items[i].text = failure_text(r);
+		items[i].text = failure_text(r, delayed);
+		items[i].delayed = delayed;
 	}
 	return items;
 }
@@ -254,12 +267,11 @@ rp_ndr_encode(LegacyMessage *m, char **why)
 	return g_byte_array_free_to_bytes(out);
 }
 
-/* The report for the failed rows of env, encoded; NULL and *why when it
- * cannot be made.  *po and *legacy: where it goes. */
-static GBytes *
-ndr_bytes(Site *site, Queue *q, const QueueEnvelope *env, GPtrArray *rows, char **po,
-    char **legacy, char **why)
+GBytes *
+rp_ndr_bytes(Site *site, Queue *q, const QueueEnvelope *env, GPtrArray *rows,
+    gboolean delayed, char **po, char **legacy, char **why)
 {
+	const char *why_not = delayed ? "it is still being delivered" : NULL;
 	const char *codepage;
 	LegacyMessage *orig = NULL, *m;
 	GBytes *body, *bytes;
@@ -278,10 +290,11 @@ ndr_bytes(Site *site, Queue *q, const QueueEnvelope *env, GPtrArray *rows, char 
 	orig = mime_in_translate(g_bytes_get_data(body, NULL), g_bytes_get_size(body),
 	    codepage, NULL, &e);
 	g_bytes_unref(body);
-	items = row_items(rows);
-	about = g_strdup_printf("The gateway tried to send it as Internet message %s.", env->qid);
+	items = row_items(rows, delayed);
+	about = g_strdup_printf(delayed ? "The gateway is trying to send it as Internet message "
+	    "%s." : "The gateway tried to send it as Internet message %s.", env->qid);
 	m = rp_ndr_build(site, env->envid, about, items, rows->len, env->report_to, codepage,
-	    orig, NULL, orig ? NULL : e->message);
+	    orig, NULL, orig ? why_not : e->message);
 	if (!msg_validate(m, NULL)) {
 		/* Building a report must not fail: without the original, then. */
 		msg_free(m);
@@ -297,31 +310,43 @@ ndr_bytes(Site *site, Queue *q, const QueueEnvelope *env, GPtrArray *rows, char 
 	return bytes;
 }
 
+QueueEnvelope *
+rp_report_envelope(const char *qid, MsgClass class, const char *report_to, char *po,
+    char *legacy, const char *about, guint hops, gint64 size)
+{
+	QueueEnvelope *rep = queue_envelope_new(qid);
+	QueueRcpt *to;
+
+	g_free(rep->sender);
+	rep->sender = g_strdup("");
+	rep->format = g_strdup(po ? "legacy" : "mime");
+	g_free(rep->protocol);
+	rep->protocol = g_strdup("report");
+	rep->report_class = class;
+	rep->about = g_strdup(about);
+	rep->arrival = g_get_real_time() / G_USEC_PER_SEC;
+	rep->hops = hops;
+	rep->size = size;
+	queue_envelope_add_rcpt(rep, report_to, 0, NULL);
+	if (po) {
+		to = rep->rcpts->pdata[0];
+		to->po = po;
+		to->legacy = legacy;
+		queue_rcpt_enter(to, QUEUE_ST_ROUTED, NULL);
+	}
+	return rep;
+}
+
 gboolean
 rp_ndr_queue(Queue *q, QueueEnvelope *owner, GPtrArray *rows, QueueState to_state,
     GBytes *bytes, char *po, char *legacy, const char *report_to, const char *about,
     guint hops, QueueEnvelope **out, GError **error)
 {
 	char *qid = queue_id_new(), *reason;
-	QueueEnvelope *rep = queue_envelope_new(qid);
-	QueueRcpt *to;
+	QueueEnvelope *rep = rp_report_envelope(qid, MSG_CLASS_NDR, report_to, po, legacy, about,
+	    hops, (gint64)g_bytes_get_size(bytes));
 	gboolean ok;
 
-	g_free(rep->sender);
-	rep->sender = g_strdup("");
-	rep->format = g_strdup("legacy");
-	g_free(rep->protocol);
-	rep->protocol = g_strdup("report");
-	rep->report_class = MSG_CLASS_NDR;
-	rep->about = g_strdup(about);
-	rep->arrival = g_get_real_time() / G_USEC_PER_SEC;
-	rep->hops = hops;
-	rep->size = (gint64)g_bytes_get_size(bytes);
-	queue_envelope_add_rcpt(rep, report_to, 0, NULL);
-	to = rep->rcpts->pdata[0];
-	to->po = po;
-	to->legacy = legacy;
-	queue_rcpt_enter(to, QUEUE_ST_ROUTED, NULL);
 	reason = g_strdup_printf("non-delivery report %s to %s", qid, report_to);
 	for (guint i = 0; i < rows->len; i++) {
 		QueueRcpt *r = rows->pdata[i];
@@ -351,7 +376,7 @@ static void
 report_ndr(Site *site, Queue *q, QueueEnvelope *env, GPtrArray *rows, ReportStats *st)
 {
 	char *po = NULL, *legacy = NULL, *why = NULL;
-	GBytes *bytes = ndr_bytes(site, q, env, rows, &po, &legacy, &why);
+	GBytes *bytes = rp_ndr_bytes(site, q, env, rows, FALSE, &po, &legacy, &why);
 	GError *e = NULL;
 
 	if (!bytes) {
@@ -418,6 +443,7 @@ report_failed(Site *site, Queue *q, ReportStats *stats, GError **error)
 		report_message(site, q, envs->pdata[i], stats);
 	if (batch)
 		dir_read_end(site->dir);
+	rp_delayed(site, q, stats);
 	g_ptr_array_unref(envs);
 	return TRUE;
 }

@@ -101,6 +101,13 @@ report_status_of_reason(guint16 reason, gboolean delivered)
 	return "5.0.0";     /* a code not known is "other" (docs/bundle-format.md) */
 }
 
+void
+report_status_delayed(guint16 reason, char status[REPORT_STATUS_SIZE])
+{
+	g_strlcpy(status, report_status_of_reason(reason, FALSE), REPORT_STATUS_SIZE);
+	status[0] = '4';
+}
+
 /* One RFC 3463 sub-code at s[*i]: "0", or 1 to 3 digits without a leading
  * zero; its value in *v and *i past it. */
 static gboolean

@@ -22,6 +22,9 @@
  * "2.0.0" when delivered, else the table's class 5 code; a reason not known
  * is "other", 5.0.0. */
 const char *report_status_of_reason(guint16 reason, gboolean delivered);
+/* report_status_delayed - the status of a recipient delayed for reason
+ * (MsgReason): report_status_of_reason's code in class 4, into status */
+void report_status_delayed(guint16 reason, char status[REPORT_STATUS_SIZE]);
 /* report_reason_of_status - the legacy reason (MsgReason) for len bytes of a status
  * 2.x.x is MSG_REASON_NONE (delivered); x.1.1, x.1.2, x.1.3, x.1.6 and x.1.10
  * unknown recipient; x.4.6 loop; x.3.4 and x.2.3 too big; x.4.7 expired;

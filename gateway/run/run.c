@@ -136,6 +136,9 @@ print_smtp(const DeliveryStats *st)
 static void
 print_reports(const ReportStats *st)
 {
+	if (st->delay_notices)
+		printf("  delay notices: %u queued about %u recipient%s\n", st->delay_notices,
+		    st->delayed, st->delayed == 1 ? "" : "s");
 	if (st->ndrs + st->dsns + st->unreported + st->held == 0)
 		return;
 	printf("  reports: %u non-delivery report%s queued about %u recipient%s, %u delivery "

@@ -85,8 +85,7 @@ report_as_message(const LegacyMessage *m)
 		const MsgReportItem *it = m->report_items->pdata[i];
 
 		g_string_append_printf(text, "%s: %s, %s%s%s\r\n", it->recipient,
-		    it->status == MSG_REPORT_DELIVERED ? "delivered" : "not delivered",
-		    msg_reason_name(it->reason), it->diagnostic && *it->diagnostic ? ": " : "",
+		    msg_report_status_name(it->status), msg_reason_name(it->reason), it->diagnostic && *it->diagnostic ? ": " : "",
 		    it->diagnostic ? it->diagnostic : "");
 	}
 	if (plain->body)

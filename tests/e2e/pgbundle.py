@@ -39,8 +39,9 @@ def party(tag, addr, name=b""):
 
 def message(msg_id, originator, recipients, subject=b"", body=b"", codepage="CP850",
             cls=0, no_report=False, about=None, requests=0, attachments=(),
-            to=None, hops=()):
-    """recipients: list of (address, responsible)."""
+            to=None, hops=(), items=()):
+    """recipients: list of (address, responsible); items (a report's): list of
+    (recipient, status 0 delivered / 1 not delivered / 2 delayed, reason, diagnostic)."""
     out = field(T_ID, msg_id.encode())
     out += field(T_CLASS, bytes([cls])) + field(T_PRIORITY, b"\x01")
     out += field(T_SUBMIT_TIME, struct.pack(">q", int(time.time())))
@@ -62,6 +63,9 @@ def message(msg_id, originator, recipients, subject=b"", body=b"", codepage="CP8
     out += field(T_BODY, body)
     for name, data in attachments:
         out += field(T_ATTACHMENT, field(1, name) + field(2, data))
+    for rcpt, status, reason, diag in items:
+        out += field(T_REPORT_ITEM, field(1, rcpt.encode()) + field(2, bytes([status])) +
+                     field(3, struct.pack(">H", reason)) + field(4, diag.encode()))
     return out
 
 
@@ -264,3 +268,26 @@ def legacy_mailbox(po_dir, mb, extract=None):
         m["body"] = body
         msgs.append(m)
     return msgs
+
+
+def smtp_send(host, port, sender, rcpts, subject, envid=None, ret=None, body="Hello.\r\n"):
+    """One message over SMTP with the DSN parameters: rcpts [(address, NOTIFY
+    or None, ORCPT or None)]; raises unless every reply is 250; the Message-ID."""
+    import smtplib
+    import re
+    mid = "<%s.%d@ext.example>" % (re.sub(r"\W", "", subject), time.time_ns())
+    data = ("From: Sender <%s>\r\nTo: %s\r\nSubject: %s\r\nMessage-ID: %s\r\n\r\n%s"
+            % (sender, ", ".join(r[0] for r in rcpts), subject, mid, body)).encode()
+    opts = (["ENVID=" + envid] if envid else []) + (["RET=" + ret] if ret else [])
+    with smtplib.SMTP(host, port, timeout=20) as c:
+        c.ehlo("client.ext.example")
+        c.mail(sender, opts)
+        for addr, notify, orcpt in rcpts:
+            ro = (["NOTIFY=" + notify] if notify else []) + (["ORCPT=" + orcpt] if orcpt else [])
+            code, text = c.rcpt(addr, ro)
+            if code != 250:
+                raise RuntimeError("RCPT %s: %d %s" % (addr, code, text))
+        code, text = c.data(data)
+        if code != 250:
+            raise RuntimeError("DATA: %d %s" % (code, text))
+    return mid

@@ -32,8 +32,6 @@ import email
 import email.policy
 import json
 import os
-import re
-import smtplib
 import sys
 import time
 
@@ -103,28 +101,9 @@ def import_dir():
     gw("dir", "import", xml)
 
 
-def send(rcpts, subject, envid=None, ret=None, body="Hello.\r\n"):
+def send(rcpts, subject, **kw):
     """rcpts: [(address, NOTIFY or None, ORCPT or None)]; the Message-ID."""
-    mid = "<%s.%d@ext.example>" % (re.sub(r"\W", "", subject), time.time_ns())
-    data = ("From: Sender <%s>\r\nTo: %s\r\nSubject: %s\r\nMessage-ID: %s\r\n\r\n%s"
-            % (SENDER, ", ".join(r[0] for r in rcpts), subject, mid, body)).encode()
-    opts = []
-    if envid:
-        opts.append("ENVID=" + envid)
-    if ret:
-        opts.append("RET=" + ret)
-    with smtplib.SMTP(HOST, port, timeout=20) as c:
-        c.ehlo("client.ext.example")
-        c.mail(SENDER, opts)
-        for addr, notify, orcpt in rcpts:
-            ro = (["NOTIFY=" + notify] if notify else []) + (["ORCPT=" + orcpt] if orcpt else [])
-            code, text = c.rcpt(addr, ro)
-            if code != 250:
-                raise RuntimeError("RCPT %s: %d %s" % (addr, code, text))
-        code, text = c.data(data)
-        if code != 250:
-            raise RuntimeError("DATA: %d %s" % (code, text))
-    return mid
+    return pg.smtp_send(HOST, port, SENDER, rcpts, subject, **kw)
 
 
 def reports_since(n):

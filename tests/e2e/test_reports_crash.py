@@ -19,8 +19,10 @@ is saved; then, on a fresh copy of it each time:
 2. Random kills: `run` SIGKILLed after a random delay (random.Random(seed),
    PG_SEED repeats it), restarted, PG_REPORTS_CRASH_KILLS times in all.
 
-After each case: every message gave JSMITH exactly one report, about its
-legacy id, naming both refused addresses; no other message; every
+After each case: every message gave JSMITH exactly one delay notice (the
+saved state is older than delay_warning = 1s) and exactly one non-delivery
+report, each about its legacy id, naming both refused addresses; no other
+message; every
 Internet message gave its sender exactly one DSN (one Message-ID: SMTP
 may carry the same DSN twice after a crash, never two DSNs); the queue is
 empty; nothing is held.
@@ -70,7 +72,8 @@ with open(CONF, "w") as f:
         "[site]", "name = HQ", "domains = example.com", "state_dir = " + os.path.join(site, "state"),
         "gateway_po = CORP/GW", "user =", "proxy_templates = SMTP:%m@example.com", "",
         "[smtpd]", "hostname = gw.example.com", "",
-        "[delivery]", "relay_host = [127.0.0.1]:%d" % srv.port, "tls = none", "",
+        "[delivery]", "relay_host = [127.0.0.1]:%d" % srv.port, "tls = none",
+        "delay_warning = 1s", "",
         "[postoffice CORP/HQ]", "dir = " + po_dir, "key_file = " + os.path.join(site, "hq.key"),
         "codepage = CP850", ""]))
 
@@ -102,6 +105,7 @@ pg.run("-d", po_dir, "deluser", "GONE")
 p = pg.run("-d", po_dir, "deliver", check=False)
 t.check("%d reports" % M2 in p.out, "setup: HQ reports the %d messages to GONE: %s"
         % (M2, p.out.strip()))
+time.sleep(1.2)     # past delay_warning: each legacy message owes a delay notice first
 saved = os.path.join(top, "saved")
 shutil.copytree(site, saved, symlinks=True)
 
@@ -129,24 +133,28 @@ def settle(name):
             "%s: run again until done: the queue is empty: %s" % (name, gw("queue", "list").out))
     out = pg.run("-d", po_dir, "show", "JSMITH", check=False).out
     blocks = re.split(r"^--- message \d+ ---$", out, flags=re.M)[1:]
-    about = collections.Counter()
-    bad = []
-    for b in blocks:
-        a = re.search(r"^About:\s+(\S+)$", b, flags=re.M)
-        items = sorted(re.findall(r"^Report:\s+(SMTP:\S+): not delivered", b, flags=re.M))
-        if not a or "non-delivery report" not in b:
-            bad.append(b[:200])
-            continue
-        about[a.group(1)] += 1
-        i = ids.index(a.group(1)) if a.group(1) in ids else -1
-        if items != ["SMTP:bad%da@ext.example" % i, "SMTP:bad%db@ext.example" % i]:
-            bad.append(items)
-    twice = [k for k, n in about.items() if n > 1]
-    missing = [k for k in ids if about[k] == 0]
-    t.check(not twice and not missing and not bad,
-            "%s: each message gave exactly one report naming both refused addresses: "
-            "%d twice %s, %d missing %s, other %s" % (name, len(twice), twice[:2], len(missing),
-                                                      missing[:2], bad[:2]))
+    for kind, status in (("report", "not delivered"), ("delay notice", "delayed")):
+        about = collections.Counter()
+        bad = []
+        for b in blocks:
+            a = re.search(r"^About:\s+(\S+)$", b, flags=re.M)
+            if (kind == "delay notice") != bool(re.search(r"^Subject:\s+Delayed: ", b,
+                                                          flags=re.M)):
+                continue
+            items = sorted(re.findall(r"^Report:\s+(SMTP:\S+): " + status, b, flags=re.M))
+            if not a or "non-delivery report" not in b:
+                bad.append(b[:200])
+                continue
+            about[a.group(1)] += 1
+            i = ids.index(a.group(1)) if a.group(1) in ids else -1
+            if items != ["SMTP:bad%da@ext.example" % i, "SMTP:bad%db@ext.example" % i]:
+                bad.append(items)
+        twice = [k for k, n in about.items() if n > 1]
+        missing = [k for k in ids if about[k] == 0]
+        t.check(not twice and not missing and not bad,
+                "%s: each message gave exactly one %s naming both addresses: "
+                "%d twice %s, %d missing %s, other %s" % (name, kind, len(twice), twice[:2],
+                                                          len(missing), missing[:2], bad[:2]))
     dsns = collections.defaultdict(set)
     for m in srv.messages()[case_start:]:
         x = re.search(r": x(\d+)$", m.subject or "")

@@ -107,6 +107,8 @@ report_message(void)
 	msg_add_report_item(m, "CORP/SALES/BOB", MSG_REPORT_NOT_DELIVERED, MSG_REASON_LOOP,
 	    "hop limit 30 reached");
 	msg_add_report_item(m, "CORP/HQ/ANNA", MSG_REPORT_DELIVERED, 300, "");
+	msg_add_report_item(m, "SMTP:slow@example.net", MSG_REPORT_DELAYED,
+	    MSG_REASON_TRANSFER_FAILED, "451 4.3.0 try again later");
 	return m;
 }
 
@@ -805,20 +807,39 @@ test_duplicated_string_inside_a_group_refused(void)
 	msg_free(m);
 }
 
+/* A report line for CORP/HQ/ANNA with the status fields statuses (one
+ * byte each) is refused with code and why. */
+#define REPORT_LINE_REFUSED(statuses, code, why) \
+	report_line_refused_at(__LINE__, statuses, sizeof statuses - 1, code, why)
+
 static void
-test_report_line_with_two_statuses_refused(void)
+report_line_refused_at(int line, const char *statuses, gsize n, MsgError code, const char *why)
 {
 	LegacyMessage *m = report_message();
 	GByteArray *enc = encode(m), *g = g_byte_array_new();
 
 	put_str(g, 1, "CORP/HQ/ANNA");
-	put_field(g, 2, "\x00", 1);
-	put_field(g, 2, "\x01", 1);
+	for (gsize i = 0; i < n; i++)
+		put_field(g, 2, statuses + i, 1);
 	put_group(enc, T_REPORT_ITEM, g);
-	REFUSED(enc, MSG_ERROR_INVALID, "a report line has two statuses");
+	refused_at(line, enc, code, why);
 	g_byte_array_unref(g);
 	g_byte_array_unref(enc);
 	msg_free(m);
+}
+
+static void
+test_report_line_with_two_statuses_refused(void)
+{
+	REPORT_LINE_REFUSED("\x00\x01", MSG_ERROR_INVALID, "a report line has two statuses");
+}
+
+/* docs/bundle-format.md 7.4: 0 delivered, 1 not delivered, 2 delayed; a
+ * status this version does not know is refused, never read as another. */
+static void
+test_report_line_with_unknown_status_refused(void)
+{
+	REPORT_LINE_REFUSED("\x03", MSG_ERROR_INVALID, "unknown report status 3");
 }
 
 static void
@@ -1244,6 +1265,7 @@ static const CuTest tests[] = {
 	{ "duplicated string inside a group is refused",
 	  test_duplicated_string_inside_a_group_refused },
 	{ "report line with two statuses is refused", test_report_line_with_two_statuses_refused },
+	{ "report line with an unknown status is refused", test_report_line_with_unknown_status_refused },
 	{ "repeated number in a group refused", test_repeated_number_in_a_group_refused },
 	{ "absent responsibility flag means not responsible",
 	  test_absent_responsibility_flag_means_not_responsible },

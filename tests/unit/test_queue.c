@@ -15,6 +15,7 @@
 #include <sqlite3.h>
 
 #include "cu_run.h"
+#include "message.h"
 #include "queue/queue.h"
 
 static char *
@@ -1156,7 +1157,8 @@ test_schema_2_to_5(void)
 	qid = commit_n(q, 1700000000, 2, NULL);
 	set_state(q, qid, 0, QUEUE_ST_SMTP_PENDING);
 	queue_close(q);
-	/* Back to schema 2: what 2 -> 3, 3 -> 4, 4 -> 5, 5 -> 6 and 7 -> 8 added goes. */
+	/* Back to schema 2: what 2 -> 3, 3 -> 4, 4 -> 5, 5 -> 6, 7 -> 8 and 8 -> 9
+	 * added goes. */
 	path = g_build_filename(dir, "queue.db", NULL);
 	CU_ASSERT_EQUAL_FATAL(sqlite3_open(path, &db), SQLITE_OK);
 	CU_ASSERT_EQUAL(sqlite3_exec(db, "DROP TABLE destinations; DROP TABLE po_ingest; "
@@ -1164,6 +1166,7 @@ test_schema_2_to_5(void)
 	    "ALTER TABLE messages DROP COLUMN class; ALTER TABLE messages DROP COLUMN about; "
 	    "ALTER TABLE messages DROP COLUMN report_to; "
 	    "ALTER TABLE messages DROP COLUMN requests; "
+	    "ALTER TABLE messages DROP COLUMN warned; "
 	    "ALTER TABLE recipients DROP COLUMN report; "
 	    "CREATE TABLE r4 AS SELECT * FROM recipients; DROP TABLE recipients; "
 	    "ALTER TABLE r4 RENAME TO recipients; "
@@ -1202,10 +1205,114 @@ test_schema_2_to_5(void)
 	EXPECT(sqlite3_exec(db, "UPDATE recipients SET state = 'nonsense'", NULL, NULL, NULL) ==
 	    SQLITE_CONSTRAINT, "since schema 5 SQLite refuses a state that is none (7 too)");
 	sqlite3_close(db);
-	EXPECT(version == 8, "schema version 8 (got %d)", version);
+	EXPECT(version == 9, "schema version 9 (got %d)", version);
 	EXPECT(tables == 1, "one schema_version row (got %d)", tables);
 	g_free(path);
 	g_free(qid);
+	rm_rf(dir);
+	g_free(dir);
+}
+
+/* rep made a legacy report about qid to CORP/HQ/JSMITH, routed there. */
+static void
+report_fixture(QueueEnvelope *rep, const char *qid)
+{
+	QueueRcpt *r;
+
+	rep->format = g_strdup("legacy");
+	rep->report_class = 1;
+	rep->about = g_strdup(qid);
+	g_free(rep->sender);
+	rep->sender = g_strdup("");
+	queue_envelope_add_rcpt(rep, "CORP/HQ/JSMITH", 0, NULL);
+	r = rep->rcpts->pdata[0];
+	r->po = g_strdup("CORP/HQ");
+	r->legacy = g_strdup("CORP/HQ/JSMITH");
+	queue_rcpt_enter(r, QUEUE_ST_ROUTED, NULL);
+}
+
+/* One message for test_delayed: sender, a row with notify in state, a
+ * legacy message's copy when report_to is given. */
+static char *
+delayed_fixture(Queue *q, const char *sender, gint64 arrival, guint notify, QueueState state,
+    const char *report_to, guint requests)
+{
+	QueueEnvelope *env = envelope(sender, "r0@y.test");
+	char *qid = g_strdup(env->qid);
+	GBytes *b = body_bytes(100, 'd');
+
+	env->arrival = arrival;
+	((QueueRcpt *)env->rcpts->pdata[0])->notify = notify;
+	if (report_to) {
+		env->origin = g_strdup("CORP/HQ#1");
+		env->report_to = g_strdup(report_to);
+		env->requests = requests;
+	}
+	CU_ASSERT_TRUE_FATAL(queue_commit(q, env, body_of(q, qid, b), NULL));
+	queue_envelope_free(env);
+	g_bytes_unref(b);
+	set_state(q, qid, 0, state);
+	return qid;
+}
+
+/* queue_delayed lists what may owe a delay notice, and a notice recorded
+ * (queue_set_warned, or warned set on the message a queue_translated
+ * report is about) takes the message off the list for good. */
+static void
+test_delayed(void)
+{
+	char *dir = scratch(), *listed, *rqid = queue_id_new();
+	Queue *q = queue_open(dir, NULL);
+	GBytes *body = body_bytes(100, 'N');
+	QueueEnvelope *orig, *rep = queue_envelope_new(rqid), *got;
+	GPtrArray *list;
+	char *a, *c;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(q);
+	a = delayed_fixture(q, "a@x.test", 1000, MAIL_NOTIFY_DELAY | MAIL_NOTIFY_FAILURE,
+	    QUEUE_ST_ROUTED, NULL, 0);
+	g_free(delayed_fixture(q, "a@x.test", 1001, MAIL_NOTIFY_FAILURE, QUEUE_ST_ROUTED,
+	    NULL, 0));                                 /* did not ask DELAY */
+	c = delayed_fixture(q, "a@x.test", 1002, 0, QUEUE_ST_DEFERRED, "CORP/HQ/JSMITH", 0);
+	g_free(delayed_fixture(q, "a@x.test", 1003, 0, QUEUE_ST_DEFERRED, "CORP/HQ/JSMITH",
+	    MSG_REQ_NO_NDR));                          /* asked for no report */
+	g_free(delayed_fixture(q, "a@x.test", 1004, 0, QUEUE_ST_SENT, "CORP/HQ/JSMITH", 0));
+	g_free(delayed_fixture(q, "", 1005, MAIL_NOTIFY_DELAY, QUEUE_ST_ROUTED, NULL, 0));
+	g_free(delayed_fixture(q, "a@x.test", 1006, MAIL_NOTIFY_DELAY, QUEUE_ST_BUNDLED,
+	    NULL, 0));                                 /* finished */
+	g_free(delayed_fixture(q, "a@x.test", 5000, MAIL_NOTIFY_DELAY, QUEUE_ST_ROUTED,
+	    NULL, 0));                                 /* too young */
+	list = queue_delayed(q, 2000, NULL);
+	listed = qids_of(list);
+	EXPECT(lists(list, a, c), "the Internet message that asked DELAY and the legacy copy "
+	    "waiting for SMTP, nothing else (%s)", listed);
+	g_free(listed);
+	g_ptr_array_unref(list);
+
+	EXPECT(queue_set_warned(q, a, 1500, NULL), "queue_set_warned");
+	orig = queue_get(q, c, NULL);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(orig);
+	orig->warned = 1600;
+	report_fixture(rep, c);
+	EXPECT(queue_translated(q, orig, rep, body, NULL), "a notice queued with queue_translated");
+	list = queue_delayed(q, 2000, NULL);
+	EXPECT(list && list->len == 0, "then neither is listed again (%u)", list ? list->len : 99);
+	g_ptr_array_unref(list);
+	got = queue_get(q, a, NULL);
+	EXPECT(got && got->warned == 1500, "warned is kept (%" G_GINT64_FORMAT ")",
+	    got ? got->warned : -1);
+	queue_envelope_free(got);
+	got = queue_get(q, c, NULL);
+	EXPECT(got && got->warned == 1600 && ((QueueRcpt *)got->rcpts->pdata[0])->state ==
+	    QUEUE_ST_DEFERRED, "in the notice's commit, the row left as it was");
+	queue_envelope_free(got);
+	queue_envelope_free(orig);
+	queue_envelope_free(rep);
+	g_bytes_unref(body);
+	g_free(a);
+	g_free(c);
+	g_free(rqid);
+	queue_close(q);
 	rm_rf(dir);
 	g_free(dir);
 }
@@ -1237,16 +1344,7 @@ test_report_rows(void)
 		g_ptr_array_unref(failed);
 		orig = queue_get(q, qid, NULL);
 		CU_ASSERT_PTR_NOT_NULL_FATAL(orig);
-		rep->format = g_strdup("legacy");
-		rep->report_class = 1;
-		rep->about = g_strdup(qid);
-		g_free(rep->sender);
-		rep->sender = g_strdup("");
-		queue_envelope_add_rcpt(rep, "CORP/HQ/JSMITH", 0, NULL);
-		r = rep->rcpts->pdata[0];
-		r->po = g_strdup("CORP/HQ");
-		r->legacy = g_strdup("CORP/HQ/JSMITH");
-		queue_rcpt_enter(r, QUEUE_ST_ROUTED, NULL);
+		report_fixture(rep, qid);
 		r = orig->rcpts->pdata[0];
 		EXPECT(queue_rcpt_enter(r, QUEUE_ST_REPORTED, "report"), "failed -> reported");
 		r->report = g_strdup(rqid);
@@ -1403,7 +1501,8 @@ main(void)
 		{ "SMTP outcomes remove finished messages and their bodies",
 		    test_smtp_outcomes_finish },
 		{ "destinations: round trip, replace, list", test_dest_memory },
-		{ "schema 2 is migrated to 8", test_schema_2_to_5 },
+		{ "schema 2 is migrated to 9", test_schema_2_to_5 },
+		{ "delay notices: what is listed, recorded once", test_delayed },
 		{ "reports: queued with reported rows; done when the report leaves",
 		  test_report_rows },
 		{ "a row the run holds is released to the state it had", test_run_hold_release },
