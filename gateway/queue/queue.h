@@ -48,6 +48,10 @@ typedef enum {
 /* The reason of a recipient failed because its queue_lifetime ran out
  * starts with this (the SMTP client writes it, the report step reads it). */
 #define QUEUE_EXPIRED_PREFIX "expired: "
+/* The reason of a recipient failed because its message crossed more than
+ * hop_limit nodes (a loop) starts with this (the run writes it, the report
+ * step reads it). */
+#define QUEUE_LOOP_PREFIX "hop limit reached: "
 /* The reason of a recipient failed because the directory no longer knows
  * it (the run writes it, the report step reads it). */
 #define QUEUE_UNKNOWN_PREFIX "no such recipient in the directory any more"

@@ -53,6 +53,7 @@ typedef struct {
 	guint held;             /* recipients held: no report could be made */
 	guint delay_notices;    /* delay notices queued ([delivery] delay_warning) */
 	guint delayed;          /* recipients they are about */
+	guint postmaster;       /* messages the postmaster was told about */
 	guint errors;           /* queue failures (see the log); tried again next time */
 } ReportStats;
 
@@ -80,5 +81,15 @@ ReportTranslation report_translate(Site *site, Queue *q, QueueEnvelope *env,
  * bundled; NULL when none was made) */
 ReportTranslation report_inbound(Site *site, Queue *q, QueueEnvelope *env,
     QueueEnvelope **ndr, ReportStats *st);
+
+/* report_tell_postmaster - the [site] postmaster told, once per message
+ * (env->warned), that env is held for why and reaches no one else: a
+ * legacy message from GATEWAY_PO/POSTMASTER, the held message attached,
+ * queued in the commit that stores env's rows as they are now (held by
+ * the caller); without a notice (told already, or none can be made: then
+ * a warning) the rows are stored alone.  FALSE when nothing was stored.
+ * *note (when not NULL): the notice's envelope, routed, to be bundled, or NULL. */
+gboolean report_tell_postmaster(Site *site, Queue *q, QueueEnvelope *env, const char *why,
+    QueueEnvelope **note, ReportStats *st);
 
 #endif

@@ -153,7 +153,7 @@ dsn_failed(Queue *q, QueueEnvelope *env, GPtrArray *rows, GError *e, ReportStats
 /* ---- failures at the gateway ------------------------------------------- */
 
 /* The RFC 3463 status of a failed row: an expiry 5.4.7, a recipient the
- * directory lost 5.1.1, else the server's reply's (class 5). */
+ * directory lost 5.1.1, a loop 5.4.6, else the server's reply's (class 5). */
 static void
 failed_status(const QueueRcpt *r, char status[REPORT_STATUS_SIZE])
 {
@@ -161,6 +161,8 @@ failed_status(const QueueRcpt *r, char status[REPORT_STATUS_SIZE])
 		g_strlcpy(status, "5.4.7", REPORT_STATUS_SIZE);
 	} else if (r->reason && g_str_has_prefix(r->reason, QUEUE_UNKNOWN_PREFIX)) {
 		g_strlcpy(status, "5.1.1", REPORT_STATUS_SIZE);
+	} else if (r->reason && g_str_has_prefix(r->reason, QUEUE_LOOP_PREFIX)) {
+		g_strlcpy(status, "5.4.6", REPORT_STATUS_SIZE);
 	} else if (r->last_reply && report_status_of_reply(r->last_reply,
 	    strlen(r->last_reply), status)) {
 		status[0] = '5';      /* a temporary code that became final */

@@ -35,22 +35,28 @@ row_for(const QueueSent *sent, const DsnParsedRcpt *pr)
 	return NULL;
 }
 
-/* The items of the recipients of p that sent knows and that failed or are
- * delayed; n of them. */
+/* The items of the recipients of p that sent knows and whose fate its
+ * legacy sender wants to hear of: failed or delayed (unless it asked for
+ * no non-delivery report), delivered (if it asked for a receipt); n of them. */
 static NdrItem *
-failed_items(const DsnParsed *p, const QueueSent *sent, guint *n)
+report_items(const DsnParsed *p, const QueueSent *sent, guint *n)
 {
 	NdrItem *items = g_new0(NdrItem, p->rcpts->len);
+	gboolean ndr = !(sent->env->requests & MSG_REQ_NO_NDR),
+	    receipt = (sent->env->requests & MSG_REQ_RECEIPT) != 0;
 
 	*n = 0;
 	for (guint i = 0; i < p->rcpts->len; i++) {
 		const DsnParsedRcpt *pr = p->rcpts->pdata[i];
 		const QueueRcpt *r = row_for(sent, pr);
 
-		if (!r || (pr->action != DSN_ACTION_FAILED && pr->action != DSN_ACTION_DELAYED))
+		if (!r || !((ndr && (pr->action == DSN_ACTION_FAILED ||
+		    pr->action == DSN_ACTION_DELAYED)) ||
+		    (receipt && pr->action == DSN_ACTION_DELIVERED)))
 			continue;
 		items[*n].addr = g_strdup(r->legacy);
 		items[*n].delayed = pr->action == DSN_ACTION_DELAYED;
+		items[*n].delivered = pr->action == DSN_ACTION_DELIVERED;
 		items[*n].reason = report_reason_of_status(pr->status, strlen(pr->status));
 		items[*n].text = pr->diagnostic && *pr->diagnostic ? pr->diagnostic :
 		    report_status_text(pr->status, strlen(pr->status));
@@ -68,6 +74,7 @@ queue_ndr(Site *site, Queue *q, QueueEnvelope *env, GPtrArray *rows, const DsnPa
 {
 	const char *codepage;
 	char *po = NULL, *legacy = NULL, *why = NULL, *about;
+	MsgClass m_class;
 	LegacyMessage *m;
 	GBytes *bytes;
 	GError *e = NULL;
@@ -83,6 +90,7 @@ queue_ndr(Site *site, Queue *q, QueueEnvelope *env, GPtrArray *rows, const DsnPa
 	    "as a delivery status notification");
 	m = rp_ndr_build(site, sent->env->envid, about, items, n, sent->env->report_to, codepage,
 	    NULL, p->orig_subject, "the Internet's report does not return it whole");
+	m_class = m->class;
 	bytes = rp_ndr_encode(m, &why);
 	msg_free(m);
 	g_free(about);
@@ -93,7 +101,8 @@ queue_ndr(Site *site, Queue *q, QueueEnvelope *env, GPtrArray *rows, const DsnPa
 		g_free(why);
 		return REPORT_TRANSLATED;
 	}
-	if (!rp_ndr_queue(q, env, rows, QUEUE_ST_DONE, bytes, po, legacy, sent->env->report_to,
+	if (!rp_ndr_queue(q, env, rows, QUEUE_ST_DONE, m_class, bytes, po, legacy,
+	    sent->env->report_to,
 	    sent->env->qid, MAX(env->hops, sent->env->hops), out, &e)) {
 		pg_error(env->qid, "report: %s", e->message);
 		g_error_free(e);
@@ -153,18 +162,17 @@ report_inbound(Site *site, Queue *q, QueueEnvelope *env, QueueEnvelope **ndr,
 		}
 		goto out;
 	}
-	items = failed_items(p, sent, &n);
-	if (n == 0 || (sent->env->requests & MSG_REQ_NO_NDR)) {
+	items = report_items(p, sent, &n);
+	if (n == 0) {
 		res = REPORT_TRANSLATED;
-		if (rp_rows_enter(q, env, rows, QUEUE_ST_DONE, n ? "an Internet report: its legacy "
-		    "sender asked for no non-delivery report" : "an Internet report with no failure or "
-		    "delay of a recipient the gateway sent to: nothing to tell the legacy sender"))
+		if (rp_rows_enter(q, env, rows, QUEUE_ST_DONE, "an Internet report about a legacy "
+		    "message whose sender asked to hear of none of what it says"))
 			st->unreported++;
 		else
 			st->errors++;
 		goto out;
 	}
-	pg_info(env->qid, "from=<>: %s report about %s (%s), %u recipient%s failed or delayed",
+	pg_info(env->qid, "from=<>: %s report about %s (%s), %u recipient%s to tell of",
 	    p->heuristic ? p->heuristic : "an RFC 3464", qid, sent->env->envid, n,
 	    n == 1 ? "" : "s");
 	res = queue_ndr(site, q, env, rows, p, sent, items, n, ndr, st);

@@ -9,6 +9,9 @@
  *   report_delay.c delay notices: a legacy report "delayed" to the sender of a
  *                  legacy message that still waits for SMTP, a DSN
  *                  "Action: delayed" to an SMTP sender who asked NOTIFY=DELAY
+ *   report_loop.c  what is stopped for good - a report over the hop limit,
+ *                  a report that could not be delivered: held, and the
+ *                  postmaster told once
  *   report_in.c    Internet reports (RFC 3464, or a bounce text read with
  *                  confidence) about a legacy message's copy the gateway
  *                  sent, made legacy non-delivery reports
@@ -32,11 +35,14 @@ typedef struct {
 	char *addr;             /* the address the sender wrote */
 	guint16 reason;         /* MsgReason */
 	const char *text;       /* what went wrong, UTF-8 (a server's reply) */
-	gboolean delayed;       /* not delivered yet, still tried (MSG_REPORT_DELAYED);
-	                         * else not delivered */
+	gboolean delayed;       /* not delivered yet, still tried (MSG_REPORT_DELAYED) */
+	gboolean delivered;     /* delivered (MSG_REPORT_DELIVERED, a receipt's);
+	                         * neither: not delivered */
 } NdrItem;
 
-/* rp_ndr_build - a legacy non-delivery report to the legacy address to, in
+/* rp_ndr_build - a legacy non-delivery report (a delay notice when every
+ * item is delayed, a receipt when every item is delivered) to the legacy
+ * address to, in
  * codepage: about_id the original's legacy id, about a line saying what
  * the gateway did with it, one item each, the original (orig, or NULL:
  * then its subject orig_subject, UTF-8, and why_not says why it is not
@@ -63,19 +69,28 @@ GBytes *rp_ndr_bytes(Site *site, Queue *q, const QueueEnvelope *env, GPtrArray *
  * route step */
 QueueEnvelope *rp_report_envelope(const char *qid, MsgClass class, const char *report_to,
     char *po, char *legacy, const char *about, guint hops, gint64 size);
-/* rp_ndr_queue - the encoded report bytes queued routed to po as legacy
- * (both taken) in the one commit that moves rows of owner to to_state
+/* rp_ndr_queue - the encoded report bytes (of class) queued routed to po as
+ * legacy (both taken) in the one commit that moves rows of owner to to_state
  * (reported: naming the report; done); *out (if not NULL): its envelope */
 gboolean rp_ndr_queue(Queue *q, QueueEnvelope *owner, GPtrArray *rows, QueueState to_state,
+    MsgClass class,
     GBytes *bytes, char *po, char *legacy, const char *report_to, const char *about,
     guint hops, QueueEnvelope **out, GError **error);
 
 /* rp_rows_enter - rows of env enter to with reason, stored in one commit */
 gboolean rp_rows_enter(Queue *q, QueueEnvelope *env, GPtrArray *rows, QueueState to,
     const char *reason);
-/* rp_hold - rows held, each reason saying what failed and why no report
- * was made ("...; report could not be made: WHY"), counted in st */
+/* rp_hold_rows - rows held in memory, each reason saying what failed and
+ * why no report was made ("...; report could not be made: WHY") */
+void rp_hold_rows(QueueEnvelope *env, GPtrArray *rows, const char *why);
+/* rp_hold - rp_hold_rows, stored; counted in st */
 void rp_hold(Queue *q, QueueEnvelope *env, GPtrArray *rows, const char *why, ReportStats *st);
+/* rp_hold_tell - rp_hold of rows of a report that failed for good, with
+ * the postmaster told once (report_tell_postmaster, report.h) */
+void rp_hold_tell(Site *site, Queue *q, QueueEnvelope *env, GPtrArray *rows, const char *why,
+    ReportStats *st);
+/* rp_local - UTF-8 text in a codepage (transliterated where it must be); g_free it */
+char *rp_local(const char *codepage, const char *utf8);
 /* rp_dsn_queue - the DSN r (its rcpts, to, from, ...), built and queued in
  * one commit with owner's rows entering to (reported, naming the DSN; or
  * done; none: rows empty): FALSE and *error when it cannot be built

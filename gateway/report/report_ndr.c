@@ -19,6 +19,7 @@
 /* Subject of a report: this, then the original's. */
 #define NDR_SUBJECT        "Undeliverable: "
 #define DELAY_SUBJECT      "Delayed: "
+#define RECEIPT_SUBJECT    "Delivered: "
 
 gboolean
 rp_rows_enter(Queue *q, QueueEnvelope *env, GPtrArray *rows, QueueState to, const char *reason)
@@ -35,19 +36,25 @@ rp_rows_enter(Queue *q, QueueEnvelope *env, GPtrArray *rows, QueueState to, cons
 }
 
 void
-rp_hold(Queue *q, QueueEnvelope *env, GPtrArray *rows, const char *why, ReportStats *st)
+rp_hold_rows(QueueEnvelope *env, GPtrArray *rows, const char *why)
 {
-	GError *e = NULL;
-
 	for (guint i = 0; i < rows->len; i++) {
 		QueueRcpt *r = rows->pdata[i];
 		char *reason = g_strdup_printf("%s; " RP_UNREPORTED ": %s",
-		    r->reason ? r->reason : "failed", why);
+		    r->reason ? r->reason : queue_state_name(r->state), why);
 
 		queue_rcpt_enter(r, QUEUE_ST_HELD, reason);
 		g_free(reason);
 	}
 	pg_warn(env->qid, "held: " RP_UNREPORTED ": %s", why);
+}
+
+void
+rp_hold(Queue *q, QueueEnvelope *env, GPtrArray *rows, const char *why, ReportStats *st)
+{
+	GError *e = NULL;
+
+	rp_hold_rows(env, rows, why);
 	if (queue_set_routes(q, env, &e)) {
 		st->held += rows->len;
 	} else {
@@ -66,6 +73,8 @@ failure_reason(const QueueRcpt *r)
 
 	if (r->reason && g_str_has_prefix(r->reason, QUEUE_EXPIRED_PREFIX))
 		return MSG_REASON_EXPIRED;
+	if (r->reason && g_str_has_prefix(r->reason, QUEUE_LOOP_PREFIX))
+		return MSG_REASON_LOOP;
 	if (r->last_reply && report_status_of_reply(r->last_reply, strlen(r->last_reply), status))
 		return report_reason_of_status(status, strlen(status));
 	return MSG_REASON_TRANSFER_FAILED;
@@ -82,28 +91,33 @@ failure_text(const QueueRcpt *r, gboolean delayed)
 	    delayed ? "not tried yet" : "no reason given";
 }
 
-/* UTF-8 text in the report's codepage (transliterated where it must be). */
-static char *
-local(const char *codepage, const char *utf8)
+char *
+rp_local(const char *codepage, const char *utf8)
 {
 	char *t = translit_from_utf8(codepage, utf8, strlen(utf8), NULL, NULL, NULL, NULL);
 
 	return t ? t : g_strdup("?");
 }
 
-/* The address the sender wrote for a failed row: its legacy form, else SMTP:. */
+/* The address the sender wrote for a failed row: its legacy form (a
+ * legacy message's own row is one already), else SMTP:. */
 static char *
 written_address(const QueueRcpt *r)
 {
-	return r->legacy ? g_strdup(r->legacy) : g_strdup_printf("SMTP:%s", r->address);
+	if (r->legacy)
+		return g_strdup(r->legacy);
+	if (g_str_has_prefix(r->address, "SMTP:") || strchr(r->address, '/'))
+		return g_strdup(r->address);
+	return g_strdup_printf("SMTP:%s", r->address);
 }
 
 /* What failed, for a person: the explanation above the returned message. */
 static char *
-ndr_text(const char *about, const NdrItem *items, guint n, gboolean all_delayed,
-    const char *codepage, const char *returned)
+ndr_text(const char *about, const NdrItem *items, guint n, MsgClass class,
+    gboolean all_delayed, const char *codepage, const char *returned)
 {
-	GString *s = g_string_new(all_delayed ? "Your message has not been delivered yet to " :
+	GString *s = g_string_new(class == MSG_CLASS_RECEIPT ? "Your message was delivered to " :
+	    all_delayed ? "Your message has not been delivered yet to " :
 	    "Your message could not be delivered to ");
 	char *out;
 
@@ -112,12 +126,14 @@ ndr_text(const char *about, const NdrItem *items, guint n, gboolean all_delayed,
 	    "told if it fails:\r\n\r\n" : ":\r\n\r\n");
 	for (guint i = 0; i < n; i++)
 		g_string_append_printf(s, "  %s\r\n    %s%s: %s\r\n", items[i].addr,
+		    class == MSG_CLASS_RECEIPT ? "" : items[i].delivered ? "delivered: " :
 		    items[i].delayed && !all_delayed ? "delayed, still being tried: " : "",
-		    msg_reason_name(items[i].reason), items[i].text);
+		    items[i].delivered ? "delivered" : msg_reason_name(items[i].reason),
+		    items[i].text);
 	g_string_append_printf(s, "\r\n%s\r\n", about);
 	g_string_append(s, returned ? returned : "\r\nYour message follows.\r\n"
 	    "------------------------------------------------------------\r\n");
-	out = local(codepage, s->str);
+	out = rp_local(codepage, s->str);
 	g_string_free(s, TRUE);
 	return out;
 }
@@ -130,16 +146,19 @@ rp_ndr_build(Site *site, const char *about_id, const char *about, const NdrItem 
 	const char *gw = config_string(site->cfg, CONFIG_SITE_GATEWAY_PO);
 	gint64 now = g_get_real_time() / G_USEC_PER_SEC;
 	LegacyMessage *m = msg_new();
-	gboolean all_delayed = n > 0;
+	gboolean all_delayed = n > 0, all_delivered = n > 0;
 	char *prefix, *text, *returned = NULL, *subject;
 	GString *body;
 
-	for (guint i = 0; i < n; i++)
+	for (guint i = 0; i < n; i++) {
 		all_delayed &= items[i].delayed;
-	prefix = local(codepage, all_delayed ? DELAY_SUBJECT : NDR_SUBJECT);
+		all_delivered &= items[i].delivered;
+	}
+	prefix = rp_local(codepage, all_delivered ? RECEIPT_SUBJECT : all_delayed ? DELAY_SUBJECT :
+	    NDR_SUBJECT);
 
 	m->id = msg_new_id(gw);
-	m->class = MSG_CLASS_NDR;
+	m->class = all_delivered ? MSG_CLASS_RECEIPT : MSG_CLASS_NDR;
 	m->no_report = TRUE;
 	m->about_id = g_strdup(about_id);
 	m->submit_time = m->date = now;
@@ -159,14 +178,14 @@ rp_ndr_build(Site *site, const char *about_id, const char *about, const NdrItem 
 		msg_add_hop(m, h->node, h->time);
 	}
 	subject = orig && orig->subject ? g_strdup(orig->subject) :
-	    orig_subject ? local(codepage, orig_subject) : g_strdup("");
+	    orig_subject ? rp_local(codepage, orig_subject) : g_strdup("");
 	m->subject = g_strconcat(prefix, subject, NULL);
 	g_free(subject);
 	if (strlen(m->subject) > MSG_MAX_SUBJECT_LEN)
 		m->subject[MSG_MAX_SUBJECT_LEN] = '\0';
 	if (why_not)
 		returned = g_strdup_printf("\r\nYour message is not returned: %s.\r\n", why_not);
-	text = ndr_text(about, items, n, all_delayed, codepage, returned);
+	text = ndr_text(about, items, n, m->class, all_delayed, codepage, returned);
 	body = g_string_new(text);
 	if (orig && orig->body && !why_not)
 		g_string_append_len(body, g_bytes_get_data(orig->body, NULL),
@@ -178,12 +197,13 @@ rp_ndr_build(Site *site, const char *about_id, const char *about, const NdrItem 
 		msg_add_attachment(m, a->name, a->data);
 	}
 	for (guint i = 0; i < n; i++) {
-		char *diag = local(codepage, items[i].text);
+		char *diag = rp_local(codepage, items[i].text);
 
 		if (strlen(diag) > MSG_MAX_TEXT_LEN)
 			diag[MSG_MAX_TEXT_LEN] = '\0';
-		msg_add_report_item(m, items[i].addr, items[i].delayed ? MSG_REPORT_DELAYED :
-		    MSG_REPORT_NOT_DELIVERED, items[i].reason, diag);
+		msg_add_report_item(m, items[i].addr, items[i].delivered ? MSG_REPORT_DELIVERED :
+		    items[i].delayed ? MSG_REPORT_DELAYED : MSG_REPORT_NOT_DELIVERED,
+		    items[i].delivered ? MSG_REASON_NONE : items[i].reason, diag);
 		g_free(diag);
 	}
 	g_string_free(body, TRUE);
@@ -287,11 +307,14 @@ rp_ndr_bytes(Site *site, Queue *q, const QueueEnvelope *env, GPtrArray *rows,
 		g_error_free(e);
 		return NULL;
 	}
-	orig = mime_in_translate(g_bytes_get_data(body, NULL), g_bytes_get_size(body),
-	    codepage, NULL, &e);
+	/* A legacy message stopped at the gateway is its own original. */
+	orig = g_strcmp0(env->format, "legacy") == 0 ? msg_decode(g_bytes_get_data(body, NULL),
+	    g_bytes_get_size(body), &e) : mime_in_translate(g_bytes_get_data(body, NULL),
+	    g_bytes_get_size(body), codepage, NULL, &e);
 	g_bytes_unref(body);
 	items = row_items(rows, delayed);
-	about = g_strdup_printf(delayed ? "The gateway is trying to send it as Internet message "
+	about = g_strdup_printf(g_strcmp0(env->format, "legacy") == 0 ? "The gateway stopped it "
+	    "(queue id %s)." : delayed ? "The gateway is trying to send it as Internet message "
 	    "%s." : "The gateway tried to send it as Internet message %s.", env->qid);
 	m = rp_ndr_build(site, env->envid, about, items, rows->len, env->report_to, codepage,
 	    orig, NULL, orig ? why_not : e->message);
@@ -339,15 +362,16 @@ rp_report_envelope(const char *qid, MsgClass class, const char *report_to, char 
 
 gboolean
 rp_ndr_queue(Queue *q, QueueEnvelope *owner, GPtrArray *rows, QueueState to_state,
-    GBytes *bytes, char *po, char *legacy, const char *report_to, const char *about,
+    MsgClass class, GBytes *bytes, char *po, char *legacy, const char *report_to, const char *about,
     guint hops, QueueEnvelope **out, GError **error)
 {
 	char *qid = queue_id_new(), *reason;
-	QueueEnvelope *rep = rp_report_envelope(qid, MSG_CLASS_NDR, report_to, po, legacy, about,
+	QueueEnvelope *rep = rp_report_envelope(qid, class, report_to, po, legacy, about,
 	    hops, (gint64)g_bytes_get_size(bytes));
+	const char *kind = msg_class_name(class);
 	gboolean ok;
 
-	reason = g_strdup_printf("non-delivery report %s to %s", qid, report_to);
+	reason = g_strdup_printf("%s %s to %s", kind, qid, report_to);
 	for (guint i = 0; i < rows->len; i++) {
 		QueueRcpt *r = rows->pdata[i];
 
@@ -359,8 +383,8 @@ rp_ndr_queue(Queue *q, QueueEnvelope *owner, GPtrArray *rows, QueueState to_stat
 	}
 	ok = queue_translated(q, owner, rep, bytes, error);
 	if (ok)
-		pg_info(qid, "queued: from=<>, size=%" G_GINT64_FORMAT ", nrcpt=1, non-delivery "
-		    "report about %s (%u recipient%s) to %s", rep->size, about, rows->len,
+		pg_info(qid, "queued: from=<>, size=%" G_GINT64_FORMAT ", nrcpt=1, %s about %s "
+		    "(%u recipient%s) to %s", rep->size, kind, about, rows->len,
 		    rows->len == 1 ? "" : "s", report_to);
 	g_free(reason);
 	g_free(qid);
@@ -386,7 +410,8 @@ report_ndr(Site *site, Queue *q, QueueEnvelope *env, GPtrArray *rows, ReportStat
 		g_free(why);
 		return;
 	}
-	if (rp_ndr_queue(q, env, rows, QUEUE_ST_REPORTED, bytes, po, legacy, env->report_to,
+	if (rp_ndr_queue(q, env, rows, QUEUE_ST_REPORTED, MSG_CLASS_NDR, bytes, po, legacy,
+	    env->report_to,
 	    env->qid, env->hops, NULL, &e)) {
 		st->ndrs++;
 		st->reported += rows->len;
@@ -397,6 +422,38 @@ report_ndr(Site *site, Queue *q, QueueEnvelope *env, GPtrArray *rows, ReportStat
 		st->errors++;
 	}
 	g_bytes_unref(bytes);
+}
+
+/* Failed rows of a legacy message itself (stopped at the gateway: a loop):
+ * its sender and id are those of the message. */
+static void
+report_legacy(Site *site, Queue *q, QueueEnvelope *env, GPtrArray *rows, ReportStats *st)
+{
+	GError *e = NULL;
+	GBytes *body = queue_body_read(q, env->qid, -1, &e);
+	LegacyMessage *m = body ? msg_decode(g_bytes_get_data(body, NULL),
+	    g_bytes_get_size(body), &e) : NULL;
+
+	if (!m) {
+		rp_hold(q, env, rows, e->message, st);
+	} else if (m->no_report) {
+		rp_hold_tell(site, q, env, rows, "no report may be made about it", st);
+	} else if (m->requests & MSG_REQ_NO_NDR) {
+		if (rp_rows_enter(q, env, rows, QUEUE_ST_DONE, "no report: the sender asked for none"))
+			st->unreported += rows->len;
+		else
+			st->errors++;
+	} else {
+		g_free(env->report_to);
+		env->report_to = g_strdup(m->originator.addr);
+		g_free(env->envid);
+		env->envid = g_strdup(m->id);
+		report_ndr(site, q, env, rows, st);
+	}
+	g_clear_error(&e);
+	msg_free(m);
+	if (body)
+		g_bytes_unref(body);
 }
 
 static void
@@ -413,10 +470,12 @@ report_message(Site *site, Queue *q, QueueEnvelope *env, ReportStats *st)
 	if (rows->len == 0)
 		;
 	else if (!*env->sender || env->report_class != 0)
-		rp_hold(q, env, rows, "no report is ever made about a report or a message from "
-		    "the null sender", st);
+		rp_hold_tell(site, q, env, rows, "no report is ever made about a report or a "
+		    "message from the null sender", st);
 	else if (!env->origin && g_strcmp0(env->format, "mime") == 0)
 		rp_dsn_failed(site, q, env, rows, st);   /* from an SMTP sender */
+	else if (g_strcmp0(env->format, "legacy") == 0)
+		report_legacy(site, q, env, rows, st);
 	else if (!env->report_to)
 		rp_hold(q, env, rows, "its legacy sender is not known", st);
 	else if (env->requests & MSG_REQ_NO_NDR) {

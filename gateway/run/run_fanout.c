@@ -501,6 +501,7 @@ fan_out_to(Run *run, QueueEnvelope *env, const char *po, GBytes *body, GHashTabl
 	char *why = NULL;
 	gsize len;
 	const guint8 *p = g_bytes_get_data(body, &len);
+	guint hops;
 
 	if (!pc) {
 		hold_rows(run, env, po, "the postoffice has no [postoffice] group");
@@ -512,9 +513,10 @@ fan_out_to(Run *run, QueueEnvelope *env, const char *po, GBytes *body, GHashTabl
 		g_free(why);
 		return;
 	}
-	if (content->hops->len + 1 > run->hop_limit) {
-		why = g_strdup_printf("%u hops, the limit is %u (a mail loop?)",
-		    content->hops->len + 1, run->hop_limit);
+	if (rn_over_hop_limit(run, env, &hops)) {
+		/* Not since the route step stops it; a message routed before. */
+		why = g_strdup_printf(QUEUE_LOOP_PREFIX "%u hops, the limit is %u (a mail loop?)",
+		    hops, run->hop_limit);
 		hold_rows(run, env, po, why);
 		g_free(why);
 		return;

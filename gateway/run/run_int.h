@@ -69,6 +69,11 @@ gboolean rn_bundle_deliver(Run *run, const char *po, guint64 seq, const char *na
 void rn_ingest(Run *run);
 
 /* run_route.c */
+/* rn_over_hop_limit - whether env has crossed more than hop_limit nodes
+ * (*hops: how many, this gateway's crossing included); a report this
+ * gateway made itself carries its original's count and is never stopped
+ * on its way out: it is what tells the sender of a looped message */
+gboolean rn_over_hop_limit(const Run *run, const QueueEnvelope *env, guint *hops);
 void rn_route_message(Run *run, QueueEnvelope *env);
 void rn_store_routes(Run *run);
 

@@ -166,6 +166,56 @@ translated(Run *run, QueueEnvelope *env)
 	return TRUE;
 }
 
+gboolean
+rn_over_hop_limit(const Run *run, const QueueEnvelope *env, guint *hops)
+{
+	/* A legacy message's trace lists the nodes before this gateway; an
+	 * Internet message's Received: fields count the listener's own. */
+	*hops = env->hops + (g_strcmp0(env->format, "legacy") == 0 ? 1 : 0);
+	if (g_strcmp0(env->protocol, "report") == 0 && !env->origin)
+		return FALSE;
+	return *hops > run->hop_limit;
+}
+
+/* env crossed too many nodes: its accepted rows fail (a message: its
+ * sender gets a report) or are held, the postmaster told once (a report,
+ * or a message from <>: no report is made about those). */
+static void
+stop_looped(Run *run, QueueEnvelope *env, guint hops)
+{
+	gboolean report = !*env->sender || env->report_class != 0;
+	QueueState to = report ? QUEUE_ST_HELD : QUEUE_ST_FAILED;
+	char *why = g_strdup_printf(QUEUE_LOOP_PREFIX "%u hops, the limit is %u (a mail loop?)",
+	    hops, run->hop_limit);
+
+	for (guint i = 0; i < env->rcpts->len; i++) {
+		QueueRcpt *r = env->rcpts->pdata[i];
+
+		if (r->state != QUEUE_ST_ACCEPTED)
+			continue;
+		queue_rcpt_enter(r, to, why);
+		if (report)
+			run->held++;
+		else
+			run->failed++;
+	}
+	pg_warn(env->qid, "%s: %s", queue_state_name(to), why);
+	if (run->dry_run)
+		printf("%s: %s: %s\n", env->qid, queue_state_name(to), why);
+	else if (report) {
+		QueueEnvelope *note = NULL;
+
+		report_tell_postmaster(run->site, run->q, env, why, &note, &run->reports);
+		if (note && run->routing)
+			g_ptr_array_add(run->routing, note);   /* bundled in this pass */
+		else
+			queue_envelope_free(note);
+	}
+	else
+		g_ptr_array_add(run->to_store, env);
+	g_free(why);
+}
+
 void
 rn_route_message(Run *run, QueueEnvelope *env)
 {
@@ -175,7 +225,19 @@ rn_route_message(Run *run, QueueEnvelope *env)
 	gboolean any = FALSE, ok = TRUE;
 	char buf[600];
 
+	guint hops;
+
 	if (translated(run, env)) {
+		g_hash_table_unref(seen);
+		g_array_unref(fresh);
+		return;
+	}
+	if (rn_over_hop_limit(run, env, &hops)) {
+		for (guint i = 0; i < n; i++)
+			if (((QueueRcpt *)env->rcpts->pdata[i])->state == QUEUE_ST_ACCEPTED) {
+				stop_looped(run, env, hops);
+				break;
+			}
 		g_hash_table_unref(seen);
 		g_array_unref(fresh);
 		return;

@@ -568,6 +568,18 @@ class Server:
         s.close()
 
 
+class RefusesBad(Server):
+    """The Internet of the report tests: refuses RCPT for bad*@ (550 5.1.1
+    User unknown), takes the rest."""
+
+    async def on_rcpt(self, s, arg, addr):
+        if addr.startswith("bad"):
+            await s.reply("550 5.1.1 <%s>: Recipient address rejected: User unknown" % addr)
+            return False
+        await s.reply("250 2.1.5 Ok")
+        return True
+
+
 def params(text):
     """{KEY: value} of ESMTP parameters (KEY upper case)."""
     out = {}

@@ -49,16 +49,7 @@ SENDER = "sender@ext.example"
 top = pg.scratch()
 
 
-class Internet(smtpscript.Server):
-    async def on_rcpt(self, s, arg, addr):
-        if addr.startswith("bad"):
-            await s.reply("550 5.1.1 <%s>: Recipient address rejected: User unknown" % addr)
-            return False
-        await s.reply("250 2.1.5 Ok")
-        return True
-
-
-net = Internet(hostname="mx.ext.test")
+net = smtpscript.RefusesBad(hostname="mx.ext.test")
 net.start()
 USERS = ["ALICE", "BOB", "CAROL", "GONE", "GONE2", "GONE3", "DAVE", "QUIET"]
 po_dir, _ = pg.make_po(top, "CORP", "HQ", gateway="CORP/GW",

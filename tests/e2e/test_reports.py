@@ -59,16 +59,7 @@ HQ, SALES = "CORP/HQ", "CORP/SALES"
 top = pg.scratch()
 
 
-class Refuser(smtpscript.Server):
-    async def on_rcpt(self, s, arg, addr):
-        if addr.startswith("bad"):
-            await s.reply("550 5.1.1 <%s>: Recipient address rejected: User unknown" % addr)
-            return False
-        await s.reply("250 2.1.5 Ok")
-        return True
-
-
-srv = Refuser(hostname="mx.ext.test")
+srv = smtpscript.RefusesBad(hostname="mx.ext.test")
 srv.start()
 
 po_dir, key_file = {}, {}

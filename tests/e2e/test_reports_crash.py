@@ -51,16 +51,7 @@ rnd = random.Random(SEED)
 top = pg.scratch()
 
 
-class RefusesBad(smtpscript.Server):
-    async def on_rcpt(self, s, arg, addr):
-        if not addr.startswith("bad"):
-            await s.reply("250 2.1.5 Ok")
-            return True
-        await s.reply("550 5.1.1 <%s>: Recipient address rejected: User unknown" % addr)
-        return False
-
-
-srv = RefusesBad(hostname="mx.ext.test")
+srv = smtpscript.RefusesBad(hostname="mx.ext.test")
 srv.start()
 site = os.path.join(top, "site")
 os.makedirs(site)
