@@ -135,8 +135,10 @@ pg_db_begin(PgDb *db, gboolean write, GError **error)
 gboolean
 pg_db_commit(PgDb *db, const char *step, GError **error)
 {
-	if (!pg_db_exec(db, "COMMIT", error))
+	if (!pg_db_exec(db, "COMMIT", error)) {
+		pg_db_rollback(db);   /* a COMMIT that failed may leave it open */
 		return FALSE;
+	}
 	fault_step(step);
 	return TRUE;
 }

@@ -72,7 +72,7 @@ char *pg_db_col_dup(sqlite3_stmt *st, int i);
 
 /* pg_db_begin - BEGIN IMMEDIATE (write) or BEGIN (read) */
 gboolean pg_db_begin(PgDb *db, gboolean write, GError **error);
-/* pg_db_commit - COMMIT, then fault_step(step) */
+/* pg_db_commit - COMMIT, then fault_step(step); a COMMIT that fails is rolled back */
 gboolean pg_db_commit(PgDb *db, const char *step, GError **error);
 /* pg_db_rollback - ROLLBACK when a transaction is open; errors ignored */
 void pg_db_rollback(PgDb *db);

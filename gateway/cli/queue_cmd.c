@@ -230,8 +230,11 @@ do_show(Queue *q, const char *qid)
 		g_string_append_printf(out, "report_to: %s\n", env->report_to);
 	g_free(when);
 	if (env->warned) {
+		/* A report or message from <> gets no delay notice: its warned
+		 * says when the postmaster was told that it is held. */
 		when = time_text(env->warned);
-		g_string_append_printf(out, "delay_notice: %s\n", when);
+		g_string_append_printf(out, "%s: %s\n", env->report_class || !*env->sender ?
+		    "postmaster_told" : "delay_notice", when);
 		g_free(when);
 	}
 	for (guint i = 0; i < env->rcpts->len; i++) {

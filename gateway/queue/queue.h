@@ -120,8 +120,9 @@ typedef struct {
 	char *report_to;        /* a legacy message's copy for SMTP: its originator
 	                         * NET/PO/MAILBOX, where a non-delivery report goes */
 	guint requests;         /* what that originator asked: MSG_REQ_* (message.h) */
-	gint64 warned;          /* when its delay notice was queued, 0: none (queue_translated
-	                         * stores it when it is set on the message reported on) */
+	gint64 warned;          /* when its delay notice, or the postmaster's notice that it
+	                         * is held, was queued (or found not to be owed); 0: none.
+	                         * queue_translated stores it when it is set on orig */
 	GPtrArray *rcpts;       /* QueueRcpt * */
 } QueueEnvelope;
 
@@ -198,15 +199,21 @@ gboolean queue_set_routes(Queue *q, QueueEnvelope *env, GError **error);
 gboolean queue_set_routes_many(Queue *q, GPtrArray *envs, GError **error);
 /* queue_translated - in one commit: the new message env (body, recipients
  * with their states) and the changed recipient rows of orig it came from:
- * a legacy message's translation, or a report and the rows it reports on */
+ * a legacy message's translation, or a report and the rows it reports on
+ * (orig->rcpts may hold only those: a delay notice changes none).  Fails,
+ * storing nothing, with QUEUE_ERROR_NOT_FOUND when orig is no longer in the
+ * queue or orig->warned is set and another notice is already recorded */
 gboolean queue_translated(Queue *q, QueueEnvelope *orig, QueueEnvelope *env,
     GBytes *body, GError **error);
 /* queue_delayed - the messages that may owe a delay notice: arrived at or
  * before before, none queued yet (warned 0), not a report, not from the
- * null sender; a legacy message's copy with a row waiting for SMTP, or an
- * Internet message with a row that asked NOTIFY=DELAY not yet finished */
+ * null sender; a legacy message's copy whose sender did not ask for no
+ * reports (MSG_REQ_NO_NDR) with a row waiting for SMTP, or an Internet
+ * message with a row that asked NOTIFY=DELAY not yet finished */
 GPtrArray *queue_delayed(Queue *q, gint64 before, GError **error);
-/* queue_set_warned - record that message qid's delay notice is dealt with at when */
+/* queue_set_warned - record that message qid's delay notice is dealt with at
+ * when (none was owed, or none could be made); QUEUE_ERROR_NOT_FOUND when
+ * it is no longer in the queue or already recorded */
 gboolean queue_set_warned(Queue *q, const char *qid, gint64 when, GError **error);
 /* queue_bundle_seq_next - the sequence number the next bundle to po gets */
 guint64 queue_bundle_seq_next(Queue *q, const char *po, GError **error);

@@ -67,12 +67,16 @@ queue_set_routes_many(Queue *q, GPtrArray *envs, GError **error)
 	return TRUE;
 }
 
-/* When message qid's delay notice was dealt with, in the commit at work. */
+/* In the commit at work: message qid is still in the queue (an
+ * administrator may have deleted it since it was read) and, when is not 0,
+ * its delay notice or postmaster notice dealt with at when, once: a notice
+ * already recorded at another time is an error too, so that none is made
+ * twice. */
 static gboolean
 store_warned(Queue *q, const char *qid, gint64 when, GError **error)
 {
-	sqlite3_stmt *st = pg_db_prepare(q->pg, "UPDATE messages SET warned = ? WHERE qid = ?",
-	    error);
+	sqlite3_stmt *st = pg_db_prepare(q->pg, "UPDATE messages SET warned = ?1 "
+	    "WHERE qid = ?2 AND (?1 = 0 OR warned IN (0, ?1))", error);
 	gboolean ok;
 
 	if (!st)
@@ -82,6 +86,11 @@ store_warned(Queue *q, const char *qid, gint64 when, GError **error)
 	ok = sqlite3_step(st) == SQLITE_DONE ||
 	    pg_db_fail(q->pg, error, "cannot record a delay notice");
 	sqlite3_finalize(st);
+	if (ok && sqlite3_changes(q->db) != 1) {
+		g_set_error(error, QUEUE_ERROR, QUEUE_ERROR_NOT_FOUND, "message %s is no longer in the "
+		    "queue, or its notice is already recorded", qid);
+		ok = FALSE;
+	}
 	return ok;
 }
 
@@ -124,8 +133,7 @@ queue_translated(Queue *q, QueueEnvelope *orig, QueueEnvelope *env,
 	ok = pg_db_begin(q->pg, TRUE, error);
 	if (ok) {
 		ok = qi_insert_rows(q, env, &b, error) && upsert_rcpts(q, env, error) &&
-		    upsert_rcpts(q, orig, error) &&
-		    (orig->warned == 0 || store_warned(q, orig->qid, orig->warned, error)) &&
+		    upsert_rcpts(q, orig, error) && store_warned(q, orig->qid, orig->warned, error) &&
 		    pg_db_exec(q->pg, "COMMIT", error);
 		if (!ok)
 			pg_db_rollback(q->pg);

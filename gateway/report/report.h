@@ -49,11 +49,13 @@ typedef struct {
 	guint dsns;             /* delivery status notifications queued */
 	guint dsn_reported;     /* recipients they report on */
 	guint reported;         /* recipients the NDRs report on */
+	guint receipts;         /* legacy receipts queued (from Internet DSNs "delivered") */
+	guint receipted;        /* recipients they are about */
 	guint unreported;       /* recipients whose originator asked for no report */
 	guint held;             /* recipients held: no report could be made */
 	guint delay_notices;    /* delay notices queued ([delivery] delay_warning) */
 	guint delayed;          /* recipients they are about */
-	guint postmaster;       /* messages the postmaster was told about */
+	guint postmaster;       /* held messages the postmaster was told about */
 	guint errors;           /* queue failures (see the log); tried again next time */
 } ReportStats;
 

@@ -10,9 +10,12 @@
  * finished (not yet written to their postoffice, held, or waiting for
  * SMTP), returning its header section.  The notice is queued in the commit
  * that records it in the message's warned column, so that a crash makes
- * neither none nor two.  A notice that cannot be made is logged and
- * recorded as dealt with: the message itself goes on, and its failure, if
- * it comes, is reported as ever.  queue_delayed lists nothing that is a
+ * neither none nor two; that commit touches none of the message's rows
+ * (an administrator may hold or delete it meanwhile).  A notice that
+ * cannot be made (no route to its sender, a DSN that cannot be built) is
+ * logged and recorded as dealt with: the message itself goes on, and its
+ * failure, if it comes, is reported as ever.  One that fails on the queue
+ * (a body not read, a commit refused) is tried again at the next run.  queue_delayed lists nothing that is a
  * report or from the null sender, and no legacy message whose sender asked
  * for no reports. */
 #include "config.h"
@@ -69,41 +72,65 @@ dealt_with(Queue *q, const QueueEnvelope *env, gint64 now, const char *why, Repo
 	}
 }
 
+/* What a notice's commit stores of env: that it is still queued, and
+ * warned; none of its rows. */
+static void
+notice_owner(QueueEnvelope *owner, GPtrArray *no_rows, const QueueEnvelope *env, gint64 now)
+{
+	memset(owner, 0, sizeof *owner);
+	owner->qid = env->qid;
+	owner->warned = now;
+	owner->rcpts = no_rows;
+}
+
+/* A notice not queued for a failure of the queue: tried next time. */
+static void
+notice_failed(const QueueEnvelope *env, GError *e, ReportStats *st)
+{
+	pg_error(env->qid, "report: %s", e->message);
+	st->errors++;
+}
+
 /* The legacy sender of env (a legacy message's copy) told that rows wait. */
 static void
 notice_legacy(Site *site, Queue *q, QueueEnvelope *env, GPtrArray *rows, gint64 now,
     ReportStats *st)
 {
 	char *po = NULL, *legacy = NULL, *why = NULL, *qid;
-	GBytes *bytes = rp_ndr_bytes(site, q, env, rows, TRUE, &po, &legacy, &why);
-	QueueEnvelope *rep;
 	GError *e = NULL;
+	GBytes *bytes = rp_ndr_bytes(site, q, env, rows, TRUE, &po, &legacy, &why, &e);
+	GPtrArray *no_rows = g_ptr_array_new();
+	QueueEnvelope *rep, owner;
 
 	if (!bytes) {
 		g_free(po);
 		g_free(legacy);
-		dealt_with(q, env, now, why, st);
+		if (e)
+			notice_failed(env, e, st);
+		else
+			dealt_with(q, env, now, why, st);
+		g_clear_error(&e);
 		g_free(why);
+		g_ptr_array_unref(no_rows);
 		return;
 	}
+	notice_owner(&owner, no_rows, env, now);
 	qid = queue_id_new();
 	rep = rp_report_envelope(qid, MSG_CLASS_NDR, env->report_to, po, legacy, env->qid,
 	    env->hops, (gint64)g_bytes_get_size(bytes));
-	env->warned = now;
-	if (queue_translated(q, env, rep, bytes, &e)) {
+	if (queue_translated(q, &owner, rep, bytes, &e)) {
 		pg_info(qid, "queued: from=<>, size=%" G_GINT64_FORMAT ", nrcpt=1, delay notice "
 		    "about %s (%u recipient%s) to %s", rep->size, env->qid, rows->len,
 		    rows->len == 1 ? "" : "s", env->report_to);
 		st->delay_notices++;
 		st->delayed += rows->len;
 	} else {
-		/* Nothing stored: tried again next time. */
-		pg_error(env->qid, "report: %s", e->message);
+		notice_failed(env, e, st);   /* nothing stored */
 		g_error_free(e);
-		st->errors++;
 	}
 	queue_envelope_free(rep);
 	g_bytes_unref(bytes);
+	g_ptr_array_unref(no_rows);
 	g_free(qid);
 }
 
@@ -131,7 +158,7 @@ notice_internet(Site *site, Queue *q, QueueEnvelope *env, GPtrArray *rows, gint6
 	DsnRcpt *dr = g_new0(DsnRcpt, rows->len);
 	GPtrArray *none = g_ptr_array_new();
 	DsnReport rep = { 0 };
-	QueueEnvelope *out = NULL;
+	QueueEnvelope *out = NULL, owner;
 	GError *e = NULL;
 	char *from, *subject;
 
@@ -153,20 +180,27 @@ notice_internet(Site *site, Queue *q, QueueEnvelope *env, GPtrArray *rows, gint6
 		if (waits_for_smtp(r))
 			dr[i].will_retry_until = env->arrival + lifetime;
 	}
-	rep.original = queue_body_read(q, env->qid, (gint64)QUEUE_SENT_HEADER_MAX, NULL);
+	rep.original = queue_body_read(q, env->qid, (gint64)QUEUE_SENT_HEADER_MAX, &e);
+	if (!rep.original) {
+		notice_failed(env, e, st);
+		g_error_free(e);
+		g_ptr_array_unref(none);
+		g_free(status);
+		g_free(dr);
+		return;
+	}
 	rp_dsn_about(site, &rep, env, &from, &subject);
 	rep.rcpts = dr;
 	rep.n_rcpts = rows->len;
-	env->warned = now;
-	if (rp_dsn_queue(site, q, env, none, QUEUE_ST_DONE, &rep, MSG_CLASS_NDR, env->qid,
+	notice_owner(&owner, none, env, now);
+	if (rp_dsn_queue(site, q, &owner, none, QUEUE_ST_DONE, &rep, MSG_CLASS_NDR, env->qid,
 	    env->hops, &out, &e)) {
 		st->delay_notices++;
 		st->delayed += rows->len;
 	} else if (e->domain == DSN_ERROR) {
 		dealt_with(q, env, now, e->message, st);
 	} else {
-		pg_error(env->qid, "report: %s", e->message);
-		st->errors++;
+		notice_failed(env, e, st);
 	}
 	g_clear_error(&e);
 	queue_envelope_free(out);

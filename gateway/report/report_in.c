@@ -110,8 +110,13 @@ queue_ndr(Site *site, Queue *q, QueueEnvelope *env, GPtrArray *rows, const DsnPa
 		g_bytes_unref(bytes);
 		return REPORT_LATER;
 	}
-	st->ndrs++;
-	st->reported += n;
+	if (m_class == MSG_CLASS_RECEIPT) {
+		st->receipts++;
+		st->receipted += n;
+	} else {
+		st->ndrs++;
+		st->reported += n;
+	}
 	g_bytes_unref(bytes);
 	return REPORT_TRANSLATED;
 }

@@ -60,9 +60,10 @@ GBytes *rp_ndr_encode(LegacyMessage *m, char **why);
 /* rp_ndr_bytes - the legacy report about rows of env (a legacy message's
  * copy for SMTP), encoded: non-delivery, returning the original, or for
  * delayed a delay notice that does not; NULL and *why when it cannot be
- * made.  *po and *legacy: where it goes. */
+ * made, or NULL and *error when env's body could not be read from the
+ * queue.  *po and *legacy: where it goes. */
 GBytes *rp_ndr_bytes(Site *site, Queue *q, const QueueEnvelope *env, GPtrArray *rows,
-    gboolean delayed, char **po, char **legacy, char **why);
+    gboolean delayed, char **po, char **legacy, char **why, GError **error);
 /* rp_report_envelope - a report's envelope, queue id qid, from the null
  * sender to report_to, about (a queue id), hops, size bytes; in legacy
  * format routed to po's mailbox legacy (both taken), else in MIME for its

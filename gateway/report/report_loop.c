@@ -17,6 +17,17 @@
 #include "pg_log.h"
 #include "report/report_int.h"
 
+/* Why no report is made about env: what it is, for the notice's text. */
+static const char *
+what_it_is(const QueueEnvelope *env)
+{
+	if (env->report_class)
+		return "a report";
+	if (!*env->sender)
+		return "from the null sender";
+	return "marked by its sender so that no report is made about it";
+}
+
 /* The notice's text (UTF-8): what is held, why, what to do. */
 static char *
 notice_text(const QueueEnvelope *env, const char *why)
@@ -26,7 +37,7 @@ notice_text(const QueueEnvelope *env, const char *why)
 	g_string_append_printf(s, "The gateway holds message %s and will not send it on.\r\n"
 	    "It is %s, and no report is ever made about such a message, so no one\r\n"
 	    "else is told.\r\n\r\n  Why: %s\r\n  From: <%s>\r\n", env->qid,
-	    env->report_class ? "a report" : "from the null sender", why, env->sender);
+	    what_it_is(env), why, env->sender);
 	for (guint i = 0; i < env->rcpts->len; i++) {
 		const QueueRcpt *r = env->rcpts->pdata[i];
 
@@ -69,7 +80,7 @@ notice_bytes(Site *site, Queue *q, const QueueEnvelope *env, const char *why, ch
 	msg_add_party(m->to, *legacy, "");
 	m->codepage = g_strdup(codepage);
 	subject = g_strdup_printf("Held by the gateway: %s %s", env->report_class ? "report" :
-	    "message from <>", env->qid);
+	    *env->sender ? "message" : "message from <>", env->qid);
 	m->subject = rp_local(codepage, subject);
 	text = notice_text(env, why);
 	local = rp_local(codepage, text);

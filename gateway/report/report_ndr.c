@@ -289,7 +289,7 @@ rp_ndr_encode(LegacyMessage *m, char **why)
 
 GBytes *
 rp_ndr_bytes(Site *site, Queue *q, const QueueEnvelope *env, GPtrArray *rows,
-    gboolean delayed, char **po, char **legacy, char **why)
+    gboolean delayed, char **po, char **legacy, char **why, GError **error)
 {
 	const char *why_not = delayed ? "it is still being delivered" : NULL;
 	const char *codepage;
@@ -301,12 +301,9 @@ rp_ndr_bytes(Site *site, Queue *q, const QueueEnvelope *env, GPtrArray *rows,
 
 	if (!rp_ndr_route(site, env->report_to, po, legacy, &codepage, why))
 		return NULL;
-	body = queue_body_read(q, env->qid, -1, &e);
-	if (!body) {
-		*why = g_strdup(e->message);
-		g_error_free(e);
+	body = queue_body_read(q, env->qid, -1, error);
+	if (!body)
 		return NULL;
-	}
 	/* A legacy message stopped at the gateway is its own original. */
 	orig = g_strcmp0(env->format, "legacy") == 0 ? msg_decode(g_bytes_get_data(body, NULL),
 	    g_bytes_get_size(body), &e) : mime_in_translate(g_bytes_get_data(body, NULL),
@@ -400,13 +397,14 @@ static void
 report_ndr(Site *site, Queue *q, QueueEnvelope *env, GPtrArray *rows, ReportStats *st)
 {
 	char *po = NULL, *legacy = NULL, *why = NULL;
-	GBytes *bytes = rp_ndr_bytes(site, q, env, rows, FALSE, &po, &legacy, &why);
 	GError *e = NULL;
+	GBytes *bytes = rp_ndr_bytes(site, q, env, rows, FALSE, &po, &legacy, &why, &e);
 
 	if (!bytes) {
 		g_free(po);
 		g_free(legacy);
-		rp_hold(q, env, rows, why, st);
+		rp_hold(q, env, rows, e ? e->message : why, st);
+		g_clear_error(&e);
 		g_free(why);
 		return;
 	}

@@ -139,6 +139,12 @@ print_reports(const ReportStats *st)
 	if (st->delay_notices)
 		printf("  delay notices: %u queued about %u recipient%s\n", st->delay_notices,
 		    st->delayed, st->delayed == 1 ? "" : "s");
+	if (st->receipts)
+		printf("  receipts: %u queued about %u recipient%s\n", st->receipts,
+		    st->receipted, st->receipted == 1 ? "" : "s");
+	if (st->postmaster)
+		printf("  postmaster told: %u held message%s\n", st->postmaster,
+		    st->postmaster == 1 ? "" : "s");
 	if (st->ndrs + st->dsns + st->unreported + st->held == 0)
 		return;
 	printf("  reports: %u non-delivery report%s queued about %u recipient%s, %u delivery "

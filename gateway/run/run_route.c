@@ -224,20 +224,20 @@ rn_route_message(Run *run, QueueEnvelope *env)
 	GArray *fresh = g_array_sized_new(FALSE, TRUE, sizeof(gboolean), n);
 	gboolean any = FALSE, ok = TRUE;
 	char buf[600];
-
 	guint hops;
 
-	if (translated(run, env)) {
-		g_hash_table_unref(seen);
-		g_array_unref(fresh);
-		return;
-	}
+	/* A report that crossed too many nodes is held before it is translated. */
 	if (rn_over_hop_limit(run, env, &hops)) {
 		for (guint i = 0; i < n; i++)
 			if (((QueueRcpt *)env->rcpts->pdata[i])->state == QUEUE_ST_ACCEPTED) {
 				stop_looped(run, env, hops);
 				break;
 			}
+		g_hash_table_unref(seen);
+		g_array_unref(fresh);
+		return;
+	}
+	if (translated(run, env)) {
 		g_hash_table_unref(seen);
 		g_array_unref(fresh);
 		return;

@@ -131,6 +131,13 @@ try:
             ("postgate queue show %s" % qid) in notes[0]["body"],
             "2: POSTMASTER gets one notice naming it and why: %s"
             % [(m.get("Subject"), m["body"][:300]) for m in notes])
+    t.check("postmaster told: 1 held message" in r.out and notes and
+            notes[0]["Subject"][0].startswith("Held by the gateway: report "),
+            "2: run's summary says the postmaster was told, the subject says a report: %s"
+            % r.out)
+    show = gw("queue", "show", qid).out
+    t.check("postmaster_told: " in show and "delay_notice:" not in show,
+            "2: queue show says when the postmaster was told: %s" % show)
     gw("queue", "release", qid)
     gw("run")
     notes = [m for m in mailbox("POSTMASTER") if "Held by the gateway" in

@@ -146,19 +146,26 @@ def box(pdir, mb, subject):
 
 
 def settle(rounds=3 * HOP_LIMIT):
-    """Both sites run (and their postoffices deliver) until nothing moves."""
+    """Both sites run (and their postoffices deliver) until nothing moves;
+    the summaries of B's runs are kept in b_runs."""
     quiet = 0
+    b_runs.clear()
     for _ in range(rounds):
         before = len(fwd.messages())
         moved = False
         for conf, pdir in ((B, B1), (A, A1)):
             pg.run("-d", pdir, "deliver", check=False)
             r = gw(conf, "run")
+            if conf == B:
+                b_runs.append(r.out)
             moved |= "0 messages looked at" not in r.out and "looked at" in r.out
         time.sleep(0.2)
         quiet = quiet + 1 if len(fwd.messages()) == before and not moved else 0
         if quiet >= 2:
             return
+
+
+b_runs = []
 
 
 def send(subject):
@@ -186,6 +193,9 @@ try:
             any(x.startswith("CORP/A1/USER1: delivered") for x in rec[0].get("Report", [])),
             "1: USER2 has the receipt once, naming CORP/A1/USER1 delivered: %s"
             % [(m.get("Class"), m.get("Subject"), m.get("Report")) for m in rec])
+    t.check(sum(o.count("receipts: 1 queued about 1 recipient\n") for o in b_runs) == 1 and
+            not any("non-delivery report" in o and "reports: 0 " not in o for o in b_runs),
+            "1: B's run counts it as a receipt, not a non-delivery report: %s" % b_runs)
     q = gw(A, "queue", "list").out + gw(B, "queue", "list").out
     t.check(q.count("Queue is empty") == 2, "1: both queues are empty: %s" % q)
 

@@ -1317,6 +1317,64 @@ test_delayed(void)
 	g_free(dir);
 }
 
+/* A delay notice's commit (an owner without rows) leaves what an
+ * administrator did meanwhile: a hold stands, a second notice at another
+ * time is refused, and a message deleted gets no notice at all. */
+static void
+test_notice_admin(void)
+{
+	char *dir = scratch(), *c, *r1 = queue_id_new(), *r2 = queue_id_new(), *r3 = queue_id_new();
+	Queue *q = queue_open(dir, NULL);
+	GBytes *body = body_bytes(100, 'N');
+	QueueEnvelope *rep1 = queue_envelope_new(r1), *rep2 = queue_envelope_new(r2);
+	QueueEnvelope *rep3 = queue_envelope_new(r3), owner = { 0 }, *got;
+	GPtrArray *no_rows = g_ptr_array_new();
+	GError *e = NULL;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(q);
+	c = delayed_fixture(q, "a@x.test", 1002, 0, QUEUE_ST_DEFERRED, "CORP/HQ/JSMITH", 0);
+	EXPECT(queue_hold(q, c, "the administrator's reason", NULL), "queue_hold");
+	owner.qid = c;
+	owner.rcpts = no_rows;
+	owner.warned = 1600;
+	report_fixture(rep1, c);
+	EXPECT(queue_translated(q, &owner, rep1, body, NULL), "the notice is queued");
+	got = queue_get(q, c, NULL);
+	EXPECT(got && got->warned == 1600 && ((QueueRcpt *)got->rcpts->pdata[0])->state ==
+	    QUEUE_ST_HELD, "the administrator's hold stands, warned is recorded");
+	queue_envelope_free(got);
+	owner.warned = 1700;
+	report_fixture(rep2, c);
+	EXPECT(!queue_translated(q, &owner, rep2, body, &e) &&
+	    g_error_matches(e, QUEUE_ERROR, QUEUE_ERROR_NOT_FOUND), "a second notice is refused");
+	g_clear_error(&e);
+	got = queue_get(q, r2, NULL);
+	EXPECT(got == NULL, "and nothing of it is stored");
+	queue_envelope_free(got);
+	EXPECT(queue_delete(q, c, NULL), "queue_delete");
+	owner.warned = 0;
+	report_fixture(rep3, c);
+	EXPECT(!queue_translated(q, &owner, rep3, body, &e) &&
+	    g_error_matches(e, QUEUE_ERROR, QUEUE_ERROR_NOT_FOUND),
+	    "a report about a deleted message is refused");
+	g_clear_error(&e);
+	got = queue_get(q, r3, NULL);
+	EXPECT(got == NULL, "and nothing of it is stored");
+	queue_envelope_free(got);
+	queue_envelope_free(rep1);
+	queue_envelope_free(rep2);
+	queue_envelope_free(rep3);
+	g_ptr_array_unref(no_rows);
+	g_bytes_unref(body);
+	g_free(c);
+	g_free(r1);
+	g_free(r2);
+	g_free(r3);
+	queue_close(q);
+	rm_rf(dir);
+	g_free(dir);
+}
+
 /* A report queued with queue_translated makes its rows reported, naming
  * it; the rows become done (and their message leaves) when the report
  * leaves the queue, by queue_finish or by queue_delete. */
@@ -1503,6 +1561,7 @@ main(void)
 		{ "destinations: round trip, replace, list", test_dest_memory },
 		{ "schema 2 is migrated to 9", test_schema_2_to_5 },
 		{ "delay notices: what is listed, recorded once", test_delayed },
+		{ "a notice's commit leaves an administrator's hold and delete", test_notice_admin },
 		{ "reports: queued with reported rows; done when the report leaves",
 		  test_report_rows },
 		{ "a row the run holds is released to the state it had", test_run_hold_release },
