@@ -8,12 +8,19 @@
 
 #define PG_DB_BUSY_MS 10000     /* how long a statement waits for a lock */
 #define PG_DB_WAL_TRIES 100     /* switching a new file to WAL: 100 x 100 ms */
+#define PG_DB_BATCH_MAX 256     /* transactions one batch holds at most */
+#define PG_DB_BATCH_US 200000   /* and for at most 200 ms (the listener waits meanwhile) */
 
 struct PgDb {
 	sqlite3 *db;
 	char *name;
 	const PgDbSpec *spec;
 	sqlite3_stmt **st;      /* spec->n_stmts, prepared on first use */
+	GHashTable *cached;     /* SQL text (by address) -> sqlite3_stmt *, pg_db_cached */
+	gboolean batch;         /* in pg_db_batch_begin: transactions are savepoints */
+	guint nest;             /* savepoints open in the batch */
+	guint batched;          /* transactions the batch holds */
+	gint64 batch_start;     /* g_get_monotonic_time() at its BEGIN */
 };
 
 sqlite3 *
@@ -74,9 +81,37 @@ pg_db_prepare(PgDb *db, const char *sql, GError **error)
 	return st;
 }
 
+static void
+finalize_stmt(gpointer st)
+{
+	sqlite3_finalize(st);
+}
+
+sqlite3_stmt *
+pg_db_cached(PgDb *db, const char *sql, GError **error)
+{
+	sqlite3_stmt *st;
+
+	if (!db->cached)
+		db->cached = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL,
+		    finalize_stmt);
+	st = g_hash_table_lookup(db->cached, sql);
+	if (st)
+		return st;
+	if (sqlite3_prepare_v3(db->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL) !=
+	    SQLITE_OK) {
+		pg_db_fail(db, error, sql);
+		return NULL;
+	}
+	g_hash_table_insert(db->cached, (gpointer)sql, st);
+	return st;
+}
+
 void
 pg_db_done(sqlite3_stmt *st)
 {
+	if (!st)
+		return;
 	sqlite3_reset(st);
 	sqlite3_clear_bindings(st);
 }
@@ -126,15 +161,48 @@ pg_db_col_dup(sqlite3_stmt *st, int i)
 
 /* ------------------------------------------------------------ transactions */
 
+/* Within a batch, a transaction is a savepoint of the batch's. */
+#define PG_DB_NEST "pg_db_nest"
+
 gboolean
 pg_db_begin(PgDb *db, gboolean write, GError **error)
 {
+	if (db->batch) {
+		if (!pg_db_exec(db, "SAVEPOINT " PG_DB_NEST, error))
+			return FALSE;
+		db->nest++;
+		return TRUE;
+	}
 	return pg_db_exec(db, write ? "BEGIN IMMEDIATE" : "BEGIN", error);
+}
+
+gboolean
+pg_db_end(PgDb *db, GError **error)
+{
+	if (db->batch && db->nest > 0) {
+		if (!pg_db_exec(db, "RELEASE " PG_DB_NEST, error)) {
+			pg_db_rollback(db);
+			return FALSE;
+		}
+		db->nest--;
+		db->batched++;
+		return TRUE;
+	}
+	return pg_db_exec(db, "COMMIT", error);
 }
 
 gboolean
 pg_db_commit(PgDb *db, const char *step, GError **error)
 {
+	if (db->batch && db->nest > 0) {
+		if (!pg_db_exec(db, "RELEASE " PG_DB_NEST, error)) {
+			pg_db_rollback(db);
+			return FALSE;
+		}
+		db->nest--;
+		db->batched++;
+		return TRUE;   /* durable with the batch: its commit is the step */
+	}
 	if (!pg_db_exec(db, "COMMIT", error)) {
 		pg_db_rollback(db);   /* a COMMIT that failed may leave it open */
 		return FALSE;
@@ -146,8 +214,51 @@ pg_db_commit(PgDb *db, const char *step, GError **error)
 void
 pg_db_rollback(PgDb *db)
 {
+	if (db->batch) {
+		if (db->nest > 0) {
+			sqlite3_exec(db->db, "ROLLBACK TO " PG_DB_NEST "; RELEASE " PG_DB_NEST, NULL,
+			    NULL, NULL);
+			db->nest--;
+		}
+		return;
+	}
 	if (!sqlite3_get_autocommit(db->db))
 		sqlite3_exec(db->db, "ROLLBACK", NULL, NULL, NULL);
+}
+
+gboolean
+pg_db_batch_begin(PgDb *db, GError **error)
+{
+	g_return_val_if_fail(!db->batch, FALSE);
+	if (!pg_db_exec(db, "BEGIN IMMEDIATE", error))
+		return FALSE;
+	db->batch = TRUE;
+	db->nest = db->batched = 0;
+	db->batch_start = g_get_monotonic_time();
+	return TRUE;
+}
+
+gboolean
+pg_db_batch_commit(PgDb *db, const char *step, GError **error)
+{
+	gboolean ok;
+
+	if (!db->batch)
+		return TRUE;
+	g_warn_if_fail(db->nest == 0);
+	db->batch = FALSE;
+	db->nest = 0;
+	ok = db->batched == 0 ? pg_db_exec(db, "COMMIT", error) : pg_db_commit(db, step, error);
+	if (!ok)
+		pg_db_rollback(db);
+	return ok;
+}
+
+gboolean
+pg_db_batch_full(PgDb *db)
+{
+	return db->batch && (db->batched >= PG_DB_BATCH_MAX ||
+	    g_get_monotonic_time() - db->batch_start >= PG_DB_BATCH_US);
 }
 
 static gboolean
@@ -285,6 +396,8 @@ pg_db_close(PgDb *db)
 	for (int i = 0; i < db->spec->n_stmts; i++)
 		if (db->st[i])
 			sqlite3_finalize(db->st[i]);
+	if (db->cached)
+		g_hash_table_destroy(db->cached);
 	if (db->db)
 		sqlite3_close(db->db);
 	g_free(db->st);

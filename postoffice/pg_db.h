@@ -54,7 +54,11 @@ gboolean pg_db_exec(PgDb *db, const char *sql, GError **error);
 sqlite3_stmt *pg_db_stmt(PgDb *db, int which, GError **error);
 /* pg_db_prepare - a statement of its own, for the caller to finalize */
 sqlite3_stmt *pg_db_prepare(PgDb *db, const char *sql, GError **error);
-/* pg_db_done - reset a statement and clear its bindings (a SELECT left
+/* pg_db_cached - the statement for sql, which must be a string that lives
+ * as long as db (a literal): prepared on first use and kept by address,
+ * ready to bind; the caller ends with pg_db_done, never finalizes it */
+sqlite3_stmt *pg_db_cached(PgDb *db, const char *sql, GError **error);
+/* pg_db_done - reset a statement (NULL is fine) and clear its bindings (a SELECT left
  * unreset holds its read transaction open) */
 void pg_db_done(sqlite3_stmt *st);
 /* pg_db_run - step a statement that returns no row, then pg_db_done; what
@@ -70,12 +74,32 @@ const char *pg_db_col_text(sqlite3_stmt *st, int i);
 /* pg_db_col_dup - a column as a new string, or NULL */
 char *pg_db_col_dup(sqlite3_stmt *st, int i);
 
-/* pg_db_begin - BEGIN IMMEDIATE (write) or BEGIN (read) */
+/* pg_db_begin - BEGIN IMMEDIATE (write) or BEGIN (read); in a batch, a
+ * savepoint of the batch's transaction */
 gboolean pg_db_begin(PgDb *db, gboolean write, GError **error);
-/* pg_db_commit - COMMIT, then fault_step(step); a COMMIT that fails is rolled back */
+/* pg_db_commit - COMMIT, then fault_step(step); a COMMIT that fails is
+ * rolled back.  In a batch: the savepoint released, durable (and the
+ * fault step) with pg_db_batch_commit */
 gboolean pg_db_commit(PgDb *db, const char *step, GError **error);
-/* pg_db_rollback - ROLLBACK when a transaction is open; errors ignored */
+/* pg_db_end - pg_db_commit without its fault step (the caller takes it),
+ * and a failed COMMIT left for the caller to roll back */
+gboolean pg_db_end(PgDb *db, GError **error);
+/* pg_db_rollback - ROLLBACK when a transaction is open (in a batch: back to
+ * the savepoint of pg_db_begin); errors ignored */
 void pg_db_rollback(PgDb *db);
+/* pg_db_batch_begin - BEGIN IMMEDIATE, and until pg_db_batch_commit every
+ * pg_db_begin .. pg_db_commit within it is one savepoint: many small
+ * transactions made durable by one fsync.  All or none of them lasts: a
+ * caller does nothing outside the database on the strength of one before
+ * the batch commits. */
+gboolean pg_db_batch_begin(PgDb *db, GError **error);
+/* pg_db_batch_commit - COMMIT the batch, then fault_step(step) when it held
+ * a transaction; rolled back when it fails; TRUE when none is open */
+gboolean pg_db_batch_commit(PgDb *db, const char *step, GError **error);
+/* pg_db_batch_full - the batch holds enough (256 transactions, or 200 ms
+ * since it began, during which others wait for the write lock): time to
+ * commit it */
+gboolean pg_db_batch_full(PgDb *db);
 /* pg_db_savepoint, pg_db_release, pg_db_rollback_to - SAVEPOINT name and its
  * RELEASE / ROLLBACK TO (which leaves the savepoint open to release) */
 gboolean pg_db_savepoint(PgDb *db, const char *name, GError **error);

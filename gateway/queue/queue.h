@@ -197,6 +197,15 @@ gboolean queue_delete(Queue *q, const char *qid, GError **error);
 gboolean queue_set_routes(Queue *q, QueueEnvelope *env, GError **error);
 /* queue_set_routes_many - queue_set_routes of every envelope in envs, in one commit */
 gboolean queue_set_routes_many(Queue *q, GPtrArray *envs, GError **error);
+/* queue_batch_begin - until queue_batch_commit, the queue's commits are one
+ * transaction, made durable at once (pg_db_batch_begin): for a step that
+ * stores many small things (reports) and acts on none of them outside the
+ * queue before the batch commits */
+gboolean queue_batch_begin(Queue *q, GError **error);
+/* queue_batch_full - the batch holds enough to be committed now */
+gboolean queue_batch_full(Queue *q);
+/* queue_batch_commit - the batch made durable; on failure none of it is */
+gboolean queue_batch_commit(Queue *q, GError **error);
 /* queue_translated - in one commit: the new message env (body, recipients
  * with their states) and the changed recipient rows of orig it came from:
  * a legacy message's translation, or a report and the rows it reports on

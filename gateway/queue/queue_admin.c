@@ -31,7 +31,7 @@ queue_cleanup(Queue *q, GError **error)
 
 	/* Bodies of their own whose row never committed: a crash between the
 	 * two, or a client that left.  Young ones may be a submit at work. */
-	st = pg_db_prepare(q->pg, "SELECT 1 FROM messages WHERE qid = ?", error);
+	st = pg_db_cached(q->pg, "SELECT 1 FROM messages WHERE qid = ?", error);
 	if (!st)
 		return FALSE;
 	dir = g_dir_open(q->body_dir, 0, NULL);
@@ -51,7 +51,7 @@ queue_cleanup(Queue *q, GError **error)
 		}
 		g_free(path);
 	}
-	sqlite3_finalize(st);
+	pg_db_done(st);
 	if (dir)
 		g_dir_close(dir);
 	return TRUE;
@@ -173,7 +173,7 @@ qi_list_where(Queue *q, const char *where, const char *arg, GError **error)
 	}
 	sqlite3_finalize(st);
 	sqlite3_finalize(rst);
-	pg_db_exec(q->pg, "COMMIT", NULL);
+	pg_db_end(q->pg, NULL);
 	if (!ok) {
 		g_ptr_array_unref(out);
 		return NULL;
@@ -220,7 +220,7 @@ queue_get(Queue *q, const char *qid, GError **error)
 	}
 	sqlite3_finalize(st);
 	sqlite3_finalize(rst);
-	pg_db_exec(q->pg, "COMMIT", NULL);
+	pg_db_end(q->pg, NULL);
 	return env;
 }
 
@@ -228,7 +228,7 @@ queue_get(Queue *q, const char *qid, GError **error)
 static gboolean
 body_where(Queue *q, const char *qid, gboolean *inline_body, gint64 *length, GError **error)
 {
-	sqlite3_stmt *st = pg_db_prepare(q->pg, "SELECT data IS NOT NULL, size FROM messages "
+	sqlite3_stmt *st = pg_db_cached(q->pg, "SELECT data IS NOT NULL, size FROM messages "
 	    "WHERE qid = ?", error);
 	int rc;
 
@@ -240,7 +240,7 @@ body_where(Queue *q, const char *qid, gboolean *inline_body, gint64 *length, GEr
 		*inline_body = sqlite3_column_int(st, 0) != 0;
 		*length = sqlite3_column_int64(st, 1);
 	}
-	sqlite3_finalize(st);
+	pg_db_done(st);
 	if (rc == SQLITE_DONE)
 		return not_found(error, qid);
 	return rc == SQLITE_ROW || pg_db_fail(q->pg, error, "cannot read a message");
@@ -264,7 +264,7 @@ queue_body_read(Queue *q, const char *qid, gint64 max, GError **error)
 	if (inline_body) {
 		GBytes *b = NULL;
 
-		st = pg_db_prepare(q->pg, "SELECT substr(data, 1, ?2) FROM messages WHERE qid = ?1", error);
+		st = pg_db_cached(q->pg, "SELECT substr(data, 1, ?2) FROM messages WHERE qid = ?1", error);
 		if (!st)
 			return NULL;
 		pg_db_bind_copy(st, 1, qid);
@@ -274,7 +274,7 @@ queue_body_read(Queue *q, const char *qid, gint64 max, GError **error)
 			    (gsize)sqlite3_column_bytes(st, 0));
 		else
 			pg_db_fail(q->pg, error, "cannot read a body");
-		sqlite3_finalize(st);
+		pg_db_done(st);
 		return b;
 	}
 	path = qi_body_path(q, qid);
@@ -346,7 +346,7 @@ change(Queue *q, const char *qid, const char *sql, const char *arg, const char *
 		g_set_error(error, QUEUE_ERROR, QUEUE_ERROR_STATE, "message %s %s", qid, none);
 		goto fail;
 	}
-	if (!pg_db_exec(q->pg, "COMMIT", error))
+	if (!pg_db_end(q->pg, error))
 		goto fail;
 	fault_step("queue change");
 	return TRUE;
@@ -387,27 +387,27 @@ queue_delete(Queue *q, const char *qid, GError **error)
 		return FALSE;
 	if (!body_where(q, qid, &inline_body, &length, error))
 		goto fail;
-	st = pg_db_prepare(q->pg, "DELETE FROM recipients WHERE qid = ?", error);
+	st = pg_db_cached(q->pg, "DELETE FROM recipients WHERE qid = ?", error);
 	if (!st)
 		goto fail;
 	pg_db_bind_copy(st, 1, qid);
 	sqlite3_step(st);
-	sqlite3_finalize(st);
-	st = pg_db_prepare(q->pg, "DELETE FROM messages WHERE qid = ?", error);
+	pg_db_done(st);
+	st = pg_db_cached(q->pg, "DELETE FROM messages WHERE qid = ?", error);
 	if (!st)
 		goto fail;
 	pg_db_bind_copy(st, 1, qid);
 	if (sqlite3_step(st) != SQLITE_DONE) {
-		sqlite3_finalize(st);
+		pg_db_done(st);
 		pg_db_fail(q->pg, error, "cannot delete a message");
 		goto fail;
 	}
-	sqlite3_finalize(st);
+	pg_db_done(st);
 	/* A report deleted: what it reported on is done (and may leave). */
 	n = qi_reports_gone(q, gone, error);
 	if (n < 0 || (n > 0 && !qi_delete_finished(q, gone, error)))
 		goto fail;
-	if (!pg_db_exec(q->pg, "COMMIT", error))
+	if (!pg_db_end(q->pg, error))
 		goto fail;
 	fault_step("queue delete");
 	qi_finished_gone(q, gone);

@@ -22,7 +22,7 @@
 guint64
 queue_bundle_seq_next(Queue *q, const char *po, GError **error)
 {
-	sqlite3_stmt *st = pg_db_prepare(q->pg, "SELECT last FROM po_seqs WHERE po = ?", error);
+	sqlite3_stmt *st = pg_db_cached(q->pg, "SELECT last FROM po_seqs WHERE po = ?", error);
 	guint64 next = 1;
 	int rc;
 
@@ -32,7 +32,7 @@ queue_bundle_seq_next(Queue *q, const char *po, GError **error)
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW)
 		next = (guint64)sqlite3_column_int64(st, 0) + 1;
-	sqlite3_finalize(st);
+	pg_db_done(st);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
 		pg_db_fail(q->pg, error, "cannot read a sequence number");
 		return 0;
@@ -56,7 +56,7 @@ queue_bundle_record(Queue *q, const char *po, guint64 seq, const char *name, GBy
 			    "sequence number %" G_GUINT64_FORMAT " for %s is taken", seq, po);
 		goto fail;
 	}
-	st = pg_db_prepare(q->pg, "INSERT INTO po_seqs(po, last) VALUES(?1, ?2) ON CONFLICT(po) DO "
+	st = pg_db_cached(q->pg, "INSERT INTO po_seqs(po, last) VALUES(?1, ?2) ON CONFLICT(po) DO "
 	    "UPDATE SET last = ?2", error);
 	if (!st)
 		goto fail;
@@ -64,8 +64,8 @@ queue_bundle_record(Queue *q, const char *po, guint64 seq, const char *name, GBy
 	sqlite3_bind_int64(st, 2, (sqlite3_int64)seq);
 	if (sqlite3_step(st) != SQLITE_DONE)
 		goto db;
-	sqlite3_finalize(st);
-	st = pg_db_prepare(q->pg, "INSERT INTO bundles(po, seq, name, data) VALUES(?,?,?,?)", error);
+	pg_db_done(st);
+	st = pg_db_cached(q->pg, "INSERT INTO bundles(po, seq, name, data) VALUES(?,?,?,?)", error);
 	if (!st)
 		goto fail;
 	pg_db_bind_copy(st, 1, po);
@@ -74,8 +74,8 @@ queue_bundle_record(Queue *q, const char *po, guint64 seq, const char *name, GBy
 	sqlite3_bind_blob64(st, 4, p, len, SQLITE_STATIC);
 	if (sqlite3_step(st) != SQLITE_DONE)
 		goto db;
-	sqlite3_finalize(st);
-	st = pg_db_prepare(q->pg, "UPDATE recipients SET state = "
+	pg_db_done(st);
+	st = pg_db_cached(q->pg, "UPDATE recipients SET state = "
 	    QUEUE_SQL(QUEUE_STATE_NAME_BUNDLING) ", po = ?3, bundle_seq = ?4 "
 	    "WHERE qid = ?1 AND idx = ?2", error);
 	if (!st)
@@ -91,14 +91,14 @@ queue_bundle_record(Queue *q, const char *po, guint64 seq, const char *name, GBy
 		if (sqlite3_step(st) != SQLITE_DONE)
 			goto db;
 	}
-	sqlite3_finalize(st);
-	if (!pg_db_exec(q->pg, "COMMIT", error))
+	pg_db_done(st);
+	if (!pg_db_end(q->pg, error))
 		goto fail;
 	fault_step("queue bundle recorded");
 	return TRUE;
 db:
 	pg_db_fail(q->pg, error, "cannot record a bundle");
-	sqlite3_finalize(st);
+	pg_db_done(st);
 fail:
 	pg_db_rollback(q->pg);
 	return FALSE;
@@ -108,7 +108,7 @@ GPtrArray *
 queue_bundles_unwritten(Queue *q, GError **error)
 {
 	GPtrArray *out = g_ptr_array_new_with_free_func((GDestroyNotify)queue_bundle_free);
-	sqlite3_stmt *st = pg_db_prepare(q->pg, "SELECT po, seq, name, data FROM bundles ORDER BY po, seq",
+	sqlite3_stmt *st = pg_db_cached(q->pg, "SELECT po, seq, name, data FROM bundles ORDER BY po, seq",
 	    error);
 	int rc;
 
@@ -125,7 +125,7 @@ queue_bundles_unwritten(Queue *q, GError **error)
 		b->data = g_bytes_new(sqlite3_column_blob(st, 3), (gsize)sqlite3_column_bytes(st, 3));
 		g_ptr_array_add(out, b);
 	}
-	sqlite3_finalize(st);
+	pg_db_done(st);
 	if (rc != SQLITE_DONE) {
 		pg_db_fail(q->pg, error, "cannot list bundles");
 		g_ptr_array_unref(out);
@@ -194,7 +194,7 @@ qi_delete_finished(Queue *q, GPtrArray *gone, GError **error)
 	int rc;
 
 	/* 'f'/'i' + qid: whether its body is a file of its own. */
-	st = pg_db_prepare(q->pg, "SELECT m.qid, m.data IS NULL FROM messages m WHERE NOT EXISTS "
+	st = pg_db_cached(q->pg, "SELECT m.qid, m.data IS NULL FROM messages m WHERE NOT EXISTS "
 	    "(SELECT 1 FROM recipients r WHERE r.qid = m.qid AND r.state NOT IN "
 	    QUEUE_SQL_FINISHED ")", error);
 	if (!st) {
@@ -204,7 +204,7 @@ qi_delete_finished(Queue *q, GPtrArray *gone, GError **error)
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
 		g_ptr_array_add(qids, g_strdup_printf("%c%s", sqlite3_column_int(st, 1) ? 'f' : 'i',
 		    (const char *)sqlite3_column_text(st, 0)));
-	sqlite3_finalize(st);
+	pg_db_done(st);
 	if (rc != SQLITE_DONE)
 		ok = pg_db_fail(q->pg, error, "cannot find finished messages");
 	for (guint i = 0; ok && i < qids->len; i++) {
@@ -259,7 +259,7 @@ queue_bundle_written(Queue *q, const char *po, guint64 seq, guint *finished, GEr
 
 	if (!pg_db_begin(q->pg, TRUE, error))
 		goto out;
-	st = pg_db_prepare(q->pg, "UPDATE recipients SET state = "
+	st = pg_db_cached(q->pg, "UPDATE recipients SET state = "
 	    QUEUE_SQL(QUEUE_STATE_NAME_BUNDLED) ", reason = ?3 WHERE po = ?1 AND bundle_seq = ?2 "
 	    "AND state = " QUEUE_SQL(QUEUE_STATE_NAME_BUNDLING), error);
 	if (!st)
@@ -268,23 +268,23 @@ queue_bundle_written(Queue *q, const char *po, guint64 seq, guint *finished, GEr
 	sqlite3_bind_int64(st, 2, (sqlite3_int64)seq);
 	pg_db_bind_copy(st, 3, reason);
 	if (sqlite3_step(st) != SQLITE_DONE) {
-		sqlite3_finalize(st);
+		pg_db_done(st);
 		pg_db_fail(q->pg, error, "cannot mark recipients bundled");
 		goto fail;
 	}
-	sqlite3_finalize(st);
-	st = pg_db_prepare(q->pg, "DELETE FROM bundles WHERE po = ? AND seq = ?", error);
+	pg_db_done(st);
+	st = pg_db_cached(q->pg, "DELETE FROM bundles WHERE po = ? AND seq = ?", error);
 	if (!st)
 		goto fail;
 	pg_db_bind_copy(st, 1, po);
 	sqlite3_bind_int64(st, 2, (sqlite3_int64)seq);
 	if (sqlite3_step(st) != SQLITE_DONE) {
-		sqlite3_finalize(st);
+		pg_db_done(st);
 		pg_db_fail(q->pg, error, "cannot forget a written bundle");
 		goto fail;
 	}
-	sqlite3_finalize(st);
-	if (!finish_messages(q, gone, error) || !pg_db_exec(q->pg, "COMMIT", error))
+	pg_db_done(st);
+	if (!finish_messages(q, gone, error) || !pg_db_end(q->pg, error))
 		goto fail;
 	fault_step("queue bundle written");
 	qi_finished_gone(q, gone);
@@ -311,7 +311,7 @@ queue_finish(Queue *q, guint *finished, GError **error)
 		g_ptr_array_unref(gone);
 		return FALSE;
 	}
-	ok = finish_messages(q, gone, error) && pg_db_exec(q->pg, "COMMIT", error);
+	ok = finish_messages(q, gone, error) && pg_db_end(q->pg, error);
 	if (!ok)
 		pg_db_rollback(q->pg);
 	if (ok)

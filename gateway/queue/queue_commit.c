@@ -140,7 +140,7 @@ queue_commit(Queue *q, const QueueEnvelope *env, QueueBody *body, GError **error
 	if (!pg_db_begin(q->pg, TRUE, error))
 		goto fail;
 	ok = qi_insert_rows(q, env, body, error);
-	if (!ok || !pg_db_exec(q->pg, "COMMIT", error)) {
+	if (!ok || !pg_db_end(q->pg, error)) {
 		pg_db_rollback(q->pg);
 		goto fail;
 	}
@@ -245,7 +245,7 @@ commit_batch(QueueCommitter *c, GPtrArray *batch)
 			goto out;
 		}
 	}
-	if (!pg_db_exec(q->pg, "COMMIT", &e)) {
+	if (!pg_db_end(q->pg, &e)) {
 		pg_db_rollback(q->pg);
 		goto out;
 	}

@@ -36,7 +36,7 @@ queue_set_routes(Queue *q, QueueEnvelope *env, GError **error)
 {
 	if (!pg_db_begin(q->pg, TRUE, error))
 		return FALSE;
-	if (!upsert_rcpts(q, env, error) || !pg_db_exec(q->pg, "COMMIT", error)) {
+	if (!upsert_rcpts(q, env, error) || !pg_db_end(q->pg, error)) {
 		pg_db_rollback(q->pg);
 		return FALSE;
 	}
@@ -57,7 +57,7 @@ queue_set_routes_many(Queue *q, GPtrArray *envs, GError **error)
 			pg_db_rollback(q->pg);
 			return FALSE;
 		}
-	if (!pg_db_exec(q->pg, "COMMIT", error)) {
+	if (!pg_db_end(q->pg, error)) {
 		pg_db_rollback(q->pg);
 		return FALSE;
 	}
@@ -75,7 +75,7 @@ queue_set_routes_many(Queue *q, GPtrArray *envs, GError **error)
 static gboolean
 store_warned(Queue *q, const char *qid, gint64 when, GError **error)
 {
-	sqlite3_stmt *st = pg_db_prepare(q->pg, "UPDATE messages SET warned = ?1 "
+	sqlite3_stmt *st = pg_db_cached(q->pg, "UPDATE messages SET warned = ?1 "
 	    "WHERE qid = ?2 AND (?1 = 0 OR warned IN (0, ?1))", error);
 	gboolean ok;
 
@@ -85,7 +85,7 @@ store_warned(Queue *q, const char *qid, gint64 when, GError **error)
 	pg_db_bind_copy(st, 2, qid);
 	ok = sqlite3_step(st) == SQLITE_DONE ||
 	    pg_db_fail(q->pg, error, "cannot record a delay notice");
-	sqlite3_finalize(st);
+	pg_db_done(st);
 	if (ok && sqlite3_changes(q->db) != 1) {
 		g_set_error(error, QUEUE_ERROR, QUEUE_ERROR_NOT_FOUND, "message %s is no longer in the "
 		    "queue, or its notice is already recorded", qid);
@@ -104,6 +104,24 @@ queue_set_warned(Queue *q, const char *qid, gint64 when, GError **error)
 		return FALSE;
 	}
 	return pg_db_commit(q->pg, "queue warned", error);
+}
+
+gboolean
+queue_batch_begin(Queue *q, GError **error)
+{
+	return pg_db_batch_begin(q->pg, error);
+}
+
+gboolean
+queue_batch_full(Queue *q)
+{
+	return pg_db_batch_full(q->pg);
+}
+
+gboolean
+queue_batch_commit(Queue *q, GError **error)
+{
+	return pg_db_batch_commit(q->pg, "queue batch", error);
 }
 
 gboolean
@@ -134,7 +152,7 @@ queue_translated(Queue *q, QueueEnvelope *orig, QueueEnvelope *env,
 	if (ok) {
 		ok = qi_insert_rows(q, env, &b, error) && upsert_rcpts(q, env, error) &&
 		    upsert_rcpts(q, orig, error) && store_warned(q, orig->qid, orig->warned, error) &&
-		    pg_db_exec(q->pg, "COMMIT", error);
+		    pg_db_end(q->pg, error);
 		if (!ok)
 			pg_db_rollback(q->pg);
 	}
@@ -342,7 +360,7 @@ ingest_step(Queue *q, const char *po, guint64 seq, const guint8 *hmac, gsize len
 			    upsert_rcpts(q, envs->pdata[i], error);
 		}
 		ok = ok && ingest_progress(q, po, seq, hmac, len, to, last, error) &&
-		    pg_db_exec(q->pg, "COMMIT", error);
+		    pg_db_end(q->pg, error);
 		if (!ok)
 			pg_db_rollback(q->pg);
 	}

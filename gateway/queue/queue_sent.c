@@ -296,15 +296,15 @@ queue_sent_get(Queue *q, const char *qid, GError **error)
 
 	if (!pg_db_begin(q->pg, FALSE, error))
 		return NULL;
-	st = pg_db_prepare(q->pg, "SELECT sender, envid, ret, arrival, hops, message_id, "
+	st = pg_db_cached(q->pg, "SELECT sender, envid, ret, arrival, hops, message_id, "
 	    "returned, full, kept_until, report_to, requests FROM sent WHERE qid = ?", error);
 	if (!st)
 		goto out;
 	pg_db_bind_copy(st, 1, qid);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_DONE) {
-		sqlite3_finalize(st);
-		pg_db_exec(q->pg, "COMMIT", NULL);
+		pg_db_done(st);
+		pg_db_end(q->pg, NULL);
 		return sent_queued(q, qid, error);
 	}
 	if (rc != SQLITE_ROW) {
@@ -328,7 +328,7 @@ queue_sent_get(Queue *q, const char *qid, GError **error)
 	s->kept_until = sqlite3_column_int64(st, 8);
 	s->env->report_to = pg_db_col_dup(st, 9);
 	s->env->requests = (guint)sqlite3_column_int(st, 10);
-	rst = pg_db_prepare(q->pg, "SELECT idx, address, notify, orcpt, po, legacy FROM "
+	rst = pg_db_cached(q->pg, "SELECT idx, address, notify, orcpt, po, legacy FROM "
 	    "sent_rcpts WHERE qid = ? ORDER BY idx", error);
 	if (!rst) {
 		g_clear_pointer(&s, queue_sent_free);
@@ -351,9 +351,9 @@ queue_sent_get(Queue *q, const char *qid, GError **error)
 		g_clear_pointer(&s, queue_sent_free);
 	}
 out:
-	sqlite3_finalize(st);
-	sqlite3_finalize(rst);
-	pg_db_exec(q->pg, "COMMIT", NULL);
+	pg_db_done(st);
+	pg_db_done(rst);
+	pg_db_end(q->pg, NULL);
 	return s;
 }
 
@@ -402,7 +402,7 @@ queue_sent_find(Queue *q, const char *envid, const char *message_id, GError **er
 		return NULL;
 	}
 	/* A copy still queued first (another of its rows still waits), then a record. */
-	st = pg_db_prepare(q->pg, "SELECT qid FROM messages WHERE origin IS NOT NULL AND "
+	st = pg_db_cached(q->pg, "SELECT qid FROM messages WHERE origin IS NOT NULL AND "
 	    "report_to IS NOT NULL AND format = 'mime' AND ((?1 IS NOT NULL AND envid = ?1) OR "
 	    "(?2 IS NOT NULL AND message_id = ?2)) UNION ALL SELECT qid FROM sent WHERE "
 	    "report_to IS NOT NULL AND ((?1 IS NOT NULL AND envid = ?1) OR (?2 IS NOT NULL AND "
@@ -419,9 +419,9 @@ queue_sent_find(Queue *q, const char *envid, const char *message_id, GError **er
 			    message_id ? message_id : "-");
 		else
 			pg_db_fail(q->pg, error, "cannot look for a sent message");
-		sqlite3_finalize(st);
+		pg_db_done(st);
 	}
-	pg_db_exec(q->pg, "COMMIT", NULL);
+	pg_db_end(q->pg, NULL);
 	g_free(mid);
 	return qid;
 }

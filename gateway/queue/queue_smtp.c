@@ -67,7 +67,7 @@ queue_smtp_later(Queue *q, gint64 due, GError **error)
 	sqlite3_stmt *st;
 	gint64 n = -1;
 
-	st = pg_db_prepare(q->pg, "SELECT count(*) FROM recipients WHERE state IN "
+	st = pg_db_cached(q->pg, "SELECT count(*) FROM recipients WHERE state IN "
 	    QUEUE_SQL_SMTP_WAITING " AND next_attempt > ?", error);
 	if (!st)
 		return -1;
@@ -76,7 +76,7 @@ queue_smtp_later(Queue *q, gint64 due, GError **error)
 		n = sqlite3_column_int64(st, 0);
 	else
 		pg_db_fail(q->pg, error, "cannot count deferred recipients");
-	sqlite3_finalize(st);
+	pg_db_done(st);
 	return n;
 }
 
@@ -90,7 +90,7 @@ finish_these(Queue *q, GHashTable *qids, GPtrArray *gone, GError **error)
 	gpointer key;
 	gboolean ok = FALSE;
 
-	open_st = pg_db_prepare(q->pg, "SELECT (SELECT count(*) FROM recipients r WHERE r.qid = "
+	open_st = pg_db_cached(q->pg, "SELECT (SELECT count(*) FROM recipients r WHERE r.qid = "
 	    "m.qid AND r.state NOT IN " QUEUE_SQL_FINISHED "), m.data IS NULL FROM messages m "
 	    "WHERE m.qid = ?", error);
 	if (!open_st)
@@ -120,7 +120,7 @@ finish_these(Queue *q, GHashTable *qids, GPtrArray *gone, GError **error)
 	}
 	ok = TRUE;
 out:
-	sqlite3_finalize(open_st);
+	pg_db_done(open_st);
 	return ok;
 }
 
@@ -139,7 +139,7 @@ queue_smtp_outcomes(Queue *q, const QueueOutcome *o, guint n, guint *finished,
 	 * overrides what an administrator did meanwhile (hold, delete). */
 	/* A server's 2xx is a fact: a row held meanwhile is sent too (else a
 	 * release would send it again). */
-	st = pg_db_prepare(q->pg, "UPDATE recipients SET state = ?3, reason = ?4, last_reply = "
+	st = pg_db_cached(q->pg, "UPDATE recipients SET state = ?3, reason = ?4, last_reply = "
 	    "coalesce(?5, last_reply), next_attempt = ?6, held_from = CASE WHEN ?3 = "
 	    QUEUE_SQL(QUEUE_STATE_NAME_HELD) " THEN " QUEUE_SQL(QUEUE_STATE_NAME_DEFERRED)
 	    " ELSE NULL END WHERE qid = ?1 AND idx = ?2 AND (state IN " QUEUE_SQL_SMTP_WAITING
@@ -163,7 +163,7 @@ queue_smtp_outcomes(Queue *q, const QueueOutcome *o, guint n, guint *finished,
 		if (o[i].state == QUEUE_ST_SENT)
 			g_hash_table_add(qids, (gpointer)o[i].qid);
 	}
-	if (!finish_these(q, qids, gone, error) || !pg_db_exec(q->pg, "COMMIT", error))
+	if (!finish_these(q, qids, gone, error) || !pg_db_end(q->pg, error))
 		goto fail;
 	fault_step("queue smtp outcomes");
 	qi_finished_gone(q, gone);
@@ -174,7 +174,7 @@ queue_smtp_outcomes(Queue *q, const QueueOutcome *o, guint n, guint *finished,
 fail:
 	pg_db_rollback(q->pg);
 out:
-	sqlite3_finalize(st);
+	pg_db_done(st);
 	g_hash_table_unref(qids);
 	g_ptr_array_unref(gone);
 	return ok;
@@ -187,7 +187,7 @@ queue_dest_get(Queue *q, const char *dest, QueueDest *out, GError **error)
 	int rc;
 
 	memset(out, 0, sizeof *out);
-	st = pg_db_prepare(q->pg, "SELECT single_until, retry_at, failures, last_reply FROM destinations "
+	st = pg_db_cached(q->pg, "SELECT single_until, retry_at, failures, last_reply FROM destinations "
 	    "WHERE dest = ?", error);
 	if (!st)
 		return FALSE;
@@ -199,7 +199,7 @@ queue_dest_get(Queue *q, const char *dest, QueueDest *out, GError **error)
 		out->failures = (guint)sqlite3_column_int(st, 2);
 		out->last_reply = pg_db_col_dup(st, 3);
 	}
-	sqlite3_finalize(st);
+	pg_db_done(st);
 	return rc == SQLITE_ROW || rc == SQLITE_DONE || pg_db_fail(q->pg, error, "cannot read a destination");
 }
 
@@ -209,7 +209,7 @@ queue_dest_set(Queue *q, const char *dest, const QueueDest *d, GError **error)
 	sqlite3_stmt *st;
 	int rc;
 
-	st = pg_db_prepare(q->pg, "INSERT OR REPLACE INTO destinations(dest, single_until, retry_at, "
+	st = pg_db_cached(q->pg, "INSERT OR REPLACE INTO destinations(dest, single_until, retry_at, "
 	    "failures, last_reply) VALUES(?, ?, ?, ?, ?)", error);
 	if (!st)
 		return FALSE;
@@ -219,7 +219,7 @@ queue_dest_set(Queue *q, const char *dest, const QueueDest *d, GError **error)
 	sqlite3_bind_int(st, 4, (int)d->failures);
 	pg_db_bind_copy(st, 5, d->last_reply);
 	rc = sqlite3_step(st);
-	sqlite3_finalize(st);
+	pg_db_done(st);
 	return rc == SQLITE_DONE || pg_db_fail(q->pg, error, "cannot record a destination");
 }
 
@@ -236,7 +236,7 @@ queue_dest_list(Queue *q, GError **error)
 	sqlite3_stmt *st;
 	int rc;
 
-	st = pg_db_prepare(q->pg, "SELECT dest, single_until, retry_at, failures, coalesce(last_reply, '') "
+	st = pg_db_cached(q->pg, "SELECT dest, single_until, retry_at, failures, coalesce(last_reply, '') "
 	    "FROM destinations ORDER BY dest", error);
 	if (!st) {
 		g_ptr_array_unref(out);
@@ -247,7 +247,7 @@ queue_dest_list(Queue *q, GError **error)
 		    "\t%d\t%s", sqlite3_column_text(st, 0), (gint64)sqlite3_column_int64(st, 1),
 		    (gint64)sqlite3_column_int64(st, 2), sqlite3_column_int(st, 3),
 		    sqlite3_column_text(st, 4)));
-	sqlite3_finalize(st);
+	pg_db_done(st);
 	if (rc != SQLITE_DONE) {
 		g_ptr_array_unref(out);
 		pg_db_fail(q->pg, error, "cannot list destinations");

@@ -490,17 +490,25 @@ gboolean
 report_failed(Site *site, Queue *q, ReportStats *stats, GError **error)
 {
 	GPtrArray *envs = queue_failed(q, error);
-	gboolean batch;
+	gboolean batch, ok = TRUE;
 
 	if (!envs)
 		return FALSE;
 	/* Routing answers from one snapshot of the directory. */
 	batch = envs->len > 0 && dir_read_begin(site->dir, NULL);
-	for (guint i = 0; i < envs->len; i++)
+	/* Each report is queued in its own transaction, and many of those
+	 * are made durable by one commit (nothing leaves the queue here). */
+	ok = queue_batch_begin(q, error);
+	for (guint i = 0; ok && i < envs->len; i++) {
 		report_message(site, q, envs->pdata[i], stats);
+		if (queue_batch_full(q))
+			ok = queue_batch_commit(q, error) && queue_batch_begin(q, error);
+	}
+	if (ok)
+		rp_delayed(site, q, stats);
+	ok = queue_batch_commit(q, ok ? error : NULL) && ok;
 	if (batch)
 		dir_read_end(site->dir);
-	rp_delayed(site, q, stats);
 	g_ptr_array_unref(envs);
-	return TRUE;
+	return ok;
 }

@@ -259,18 +259,64 @@ run_clear(Run *run)
 }
 
 /* Route every message's new recipients, storing them 1000 messages at a time. */
+/* The route step's transactions (a report translated, the postmaster
+ * told, routes stored) are made durable a batch at a time: nothing leaves
+ * the queue before fan_out_all, which comes after the batch's commit. */
+static gboolean
+batch_begin(Run *run)
+{
+	GError *e = NULL;
+
+	if (queue_batch_begin(run->q, &e))
+		return TRUE;
+	pg_error(NULL, "run: %s", e->message);
+	g_error_free(e);
+	run->errors++;
+	return FALSE;   /* each transaction commits by itself, then */
+}
+
+/* Commit the batch holding what all[from .. to) and all[grown ..] (the
+ * reports it made) stored; if that fails, none of them is bundled now. */
+static void
+batch_commit(Run *run, GPtrArray *all, guint from, guint to, guint grown)
+{
+	GError *e = NULL;
+
+	if (queue_batch_commit(run->q, &e))
+		return;
+	pg_error(NULL, "run: storing what routing did for %u messages: %s", to - from +
+	    all->len - grown, e->message);
+	g_error_free(e);
+	run->errors++;
+	for (guint i = from; i < all->len; i++)
+		if (i < to || i >= grown)
+			g_hash_table_add(run->unstored, ((QueueEnvelope *)all->pdata[i])->qid);
+}
+
 static void
 route_all(Run *run, GPtrArray *all)
 {
+	guint from = 0, grown = all->len;
+	gboolean batch = !run->dry_run && batch_begin(run);
+
 	run->routing = all;
 	for (guint i = 0; i < all->len; i++) {
 		rn_route_message(run, all->pdata[i]);
 		if (run->to_store->len >= 1000)
 			rn_store_routes(run);
+		if (batch && queue_batch_full(run->q)) {
+			rn_store_routes(run);
+			batch_commit(run, all, from, i + 1, grown);
+			from = i + 1;
+			grown = all->len;
+			batch = batch_begin(run);
+		}
 		if (run->tty && !run->dry_run && (i + 1) % 1000 == 0)
 			fprintf(stderr, "\rrouting: %u of %u messages", i + 1, all->len);
 	}
 	rn_store_routes(run);
+	if (batch)
+		batch_commit(run, all, from, all->len, grown);
 	run->routing = NULL;
 }
 

@@ -264,6 +264,60 @@ out:
 	g_free(path);
 }
 
+/* A batch: the transactions in it are savepoints, one that rolls back
+ * takes only itself, and all of them last only with the batch's commit. */
+static void
+test_batch(void)
+{
+	char *path = new_path();
+	PgDbSpec spec = spec_of(two_steps, 2);
+	GError *e = NULL;
+	PgDb *db = pg_db_open(path, "b.db", RW, &spec, NULL, &e);
+	PgDb *other = pg_db_open(path, "b.db", RW, &spec, NULL, NULL);
+	static const char sql[] = "INSERT INTO a(x) VALUES(?)";
+	sqlite3_stmt *st, *again;
+
+	EXPECT(db && other, "open twice (%s)", e ? e->message : "");
+	if (!db || !other)
+		goto out;
+	st = pg_db_cached(db, sql, &e);
+	again = pg_db_cached(db, sql, &e);
+	EXPECT(st && st == again, "pg_db_cached gives the same statement back");
+	EXPECT(!pg_db_batch_full(db), "no batch: not full");
+	EXPECT(pg_db_batch_begin(db, &e), "batch begins");
+	for (int i = 1; i <= 3; i++) {
+		EXPECT(pg_db_begin(db, TRUE, &e), "begin %d in the batch", i);
+		sqlite3_bind_int(st, 1, i);
+		EXPECT(pg_db_run(db, st, &e, "insert"), "insert %d", i);
+		if (i == 2)
+			pg_db_rollback(db);
+		else
+			EXPECT(pg_db_commit(db, "test", &e), "commit %d in the batch", i);
+	}
+	EXPECT(!sqlite3_get_autocommit(pg_db_handle(db)), "the batch is still open");
+	EXPECT(int_of(other, "SELECT count(*) FROM a") == 0,
+	    "another connection sees nothing before the batch commits");
+	EXPECT(pg_db_batch_commit(db, "test batch", &e), "batch commits (%s)",
+	    e ? e->message : "");
+	EXPECT(int_of(other, "SELECT sum(x) FROM a") == 4,
+	    "then it sees 1 and 3, not the one rolled back (%d)",
+	    int_of(other, "SELECT sum(x) FROM a"));
+	EXPECT(sqlite3_get_autocommit(pg_db_handle(db)), "no transaction left open");
+	EXPECT(pg_db_batch_begin(db, &e), "a second batch");
+	for (int i = 0; i < 256; i++) {
+		pg_db_begin(db, TRUE, NULL);
+		pg_db_commit(db, "test", NULL);
+	}
+	EXPECT(pg_db_batch_full(db), "full after 256 transactions");
+	EXPECT(pg_db_batch_commit(db, "test batch", &e), "and commits");
+	EXPECT(pg_db_batch_commit(db, "test batch", &e), "no batch open: nothing to do");
+out:
+	pg_db_close(other);
+	pg_db_close(db);
+	g_clear_error(&e);
+	g_free(path);
+}
+
 static void
 test_bind_text(void)
 {
@@ -304,6 +358,7 @@ static const CuTest tests[] = {
 	{ "a file that does not open: the open code", test_open_fails },
 	{ "statement cache, savepoints, errors naming the file", test_statements_and_savepoints },
 	{ "bind text, a copy, NULL", test_bind_text },
+	{ "a batch of transactions, one commit; pg_db_cached", test_batch },
 	{ NULL, NULL }
 };
 
