@@ -194,20 +194,14 @@ pg_db_end(PgDb *db, GError **error)
 gboolean
 pg_db_commit(PgDb *db, const char *step, GError **error)
 {
-	if (db->batch && db->nest > 0) {
-		if (!pg_db_exec(db, "RELEASE " PG_DB_NEST, error)) {
-			pg_db_rollback(db);
-			return FALSE;
-		}
-		db->nest--;
-		db->batched++;
-		return TRUE;   /* durable with the batch: its commit is the step */
-	}
-	if (!pg_db_exec(db, "COMMIT", error)) {
+	gboolean nested = db->batch && db->nest > 0;
+
+	if (!pg_db_end(db, error)) {
 		pg_db_rollback(db);   /* a COMMIT that failed may leave it open */
 		return FALSE;
 	}
-	fault_step(step);
+	if (!nested)
+		fault_step(step);   /* in a batch: durable with pg_db_batch_commit */
 	return TRUE;
 }
 
